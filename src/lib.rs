@@ -1,0 +1,4 @@
+//! switchyard: a Kubernetes operator that converges preview environments, shared
+//! resources, repository dependency graphs, remote instances and bridge grants.
+
+pub mod api;
