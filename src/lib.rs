@@ -2,3 +2,5 @@
 //! resources, repository dependency graphs, remote instances and bridge grants.
 
 pub mod api;
+pub mod config;
+pub mod logic;

@@ -95,9 +95,17 @@ impl Assets {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(default_assets_dir);
-        let pick = |env: &str, name: &str| {
-            std::env::var_os(env)
-                .filter(|v| !v.is_empty())
+        Self::resolve(&dir, |env| std::env::var_os(env).filter(|v| !v.is_empty()))
+    }
+
+    /// Uses the binaries in `dir` only (no environment overrides); checks the required ones exist.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::resolve(dir, |_| None)
+    }
+
+    fn resolve(dir: &Path, env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self> {
+        let pick = |var: &str, name: &str| {
+            env(var)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| dir.join(name))
         };
@@ -142,7 +150,9 @@ pub fn default_assets_dir() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             home.join(".cache").join("switchyard")
         });
     cache.join(format!("k8s-{K8S_VERSION}")).join("bin")
@@ -286,7 +296,8 @@ impl ControlPlane {
     /// `kubectl` with `KUBECONFIG` pointing at this control plane (killed when dropped).
     pub fn kubectl(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.assets.kubectl);
-        cmd.env("KUBECONFIG", &self.kubeconfig_path).kill_on_drop(true);
+        cmd.env("KUBECONFIG", &self.kubeconfig_path)
+            .kill_on_drop(true);
         cmd
     }
 
@@ -335,7 +346,10 @@ impl ControlPlane {
             .collect();
         prefix.truncate(63 - suffix.len());
         let prefix = prefix.trim_matches('-');
-        let name = format!("{}{suffix}", if prefix.is_empty() { "test" } else { prefix });
+        let name = format!(
+            "{}{suffix}",
+            if prefix.is_empty() { "test" } else { prefix }
+        );
         self.create_namespace(&name).await?;
         Ok(name)
     }
@@ -414,7 +428,10 @@ impl std::fmt::Debug for ControlPlane {
         f.debug_struct("ControlPlane")
             .field("server_url", &self.server_url)
             .field("dir", &self.dir)
-            .field("pids", &self.procs.iter().map(Proc::pid).collect::<Vec<_>>())
+            .field(
+                "pids",
+                &self.procs.iter().map(Proc::pid).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -548,7 +565,10 @@ async fn boot(
     started: Instant,
 ) -> Result<Parts> {
     let deadline = started + options.start_timeout;
-    std::fs::write(dir.join(process::OWNER_FILE), std::process::id().to_string())?;
+    std::fs::write(
+        dir.join(process::OWNER_FILE),
+        std::process::id().to_string(),
+    )?;
     let pki = certs::generate(&dir.join("pki"))?;
 
     // Hold all ports until just before spawning, so they are distinct from each other and

@@ -55,7 +55,12 @@ pub(crate) struct Proc {
 impl Proc {
     /// Spawns `program args...` with stdout+stderr appended to `log`, arranged to receive
     /// SIGKILL when the test process dies.
-    pub fn spawn(name: &'static str, program: &Path, args: &[String], log: PathBuf) -> Result<Self> {
+    pub fn spawn(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        log: PathBuf,
+    ) -> Result<Self> {
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);

@@ -1,0 +1,423 @@
+//! The operator's configuration file (YAML, mounted from the chart's ConfigMap).
+//!
+//! Secrets are referenced, never inlined. [`Config::load`] parses and validates the
+//! whole file up front so a bad key stops `switchyard run` with a message naming it,
+//! instead of surfacing later inside a reconcile.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::shared_resource_claim::ResourceType;
+use crate::logic::duration;
+
+/// Why the config file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path} is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Defaults for Forge.
+    #[serde(default)]
+    pub forge: Option<ForgeConfig>,
+    /// Pools that SharedResourceClaims allocate from.
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+    /// GitHub integration.
+    #[serde(default)]
+    pub github: Option<GithubConfig>,
+    /// Controller tuning.
+    #[serde(default)]
+    pub controller: ControllerConfig,
+    /// Leader election.
+    #[serde(default)]
+    pub leader_election: LeaderElectionConfig,
+    /// HTTP server for metrics, health and webhooks.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// A Secret key in a given namespace (the operator's config is cluster-scoped).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespacedSecretKeyRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+/// Forge defaults.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForgeConfig {
+    /// API base URL.
+    #[serde(default = "default_forge_url")]
+    pub base_url: String,
+    /// Organization slug.
+    pub organization: String,
+    /// Token used when a PreviewEnvironment names none.
+    pub token_secret_ref: Option<NamespacedSecretKeyRef>,
+    /// Requests per minute allowed per token.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_minute: u32,
+    /// Base domain for `pr-<n>.<baseDomain>` when an environment names no domain.
+    pub base_domain: Option<String>,
+}
+
+fn default_forge_url() -> String {
+    "https://forge.laravel.com/api".into()
+}
+fn default_rate() -> u32 {
+    60
+}
+
+/// A pool of allocatable values.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Pool name, referenced by `spec.pool`.
+    pub name: String,
+    /// The resource type it hands out.
+    #[serde(rename = "type")]
+    pub type_: ResourceType,
+    /// Port: inclusive range.
+    pub range: Option<PortRange>,
+    /// Port: values never handed out.
+    #[serde(default)]
+    pub deny: Vec<u32>,
+    /// Port: dynamic (unrequested) claims take values from here up, so static
+    /// requests below it rarely collide.
+    pub dynamic_from: Option<u32>,
+    /// Domain: the base domain labels are allocated under.
+    pub base_domain: Option<String>,
+    /// RedisDatabase: Secret holding the Redis URL.
+    pub redis_url_secret_ref: Option<NamespacedSecretKeyRef>,
+    /// RedisDatabase: database numbers never handed out (0 is always reserved).
+    #[serde(default)]
+    pub reserved: Vec<u32>,
+    /// Database: Forge server id.
+    pub server_id: Option<i64>,
+    /// Database: name prefix.
+    pub prefix: Option<String>,
+    /// Volume and Network: the named resources and their capacity.
+    #[serde(default)]
+    pub resources: Vec<NamedResource>,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A named volume or network.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NamedResource {
+    pub name: String,
+    #[serde(default = "one")]
+    pub capacity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Who may trigger previews of fork pull requests.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ForkPolicy {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// GitHub integration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GithubConfig {
+    #[serde(default = "default_github_url")]
+    pub api_url: String,
+    pub token_secret_ref: NamespacedSecretKeyRef,
+    pub webhook_secret_ref: NamespacedSecretKeyRef,
+    #[serde(default)]
+    pub fork_policy: ForkPolicy,
+    /// Polling fallback for missed webhooks.
+    #[serde(default = "default_poll")]
+    pub poll_interval: String,
+}
+
+fn default_github_url() -> String {
+    "https://api.github.com".into()
+}
+fn default_poll() -> String {
+    "5m".into()
+}
+
+/// Controller tuning.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Reconciles running at once, per kind.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u16,
+    /// Requeue interval for Ready objects (drift detection).
+    #[serde(default = "default_requeue")]
+    pub requeue_interval: String,
+    /// Namespace to watch; all namespaces when absent.
+    pub namespace: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self { concurrency: default_concurrency(), requeue_interval: default_requeue(), namespace: None }
+    }
+}
+
+fn default_concurrency() -> u16 {
+    4
+}
+fn default_requeue() -> String {
+    "10m".into()
+}
+
+/// Leader election on a Lease.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// Namespace of the Lease; the pod's namespace (`POD_NAMESPACE`) when absent.
+    pub namespace: Option<String>,
+    /// How long a leader holds the Lease without renewing.
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration: String,
+    /// How often the leader renews and standbys retry.
+    #[serde(default = "default_retry_period")]
+    pub retry_period: String,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lease_name: default_lease_name(),
+            namespace: None,
+            lease_duration: default_lease_duration(),
+            retry_period: default_retry_period(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_lease_name() -> String {
+    "switchyard-leader".into()
+}
+fn default_lease_duration() -> String {
+    "15s".into()
+}
+fn default_retry_period() -> String {
+    "2s".into()
+}
+
+/// HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        Self::parse(&text, &display)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?
+        };
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { path: origin.to_string(), problems })
+        }
+    }
+
+    /// Every semantic problem, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check_duration = |key: &str, value: &str| {
+            if let Err(e) = duration::parse(value) {
+                out.push(format!("{key}: {e}"));
+            }
+        };
+        check_duration("controller.requeueInterval", &self.controller.requeue_interval);
+        check_duration("leaderElection.leaseDuration", &self.leader_election.lease_duration);
+        check_duration("leaderElection.retryPeriod", &self.leader_election.retry_period);
+        if let Some(gh) = &self.github {
+            check_duration("github.pollInterval", &gh.poll_interval);
+        }
+        if let (Ok(lease), Ok(retry)) = (
+            duration::parse(&self.leader_election.lease_duration),
+            duration::parse(&self.leader_election.retry_period),
+        ) && retry >= lease
+        {
+            out.push("leaderElection.retryPeriod: must be shorter than leaderElection.leaseDuration".into());
+        }
+        if self.controller.concurrency == 0 {
+            out.push("controller.concurrency: must be at least 1".into());
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            out.push(format!("server.listen: {:?} is not an address like 0.0.0.0:8080", self.server.listen));
+        }
+        if let Some(forge) = &self.forge {
+            if !forge.base_url.starts_with("http://") && !forge.base_url.starts_with("https://") {
+                out.push(format!("forge.baseUrl: {:?} must be an http(s) URL", forge.base_url));
+            }
+            if forge.organization.is_empty() {
+                out.push("forge.organization: must not be empty".into());
+            }
+            if forge.rate_limit_per_minute == 0 {
+                out.push("forge.rateLimitPerMinute: must be at least 1".into());
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            let key = format!("pools[{i}]");
+            if !names.insert(pool.name.as_str()) {
+                out.push(format!("{key}.name: duplicate pool name {:?}", pool.name));
+            }
+            if !is_dns_label(&pool.name) {
+                out.push(format!("{key}.name: {:?} must be a DNS label (lowercase letters, digits, '-')", pool.name));
+            }
+            out.extend(pool.problems(&key));
+        }
+        out
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// `controller.requeueInterval`, validated at load.
+    pub fn requeue_interval(&self) -> Duration {
+        duration::parse(&self.controller.requeue_interval).unwrap_or(Duration::from_secs(600))
+    }
+}
+
+impl PoolConfig {
+    fn problems(&self, key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut require = |present: bool, field: &str| {
+            if !present {
+                out.push(format!("{key}.{field}: required for a {:?} pool", self.type_));
+            }
+        };
+        match self.type_ {
+            ResourceType::Port => require(self.range.is_some(), "range"),
+            ResourceType::Domain => require(self.base_domain.is_some(), "baseDomain"),
+            ResourceType::RedisDatabase => require(self.redis_url_secret_ref.is_some(), "redisUrlSecretRef"),
+            ResourceType::Database => require(self.server_id.is_some(), "serverId"),
+            ResourceType::Volume | ResourceType::Network => require(!self.resources.is_empty(), "resources"),
+        }
+        if let Some(range) = self.range {
+            if range.start == 0 || range.end > 65535 || range.start > range.end {
+                out.push(format!("{key}.range: {}-{} must satisfy 1 <= start <= end <= 65535", range.start, range.end));
+            }
+            if let Some(from) = self.dynamic_from
+                && (from < range.start || from > range.end)
+            {
+                out.push(format!("{key}.dynamicFrom: {from} is outside range {}-{}", range.start, range.end));
+            }
+        }
+        for (j, r) in self.resources.iter().enumerate() {
+            if r.capacity == 0 {
+                out.push(format!("{key}.resources[{j}].capacity: must be at least 1"));
+            }
+        }
+        out
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "t").unwrap();
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.controller.concurrency, 4);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("controller:\n  concurency: 3\n", "t").unwrap_err().to_string();
+        assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn semantic_problems_name_their_keys() {
+        let text = r#"
+pools:
+  - name: ports
+    type: Port
+    range: {start: 9000, end: 8000}
+  - name: ports
+    type: RedisDatabase
+leaderElection:
+  leaseDuration: 2s
+  retryPeriod: 5s
+server:
+  listen: nowhere
+"#;
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        for key in ["pools[0].range", "pools[1].name", "pools[1].redisUrlSecretRef", "leaderElection.retryPeriod", "server.listen"] {
+            assert!(err.contains(key), "missing {key} in {err}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Pure, I/O-free code: every decision the controllers make, testable with plain values.
+
+pub mod duration;
