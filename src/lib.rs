@@ -4,3 +4,9 @@
 pub mod api;
 pub mod config;
 pub mod logic;
+pub mod controller;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;

@@ -37,6 +37,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config: _ } => todo!(),
+        Command::Run { config } => switchyard::runtime::main(config),
     }
 }
