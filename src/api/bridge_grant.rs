@@ -35,12 +35,12 @@ pub struct BridgeGrantSpec {
     pub target: String,
 
     /// Callers allowed, `code`, `code@tag` or `code@*` (any tag).
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 64), inner(length(max = 127)))]
     #[x_kube(validation = Rule::new("self.all(x, x.matches('^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(@([a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?|[*]))?$'))").message("each caller must be code, code@tag or code@*; '*' is allowed only as a whole tag"))]
     pub from: Vec<String>,
 
     /// Bridge commands the callers may run, or `*` for all.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 64), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new("self.all(x, x == '*' || x.matches('^[a-z][a-z0-9_.:-]{0,127}$'))").message("each command must be a lowercase name or '*'"))]
     pub commands: Vec<String>,
 

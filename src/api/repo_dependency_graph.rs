@@ -37,10 +37,10 @@ pub struct RepoDependencyGraphSpec {
     pub options: GraphOptions,
 }
 
-/// One repository and what it depends on.
+/// One repository and what it depends on. A repository that depends on itself is
+/// accepted and reported as a cycle, like any other.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.dependsOn.all(d, d.repository != self.name)").message("a repository cannot depend on itself").field_path(".dependsOn"))]
 pub struct Repository {
     /// Repository in `owner/name` form.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]

@@ -514,7 +514,8 @@ async fn start_once(
             let procs = std::mem::take(&mut procs.0);
             process::register(
                 id,
-                procs.iter().map(|p| p.pid() as i32).collect(),
+                // Killed in this order at exit: controller-manager, apiserver, etcd.
+                procs.iter().rev().map(|p| p.pid() as i32).collect(),
                 (!keep).then(|| dir.clone()),
             );
             let startup_time = started.elapsed();
@@ -591,12 +592,12 @@ async fn boot(
     let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
     let etcd_args = vec![
         format!("--data-dir={}", dir.join("etcd").display()),
-        "--name=default".into(),
+        "--name=testenv".into(),
         format!("--listen-client-urls={etcd_url}"),
         format!("--advertise-client-urls={etcd_url}"),
         format!("--listen-peer-urls={peer_url}"),
         format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster=default={peer_url}"),
+        format!("--initial-cluster=testenv={peer_url}"),
         "--unsafe-no-fsync=true".into(),
         "--log-level=warn".into(),
     ];
@@ -623,6 +624,10 @@ async fn boot(
         "--disable-admission-plugins=ServiceAccount".into(),
         "--service-cluster-ip-range=10.0.0.0/24".into(),
         "--allow-privileged=true".into(),
+        // The lease reconciler would try (and fail, every 10 s) to publish 127.0.0.1 as the
+        // `default/kubernetes` endpoint; loopback addresses are invalid there, and nothing
+        // in-cluster needs it.
+        "--endpoint-reconciler-type=none".into(),
         format!("--service-account-issuer={server_url}"),
         format!("--service-account-key-file={}", pki.sa_pub_file.display()),
         format!(
