@@ -95,7 +95,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity);
     let shutdown = stopped(stop_rx.clone()).boxed().shared();
-    let controllers = futures::future::join_all(controller::all(ctx, shutdown.clone()));
+    // Controllers drain and return on shutdown; with none registered the manager idles until then.
+    let controllers = futures::future::join(futures::future::join_all(controller::all(ctx, shutdown.clone())), shutdown);
     let lost = async {
         let _ = leading_rx.wait_for(|leading| !*leading).await;
     };
