@@ -11,8 +11,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -83,7 +83,10 @@ pub async fn run(
                         .is_some_and(|(_, at)| at.elapsed() >= settings.lease_duration.mul_f32(0.8))
                 {
                     leading.send_replace(false);
-                    return Err(LeaderError::RenewFailed { lease: settings.lease_name.clone(), source: e });
+                    return Err(LeaderError::RenewFailed {
+                        lease: settings.lease_name.clone(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -108,7 +111,10 @@ async fn round(
     let now = MicroTime(Timestamp::now());
     let Some(lease) = api.get_opt(&s.lease_name).await? else {
         let lease = Lease {
-            metadata: ObjectMeta { name: Some(s.lease_name.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(s.lease_name.clone()),
+                ..Default::default()
+            },
             spec: Some(held_spec(s, now.clone(), now, 0)),
         };
         return match api.create(&PostParams::default(), &lease).await {
@@ -139,10 +145,17 @@ async fn round(
         }
     }
     let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!we_hold);
-    let acquire = if we_hold { spec.acquire_time.clone().unwrap_or_else(|| now.clone()) } else { now.clone() };
+    let acquire = if we_hold {
+        spec.acquire_time.clone().unwrap_or_else(|| now.clone())
+    } else {
+        now.clone()
+    };
     let mut updated = lease.clone();
     updated.spec = Some(held_spec(s, acquire, now, transitions));
-    match api.replace(&s.lease_name, &PostParams::default(), &updated).await {
+    match api
+        .replace(&s.lease_name, &PostParams::default(), &updated)
+        .await
+    {
         Ok(replaced) => {
             *observed = Some((record_key(&replaced), Instant::now()));
             Ok(Round::Leading)
@@ -153,7 +166,12 @@ async fn round(
     }
 }
 
-fn held_spec(s: &LeaderElection, acquire: MicroTime, renew: MicroTime, transitions: i32) -> LeaseSpec {
+fn held_spec(
+    s: &LeaderElection,
+    acquire: MicroTime,
+    renew: MicroTime,
+    transitions: i32,
+) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(s.identity.clone()),
         lease_duration_seconds: Some(s.lease_duration.as_secs().max(1) as i32),
@@ -172,14 +190,21 @@ fn record_key(lease: &Lease) -> String {
 /// Hands the Lease over at once on graceful shutdown, so a standby need not wait
 /// for it to expire.
 async fn release(api: &Api<Lease>, s: &LeaderElection) {
-    let Ok(Some(mut lease)) = api.get_opt(&s.lease_name).await else { return };
-    let Some(spec) = lease.spec.as_mut() else { return };
+    let Ok(Some(mut lease)) = api.get_opt(&s.lease_name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
     if spec.holder_identity.as_deref() != Some(s.identity.as_str()) {
         return;
     }
     spec.holder_identity = None;
     spec.lease_duration_seconds = Some(1);
-    match api.replace(&s.lease_name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&s.lease_name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => info!(lease = %s.lease_name, "released leadership"),
         Err(e) => warn!(error = %e, "could not release the lease; it will expire"),
     }

@@ -3,9 +3,9 @@
 
 pub mod api;
 pub mod config;
-pub mod logic;
 pub mod controller;
 pub mod leader;
+pub mod logic;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Kubernetes operator for preview environments and shared platform resources")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Kubernetes operator for preview environments and shared platform resources"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

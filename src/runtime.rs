@@ -31,7 +31,10 @@ pub fn main(config_path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -70,14 +73,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let elector = if config.leader_election.enabled {
         let le = &config.leader_election;
         let settings = LeaderElection {
-            namespace: le.namespace.clone().or_else(|| std::env::var("POD_NAMESPACE").ok()).unwrap_or_else(|| "default".into()),
+            namespace: le
+                .namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".into()),
             lease_name: le.lease_name.clone(),
             identity: identity.clone(),
             lease_duration: duration::parse(&le.lease_duration).map_err(anyhow::Error::msg)?,
             retry_period: duration::parse(&le.retry_period).map_err(anyhow::Error::msg)?,
         };
         info!(lease = %settings.lease_name, namespace = %settings.namespace, %identity, "waiting for leadership");
-        Some(tokio::spawn(leader::run(client.clone(), settings, leading_tx, stop_rx.clone())))
+        Some(tokio::spawn(leader::run(
+            client.clone(),
+            settings,
+            leading_tx,
+            stop_rx.clone(),
+        )))
     } else {
         warn!("leader election disabled: run a single replica");
         None
@@ -96,7 +108,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity);
     let shutdown = stopped(stop_rx.clone()).boxed().shared();
     // Controllers drain and return on shutdown; with none registered the manager idles until then.
-    let controllers = futures::future::join(futures::future::join_all(controller::all(ctx, shutdown.clone())), shutdown);
+    let controllers = futures::future::join(
+        futures::future::join_all(controller::all(ctx, shutdown.clone())),
+        shutdown,
+    );
     let lost = async {
         let _ = leading_rx.wait_for(|leading| !*leading).await;
     };
@@ -129,7 +144,10 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 async fn forward_signals(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         error!("cannot install signal handlers");
         return;
     };
@@ -144,7 +162,10 @@ async fn forward_signals(stop: watch::Sender<bool>) {
 /// never start watching a resource the apiserver does not serve yet.
 async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names: Vec<String> = api::all_crds().into_iter().filter_map(|c| c.metadata.name).collect();
+    let names: Vec<String> = api::all_crds()
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     loop {
         let mut missing = Vec::new();
         for name in &names {

@@ -20,10 +20,23 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> Arc<Self> {
-        let reporter = Reporter { controller: "switchyard".into(), instance: Some(instance) };
+    pub fn new(
+        client: Client,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        instance: String,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "switchyard".into(),
+            instance: Some(instance),
+        };
         let recorder = Recorder::new(client.clone(), reporter);
-        Arc::new(Self { client, config, metrics, recorder })
+        Arc::new(Self {
+            client,
+            config,
+            metrics,
+            recorder,
+        })
     }
 
     /// How long a Ready object waits before the next drift check.
@@ -39,7 +52,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     /// The spec cannot be acted on until the user changes it.
     #[error("{message}")]
-    Invalid { reason: &'static str, message: String },
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
@@ -59,6 +75,9 @@ impl Error {
 
 /// The controllers `switchyard run` starts once it leads; each future runs until
 /// `shutdown` resolves and then drains in-flight reconciles.
-pub fn all(_ctx: Arc<Context>, _shutdown: futures::future::Shared<BoxFuture<'static, ()>>) -> Vec<BoxFuture<'static, ()>> {
+pub fn all(
+    _ctx: Arc<Context>,
+    _shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
+) -> Vec<BoxFuture<'static, ()>> {
     Vec::new()
 }
