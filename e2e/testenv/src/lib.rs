@@ -537,12 +537,14 @@ async fn start_once(
             let logs = procs.logs();
             let port_conflict = logs.contains("address already in use");
             drop(procs);
-            if keep_dirs() {
-                eprintln!("switchyard-testenv: keeping {}", tempdir.keep().display());
-            }
+            let kept = if keep_dirs() {
+                format!("(kept {})", tempdir.keep().display())
+            } else {
+                "(the directory has been removed; set SWITCHYARD_TESTENV_KEEP=1 to keep it)".into()
+            };
             Err(StartFailure {
                 error: anyhow!(
-                    "starting the test control plane failed after {:.1?}: {e:#}\n{logs}",
+                    "starting the test control plane failed after {:.1?}: {e:#}\n{logs}\n{kept}",
                     started.elapsed()
                 ),
                 port_conflict,
@@ -652,7 +654,7 @@ async fn boot(
         .context("building kube config")?;
     let client = kube::Client::try_from(config.clone()).context("building kube client")?;
     wait_ready(procs, "kube-apiserver", deadline, || {
-        get_ok(client.clone(), "/readyz")
+        apiserver_ready(client.clone())
     })
     .await?;
 
@@ -754,6 +756,17 @@ async fn etcd_healthy(port: u16) -> Result<()> {
     } else {
         bail!("etcd /health: {}", resp.trim())
     }
+}
+
+/// `/readyz` is ok and the `default` namespace (created asynchronously by the apiserver's
+/// system-namespaces controller) exists, so tests can use it right away.
+async fn apiserver_ready(client: kube::Client) -> Result<()> {
+    get_ok(client.clone(), "/readyz").await?;
+    Api::<Namespace>::all(client)
+        .get("default")
+        .await
+        .context("namespace `default`")?;
+    Ok(())
 }
 
 async fn get_ok(client: kube::Client, path: &str) -> Result<()> {
