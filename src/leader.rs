@@ -78,15 +78,10 @@ pub async fn run(
                 // before another replica may take over.
                 warn!(error = %e, "leader election round failed");
                 if was_leading
-                    && observed
-                        .as_ref()
-                        .is_some_and(|(_, at)| at.elapsed() >= settings.lease_duration.mul_f32(0.8))
+                    && observed.as_ref().is_some_and(|(_, at)| at.elapsed() >= settings.lease_duration.mul_f32(0.8))
                 {
                     leading.send_replace(false);
-                    return Err(LeaderError::RenewFailed {
-                        lease: settings.lease_name.clone(),
-                        source: e,
-                    });
+                    return Err(LeaderError::RenewFailed { lease: settings.lease_name.clone(), source: e });
                 }
             }
         }
@@ -111,10 +106,7 @@ async fn round(
     let now = MicroTime(Timestamp::now());
     let Some(lease) = api.get_opt(&s.lease_name).await? else {
         let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(s.lease_name.clone()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(s.lease_name.clone()), ..Default::default() },
             spec: Some(held_spec(s, now.clone(), now, 0)),
         };
         return match api.create(&PostParams::default(), &lease).await {
@@ -145,17 +137,10 @@ async fn round(
         }
     }
     let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!we_hold);
-    let acquire = if we_hold {
-        spec.acquire_time.clone().unwrap_or_else(|| now.clone())
-    } else {
-        now.clone()
-    };
+    let acquire = if we_hold { spec.acquire_time.clone().unwrap_or_else(|| now.clone()) } else { now.clone() };
     let mut updated = lease.clone();
     updated.spec = Some(held_spec(s, acquire, now, transitions));
-    match api
-        .replace(&s.lease_name, &PostParams::default(), &updated)
-        .await
-    {
+    match api.replace(&s.lease_name, &PostParams::default(), &updated).await {
         Ok(replaced) => {
             *observed = Some((record_key(&replaced), Instant::now()));
             Ok(Round::Leading)
@@ -166,12 +151,7 @@ async fn round(
     }
 }
 
-fn held_spec(
-    s: &LeaderElection,
-    acquire: MicroTime,
-    renew: MicroTime,
-    transitions: i32,
-) -> LeaseSpec {
+fn held_spec(s: &LeaderElection, acquire: MicroTime, renew: MicroTime, transitions: i32) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(s.identity.clone()),
         lease_duration_seconds: Some(s.lease_duration.as_secs().max(1) as i32),
@@ -201,10 +181,7 @@ async fn release(api: &Api<Lease>, s: &LeaderElection) {
     }
     spec.holder_identity = None;
     spec.lease_duration_seconds = Some(1);
-    match api
-        .replace(&s.lease_name, &PostParams::default(), &lease)
-        .await
-    {
+    match api.replace(&s.lease_name, &PostParams::default(), &lease).await {
         Ok(_) => info!(lease = %s.lease_name, "released leadership"),
         Err(e) => warn!(error = %e, "could not release the lease; it will expire"),
     }

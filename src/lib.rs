@@ -2,6 +2,7 @@
 //! resources, repository dependency graphs, remote instances and bridge grants.
 
 pub mod api;
+pub mod backends;
 pub mod config;
 pub mod controller;
 pub mod leader;

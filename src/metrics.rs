@@ -38,46 +38,22 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("switchyard");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by kind and result",
-            reconciles.clone(),
-        );
+        registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 14))
         });
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by kind",
-            reconcile_duration.clone(),
-        );
+        registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease",
-            leader.clone(),
-        );
-        Self {
-            registry,
-            reconciles,
-            reconcile_duration,
-            leader,
-        }
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        Self { registry, reconciles, reconcile_duration, leader }
     }
 }
 
 impl Metrics {
     /// Records one reconcile of `kind` that ended with `result` after `elapsed`.
     pub fn observe_reconcile(&self, kind: &str, result: &str, elapsed: Duration) {
-        self.reconciles
-            .get_or_create(&ReconcileLabels {
-                kind: kind.into(),
-                result: result.into(),
-            })
-            .inc();
-        self.reconcile_duration
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .observe(elapsed.as_secs_f64());
+        self.reconciles.get_or_create(&ReconcileLabels { kind: kind.into(), result: result.into() }).inc();
+        self.reconcile_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(elapsed.as_secs_f64());
     }
 
     /// The registry in the Prometheus text format.

@@ -31,10 +31,7 @@ pub fn main(config_path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -73,23 +70,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let elector = if config.leader_election.enabled {
         let le = &config.leader_election;
         let settings = LeaderElection {
-            namespace: le
-                .namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or_else(|| "default".into()),
+            namespace: le.namespace.clone().unwrap_or_else(|| config.system_namespace()),
             lease_name: le.lease_name.clone(),
             identity: identity.clone(),
             lease_duration: duration::parse(&le.lease_duration).map_err(anyhow::Error::msg)?,
             retry_period: duration::parse(&le.retry_period).map_err(anyhow::Error::msg)?,
         };
         info!(lease = %settings.lease_name, namespace = %settings.namespace, %identity, "waiting for leadership");
-        Some(tokio::spawn(leader::run(
-            client.clone(),
-            settings,
-            leading_tx,
-            stop_rx.clone(),
-        )))
+        Some(tokio::spawn(leader::run(client.clone(), settings, leading_tx, stop_rx.clone())))
     } else {
         warn!("leader election disabled: run a single replica");
         None
@@ -108,10 +96,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity);
     let shutdown = stopped(stop_rx.clone()).boxed().shared();
     // Controllers drain and return on shutdown; with none registered the manager idles until then.
-    let controllers = futures::future::join(
-        futures::future::join_all(controller::all(ctx, shutdown.clone())),
-        shutdown,
-    );
+    let controllers =
+        futures::future::join(futures::future::join_all(controller::all(ctx, shutdown.clone())), shutdown);
     let lost = async {
         let _ = leading_rx.wait_for(|leading| !*leading).await;
     };
@@ -144,10 +130,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 async fn forward_signals(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         error!("cannot install signal handlers");
         return;
     };
@@ -162,10 +145,7 @@ async fn forward_signals(stop: watch::Sender<bool>) {
 /// never start watching a resource the apiserver does not serve yet.
 async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names: Vec<String> = api::all_crds()
-        .into_iter()
-        .filter_map(|c| c.metadata.name)
-        .collect();
+    let names: Vec<String> = api::all_crds().into_iter().filter_map(|c| c.metadata.name).collect();
     loop {
         let mut missing = Vec::new();
         for name in &names {
@@ -190,8 +170,6 @@ async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
 
 /// This replica's leader-election identity: the pod name when running in a pod.
 fn identity() -> String {
-    let base = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "switchyard".into());
+    let base = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")).unwrap_or_else(|_| "switchyard".into());
     format!("{base}-{:08x}", rand::random::<u32>())
 }

@@ -22,10 +22,7 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self {
-            metrics,
-            ready: AtomicBool::new(false),
-        })
+        Arc::new(Self { metrics, ready: AtomicBool::new(false) })
     }
 }
 
@@ -39,23 +36,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
 async fn readyz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ok")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for CRDs to be Established",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs to be Established")
     }
 }
 

@@ -8,22 +8,12 @@ use switchyard_testenv::ControlPlane;
 use tokio::io::AsyncWriteExt;
 
 fn chart_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("charts/switchyard")
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/switchyard").display().to_string()
 }
 
 async fn render(cp: &ControlPlane, ns: &str, extra: &[&str]) -> std::process::Output {
     cp.helm()
-        .args([
-            "template",
-            "switchyard",
-            &chart_dir(),
-            "--namespace",
-            ns,
-            "--include-crds",
-        ])
+        .args(["template", "switchyard", &chart_dir(), "--namespace", ns, "--include-crds"])
         .args(["--kube-version", switchyard_testenv::K8S_VERSION])
         .args(extra)
         .output()
@@ -34,16 +24,9 @@ async fn render(cp: &ControlPlane, ns: &str, extra: &[&str]) -> std::process::Ou
 #[tokio::test]
 async fn rendered_chart_is_accepted_by_the_apiserver() {
     let cp = ControlPlane::shared().await.expect("control plane");
-    let ns = cp
-        .create_unique_namespace("chart")
-        .await
-        .expect("namespace");
+    let ns = cp.create_unique_namespace("chart").await.expect("namespace");
     let rendered = render(cp, &ns, &[]).await;
-    assert!(
-        rendered.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
+    assert!(rendered.status.success(), "helm template: {}", String::from_utf8_lossy(&rendered.stderr));
     let manifests = String::from_utf8(rendered.stdout).expect("utf-8");
     for kind in [
         "CustomResourceDefinition",
@@ -55,59 +38,32 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
         "Service",
         "ConfigMap",
     ] {
-        assert!(
-            manifests.contains(&format!("kind: {kind}\n")),
-            "chart renders no {kind}"
-        );
+        assert!(manifests.contains(&format!("kind: {kind}\n")), "chart renders no {kind}");
     }
 
     let mut apply = cp
         .kubectl()
-        .args([
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--dry-run=server",
-            "-f",
-            "-",
-        ])
+        .args(["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl runs");
     let mut stdin = apply.stdin.take().expect("stdin");
-    stdin
-        .write_all(manifests.as_bytes())
-        .await
-        .expect("write manifests");
+    stdin.write_all(manifests.as_bytes()).await.expect("write manifests");
     drop(stdin);
     let out = apply.wait_with_output().await.expect("kubectl finishes");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "apply failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("deployment.apps/switchyard serverside-applied (server dry run)"),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "apply failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("deployment.apps/switchyard serverside-applied (server dry run)"), "{stdout}");
 }
 
 #[tokio::test]
 async fn values_schema_rejects_bad_values() {
     let cp = ControlPlane::shared().await.expect("control plane");
-    for bad in [
-        ["--set", "replicaCount=0"],
-        ["--set", "image.pullPolicy=Sometimes"],
-        ["--set", "surprise=1"],
-    ] {
+    for bad in [["--set", "replicaCount=0"], ["--set", "image.pullPolicy=Sometimes"], ["--set", "surprise=1"]] {
         let out = render(cp, "default", &bad).await;
         assert!(!out.status.success(), "{bad:?} was accepted");
-        assert!(
-            String::from_utf8_lossy(&out.stderr)
-                .contains("values don't meet the specifications of the schema")
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("values don't meet the specifications of the schema"));
     }
 }

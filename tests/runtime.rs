@@ -1,140 +1,53 @@
 //! `switchyard run` as a real process against a real apiserver: readiness, the
 //! leader Lease, metrics, standby, clean SIGTERM, and config errors.
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
+use support::Operator;
 use switchyard::api;
 use switchyard_testenv::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running `switchyard run`, killed on drop if the test did not stop it.
-struct Operator {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Operator {
-    fn start(cp: &ControlPlane, lease_namespace: &str) -> Self {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("config.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "server:\n  listen: 127.0.0.1:{port}\nleaderElection:\n  namespace: {lease_namespace}\n  leaseDuration: 4s\n  retryPeriod: 500ms\n"
-            ),
-        )
-        .expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("KUBECONFIG", cp.kubeconfig_path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("operator.log")).expect("log file"))
-            .spawn()
-            .expect("spawn switchyard");
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port))
-            .await
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    fn sigterm(&self) {
-        // SAFETY: sending a signal to our own child by pid has no memory effects.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-    }
-
-    async fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_for(TIMEOUT, "operator to exit", || {
-            let status = self.child.try_wait().ok().flatten();
-            async move { status }
-        })
-        .await
-        .expect("operator exits")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("operator.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 async fn lease_holder(cp: &ControlPlane, ns: &str) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(cp.client(), ns);
-    leases
-        .get_opt("switchyard-leader")
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
+    leases.get_opt("switchyard-leader").await.ok().flatten()?.spec?.holder_identity
 }
 
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 #[tokio::test]
 async fn run_leads_serves_metrics_stands_by_and_stops_on_sigterm() {
     let cp = ControlPlane::shared().await.expect("control plane");
     cp.apply_crds(&api::all_crds()).await.expect("CRDs");
-    let ns = cp
-        .create_unique_namespace("leader")
-        .await
-        .expect("namespace");
+    let ns = cp.create_unique_namespace("leader").await.expect("namespace");
 
-    let mut first = Operator::start(cp, &ns);
-    wait_for(TIMEOUT, "first replica /readyz", || async {
-        first.get("/readyz").await.is_some_and(|(s, _)| s == 200)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", first.log()));
-    let holder = wait_for(TIMEOUT, "the Lease to be held", || lease_holder(cp, &ns))
+    let config = |port: u16| {
+        format!(
+            "server:\n  listen: 127.0.0.1:{port}\nleaderElection:\n  namespace: {ns}\n  leaseDuration: 4s\n  retryPeriod: 500ms\n"
+        )
+    };
+    let mut first = Operator::start(cp, config);
+    wait_for(TIMEOUT, "first replica /readyz", || async { first.get("/readyz").await.is_some_and(|(s, _)| s == 200) })
         .await
-        .expect("lease");
+        .unwrap_or_else(|e| panic!("{e}\n{}", first.log()));
+    let holder = wait_for(TIMEOUT, "the Lease to be held", || lease_holder(cp, &ns)).await.expect("lease");
     wait_for(TIMEOUT, "first replica to report leadership", || async {
-        first
-            .get("/metrics")
-            .await
-            .and_then(|(_, m)| metric(&m, "switchyard_leader"))
-            == Some(1.0)
+        first.get("/metrics").await.and_then(|(_, m)| metric(&m, "switchyard_leader")) == Some(1.0)
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", first.log()));
     assert_eq!(first.get("/healthz").await.map(|(s, _)| s), Some(200));
 
-    let mut second = Operator::start(cp, &ns);
+    let mut second = Operator::start(cp, config);
     wait_for(TIMEOUT, "second replica /readyz", || async {
         second.get("/readyz").await.is_some_and(|(s, _)| s == 200)
     })
@@ -147,12 +60,7 @@ async fn run_leads_serves_metrics_stands_by_and_stops_on_sigterm() {
         let renewed = wait_for(TIMEOUT, "a Lease renewal", || {
             let (leases, last) = (leases.clone(), last.clone());
             async move {
-                let rv = leases
-                    .get("switchyard-leader")
-                    .await
-                    .ok()?
-                    .metadata
-                    .resource_version;
+                let rv = leases.get("switchyard-leader").await.ok()?.metadata.resource_version;
                 rv.filter(|rv| Some(rv) != last.as_ref())
             }
         })
@@ -160,47 +68,22 @@ async fn run_leads_serves_metrics_stands_by_and_stops_on_sigterm() {
         .expect("lease renewed");
         last = Some(renewed);
     }
-    assert_eq!(
-        lease_holder(cp, &ns).await.as_deref(),
-        Some(holder.as_str()),
-        "leader changed while healthy"
-    );
-    let standby_metrics = second
-        .get("/metrics")
-        .await
-        .expect("standby serves /metrics")
-        .1;
-    assert_eq!(
-        metric(&standby_metrics, "switchyard_leader"),
-        Some(0.0),
-        "standby claims leadership"
-    );
+    assert_eq!(lease_holder(cp, &ns).await.as_deref(), Some(holder.as_str()), "leader changed while healthy");
+    let standby_metrics = second.get("/metrics").await.expect("standby serves /metrics").1;
+    assert_eq!(metric(&standby_metrics, "switchyard_leader"), Some(0.0), "standby claims leadership");
 
     first.sigterm();
     let status = first.wait_exit().await;
-    assert!(
-        status.success(),
-        "SIGTERM exit was {status:?}\n{}",
-        first.log()
-    );
-    assert!(
-        first.log().contains("released leadership"),
-        "{}",
-        first.log()
-    );
+    assert!(status.success(), "SIGTERM exit was {status:?}\n{}", first.log());
+    assert!(first.log().contains("released leadership"), "{}", first.log());
 
     // The released Lease goes to the standby without waiting for expiry.
-    let new_holder = wait_for(TIMEOUT, "standby to take over", || async {
-        lease_holder(cp, &ns).await.filter(|h| *h != holder)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", second.log()));
-    wait_for(TIMEOUT, "standby to report leadership", || async {
-        second
-            .get("/metrics")
+    let new_holder =
+        wait_for(TIMEOUT, "standby to take over", || async { lease_holder(cp, &ns).await.filter(|h| *h != holder) })
             .await
-            .and_then(|(_, m)| metric(&m, "switchyard_leader"))
-            == Some(1.0)
+            .unwrap_or_else(|e| panic!("{e}\n{}", second.log()));
+    wait_for(TIMEOUT, "standby to report leadership", || async {
+        second.get("/metrics").await.and_then(|(_, m)| metric(&m, "switchyard_leader")) == Some(1.0)
     })
     .await
     .expect("standby leads");
@@ -215,14 +98,8 @@ fn bad_config_exits_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [
         ("controller:\n  concurrency: 0\n", "controller.concurrency"),
-        (
-            "leaderElection:\n  leaseDuration: soon\n",
-            "leaderElection.leaseDuration",
-        ),
-        (
-            "pools:\n  - name: ports\n    type: Port\n",
-            "pools[0].range",
-        ),
+        ("leaderElection:\n  leaseDuration: soon\n", "leaderElection.leaseDuration"),
+        ("pools:\n  - name: ports\n    type: Port\n", "pools[0].range"),
         ("server:\n  lisen: 0.0.0.0:1\n", "lisen"),
     ];
     for (i, (text, key)) in cases.iter().enumerate() {
@@ -236,10 +113,7 @@ fn bad_config_exits_non_zero_naming_the_key() {
             .expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
-        assert!(
-            stderr.contains(key),
-            "message does not name {key}: {stderr}"
-        );
+        assert!(stderr.contains(key), "message does not name {key}: {stderr}");
     }
     let missing = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["run", "--config"])

@@ -20,27 +20,11 @@ use std::collections::BTreeMap;
     shortname = "bg",
     category = "switchyard",
     doc = "Permission for caller instances to call named bridge commands of a target instance, with a rotated shared secret.",
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.target"),
-    printcolumn(
-        name = "Secret-Version",
-        type_ = "integer",
-        json_path = ".status.secretVersion"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Secret-Version", type_ = "integer", json_path = ".status.secretVersion"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BridgeGrantSpec {
@@ -70,10 +54,7 @@ pub struct BridgeGrantSpec {
     pub bridge_path: String,
 
     /// Name of the allowlist ConfigMap the target mounts; default `bridge-allowlist-<target code>`.
-    #[schemars(
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
-        length(max = 253)
-    )]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
     pub allowlist_config_map: Option<String>,
 
     /// Optionally, a NetworkPolicy letting the callers' pods reach the target's bridge port.
@@ -102,10 +83,7 @@ pub struct SecretRotation {
 
 impl Default for SecretRotation {
     fn default() -> Self {
-        Self {
-            rotation_interval: default_rotation(),
-            overlap: default_overlap(),
-        }
+        Self { rotation_interval: default_rotation(), overlap: default_overlap() }
     }
 }
 

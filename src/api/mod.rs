@@ -18,15 +18,9 @@ pub mod shared_resource_claim;
 
 pub use branch::{Branch, BranchSpec, BranchStatus};
 pub use bridge_grant::{BridgeGrant, BridgeGrantSpec, BridgeGrantStatus};
-pub use preview_environment::{
-    PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus,
-};
-pub use repo_dependency_graph::{
-    RepoDependencyGraph, RepoDependencyGraphSpec, RepoDependencyGraphStatus,
-};
-pub use shared_resource_claim::{
-    SharedResourceClaim, SharedResourceClaimSpec, SharedResourceClaimStatus,
-};
+pub use preview_environment::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus};
+pub use repo_dependency_graph::{RepoDependencyGraph, RepoDependencyGraphSpec, RepoDependencyGraphStatus};
+pub use shared_resource_claim::{SharedResourceClaim, SharedResourceClaimSpec, SharedResourceClaimStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{CustomResourceExt, KubeSchema};

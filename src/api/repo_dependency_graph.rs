@@ -20,28 +20,12 @@ use serde_with::skip_serializing_none;
     shortname = "rdg",
     category = "switchyard",
     doc = "Repositories and their dependencies, analysed into a deployment order, parallel phases and cycles.",
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    ),
-    printcolumn(
-        name = "Repositories",
-        type_ = "integer",
-        json_path = ".status.repositoryCount"
-    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Repositories", type_ = "integer", json_path = ".status.repositoryCount"),
     printcolumn(name = "Phases", type_ = "integer", json_path = ".status.phaseCount"),
     printcolumn(name = "Cycles", type_ = "integer", json_path = ".status.cycleCount"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RepoDependencyGraphSpec {
@@ -139,10 +123,7 @@ pub struct GraphOptions {
 
 impl Default for GraphOptions {
     fn default() -> Self {
-        Self {
-            max_depth: None,
-            allow_parallel: true,
-        }
+        Self { max_depth: None, allow_parallel: true }
     }
 }
 
@@ -212,9 +193,7 @@ pub struct RepositoryStatus {
 }
 
 /// An edge `from` depends on `to`.
-#[derive(
-    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, KubeSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeStatus {
     /// The dependent repository.

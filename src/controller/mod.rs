@@ -1,12 +1,16 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod shared_resource_claim;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -20,23 +24,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        config: Arc<Config>,
-        metrics: Arc<Metrics>,
-        instance: String,
-    ) -> Arc<Self> {
-        let reporter = Reporter {
-            controller: "switchyard".into(),
-            instance: Some(instance),
-        };
+    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> Arc<Self> {
+        let reporter = Reporter { controller: "switchyard".into(), instance: Some(instance) };
         let recorder = Recorder::new(client.clone(), reporter);
-        Arc::new(Self {
-            client,
-            config,
-            metrics,
-            recorder,
-        })
+        Arc::new(Self { client, config, metrics, recorder })
     }
 
     /// How long a Ready object waits before the next drift check.
@@ -52,16 +43,21 @@ pub enum Error {
     Kube(#[from] kube::Error),
     /// The spec cannot be acted on until the user changes it.
     #[error("{message}")]
-    Invalid {
-        reason: &'static str,
-        message: String,
-    },
+    Invalid { reason: &'static str, message: String },
+    /// An external system failed; retried with backoff.
+    #[error(transparent)]
+    Backend(#[from] crate::backends::BackendError),
+    /// Not an error: waiting on something outside this object (retried quietly).
+    #[error("{0}")]
+    Waiting(String),
+    #[error("finalizer: {0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
     /// Whether retrying without a user change can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Kube(_))
+        !matches!(self, Error::Invalid { .. })
     }
 
     /// A stable, low-cardinality label for metrics and Event reasons.
@@ -69,15 +65,91 @@ impl Error {
         match self {
             Error::Kube(_) => "KubeError",
             Error::Invalid { reason, .. } => reason,
+            Error::Backend(_) => "BackendError",
+            Error::Waiting(_) => "Waiting",
+            Error::Finalizer(_) => "FinalizerError",
         }
     }
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner,
+            other => Error::Finalizer(Box::new(other)),
+        }
+    }
+}
+
+/// Backoff for a failed reconcile: retryable errors come back soon, with jitter so
+/// a burst of failures does not return as a burst.
+pub fn retry_after(error: &Error) -> Duration {
+    let base: u64 = match error {
+        Error::Waiting(_) => 5,
+        Error::Invalid { .. } => 300,
+        _ => 10,
+    };
+    Duration::from_millis(base * 1000 + rand::random_range(0..base * 200))
+}
+
+/// Logs what the controller machinery (watches, queue) reports; reconcile errors
+/// are logged by each error policy.
+pub fn log_controller_error<E1, E2>(kind: &str, error: &kube::runtime::controller::Error<E1, E2>)
+where
+    E1: std::error::Error,
+    E2: std::error::Error,
+{
+    use kube::runtime::controller::Error as C;
+    match error {
+        C::ReconcilerFailed(..) => {}
+        other => tracing::warn!(kind, error = %other, "controller error"),
+    }
+}
+
+/// Publishes an Event about `obj`. A failure to publish is logged and otherwise
+/// ignored: Events are for humans and must not fail a reconcile.
+pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an Event");
+    }
+}
+
+/// Server-side-applies `status` to `obj`'s status subresource as `manager`,
+/// unless it equals what the object already shows.
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+    manager: &str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
 }
 
 /// The controllers `switchyard run` starts once it leads; each future runs until
 /// `shutdown` resolves and then drains in-flight reconciles.
 pub fn all(
-    _ctx: Arc<Context>,
-    _shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
+    ctx: Arc<Context>,
+    shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
-    Vec::new()
+    let system_namespace = ctx.config.system_namespace();
+    vec![shared_resource_claim::run(ctx, system_namespace, shutdown)]
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 
 /// PEM material, also written to files in the PKI directory.
@@ -32,41 +32,27 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = dn(&[(DnType::CommonName, "switchyard-testenv-ca")]);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca_params.self_signed(&ca_key).context("self-signing CA")?;
     let issuer = Issuer::new(ca_params, &ca_key);
 
     let serving_key = KeyPair::generate().context("generating serving key")?;
     let mut serving =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .context("serving cert SANs")?;
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).context("serving cert SANs")?;
     serving.distinguished_name = dn(&[(DnType::CommonName, "switchyard-testenv-apiserver")]);
-    serving.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    serving.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     serving.use_authority_key_identifier_extension = true;
-    let serving_cert = serving
-        .signed_by(&serving_key, &issuer)
-        .context("signing serving cert")?;
+    let serving_cert = serving.signed_by(&serving_key, &issuer).context("signing serving cert")?;
 
     let admin_key = KeyPair::generate().context("generating admin key")?;
     let mut admin = CertificateParams::default();
-    admin.distinguished_name = dn(&[
-        (DnType::CommonName, ADMIN_USER),
-        (DnType::OrganizationName, "system:masters"),
-    ]);
+    admin.distinguished_name = dn(&[(DnType::CommonName, ADMIN_USER), (DnType::OrganizationName, "system:masters")]);
     admin.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     admin.use_authority_key_identifier_extension = true;
-    let admin_cert = admin
-        .signed_by(&admin_key, &issuer)
-        .context("signing admin cert")?;
+    let admin_cert = admin.signed_by(&admin_key, &issuer).context("signing admin cert")?;
 
     let sa_key = KeyPair::generate().context("generating service-account key")?;
 

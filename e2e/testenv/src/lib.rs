@@ -42,6 +42,7 @@
 
 mod certs;
 mod process;
+pub mod redis;
 mod wait;
 
 use std::fmt::Write as _;
@@ -67,11 +68,8 @@ pub const K8S_VERSION: &str = "1.34.4";
 
 /// Controllers run by kube-controller-manager by default: enough for ownerReference garbage
 /// collection, namespace deletion and legacy service-account token secrets.
-pub const DEFAULT_CONTROLLERS: &[&str] = &[
-    "garbage-collector-controller",
-    "namespace-controller",
-    "serviceaccount-token-controller",
-];
+pub const DEFAULT_CONTROLLERS: &[&str] =
+    &["garbage-collector-controller", "namespace-controller", "serviceaccount-token-controller"];
 
 /// Field manager used by [`ControlPlane::apply_crds`].
 pub const FIELD_MANAGER: &str = "switchyard-testenv";
@@ -104,30 +102,19 @@ impl Assets {
     }
 
     fn resolve(dir: &Path, env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self> {
-        let pick = |var: &str, name: &str| {
-            env(var)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dir.join(name))
-        };
+        let pick = |var: &str, name: &str| env(var).map(PathBuf::from).unwrap_or_else(|| dir.join(name));
         let assets = Assets {
             etcd: pick("TEST_ASSET_ETCD", "etcd"),
             kube_apiserver: pick("TEST_ASSET_KUBE_APISERVER", "kube-apiserver"),
-            kube_controller_manager: pick(
-                "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
-                "kube-controller-manager",
-            ),
+            kube_controller_manager: pick("TEST_ASSET_KUBE_CONTROLLER_MANAGER", "kube-controller-manager"),
             kubectl: pick("TEST_ASSET_KUBECTL", "kubectl"),
             helm: pick("TEST_ASSET_HELM", "helm"),
         };
-        let missing: Vec<String> = [
-            &assets.etcd,
-            &assets.kube_apiserver,
-            &assets.kube_controller_manager,
-        ]
-        .into_iter()
-        .filter(|p| !p.is_file())
-        .map(|p| p.display().to_string())
-        .collect();
+        let missing: Vec<String> = [&assets.etcd, &assets.kube_apiserver, &assets.kube_controller_manager]
+            .into_iter()
+            .filter(|p| !p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
         if !missing.is_empty() {
             bail!(
                 "Kubernetes control-plane binaries not found: {}.\n\
@@ -146,13 +133,9 @@ impl Assets {
 /// `${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}/k8s-<K8S_VERSION>/bin`, where
 /// `e2e/build-control-plane.sh` puts the binaries.
 pub fn default_assets_dir() -> PathBuf {
-    let cache = std::env::var_os("SWITCHYARD_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
+    let cache =
+        std::env::var_os("SWITCHYARD_CACHE").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
             home.join(".cache").join("switchyard")
         });
     cache.join(format!("k8s-{K8S_VERSION}")).join("bin")
@@ -173,10 +156,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        let secs = std::env::var("SWITCHYARD_TESTENV_START_TIMEOUT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(120);
+        let secs = std::env::var("SWITCHYARD_TESTENV_START_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
         Self {
             controllers: DEFAULT_CONTROLLERS.iter().map(|s| s.to_string()).collect(),
             start_timeout: Duration::from_secs(secs),
@@ -202,8 +182,7 @@ pub struct ControlPlane {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static SHARED: tokio::sync::OnceCell<std::result::Result<ControlPlane, String>> =
-    tokio::sync::OnceCell::const_new();
+static SHARED: tokio::sync::OnceCell<std::result::Result<ControlPlane, String>> = tokio::sync::OnceCell::const_new();
 
 impl ControlPlane {
     /// Starts a private control plane with [`Options::default`].
@@ -242,18 +221,14 @@ impl ControlPlane {
     /// builds a fresh one on the caller's runtime, which is what lets `#[tokio::test]`s (one
     /// runtime each) share it. A startup failure is remembered and returned to every caller.
     pub async fn shared() -> Result<&'static ControlPlane> {
-        let r = SHARED
-            .get_or_init(|| async { Self::start().await.map_err(|e| format!("{e:#}")) })
-            .await;
-        r.as_ref()
-            .map_err(|e| anyhow!("the shared control plane failed to start: {e}"))
+        let r = SHARED.get_or_init(|| async { Self::start().await.map_err(|e| format!("{e:#}")) }).await;
+        r.as_ref().map_err(|e| anyhow!("the shared control plane failed to start: {e}"))
     }
 
     /// A new client authenticated as [`ADMIN_USER`] (group `system:masters`). Must be called
     /// inside a tokio runtime; the client is bound to that runtime.
     pub fn client(&self) -> kube::Client {
-        kube::Client::try_from(self.config.clone())
-            .expect("building a kube client from the testenv config")
+        kube::Client::try_from(self.config.clone()).expect("building a kube client from the testenv config")
     }
 
     /// The in-memory client configuration (rustls, admin client cert, CA pinned).
@@ -296,8 +271,7 @@ impl ControlPlane {
     /// `kubectl` with `KUBECONFIG` pointing at this control plane (killed when dropped).
     pub fn kubectl(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.assets.kubectl);
-        cmd.env("KUBECONFIG", &self.kubeconfig_path)
-            .kill_on_drop(true);
+        cmd.env("KUBECONFIG", &self.kubeconfig_path).kill_on_drop(true);
         cmd
     }
 
@@ -317,10 +291,7 @@ impl ControlPlane {
     /// Creates namespace `name` and returns it.
     pub async fn create_namespace(&self, name: &str) -> Result<Namespace> {
         let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(name.to_string()), ..Default::default() },
             ..Default::default()
         };
         Api::<Namespace>::all(self.client())
@@ -339,17 +310,11 @@ impl ControlPlane {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let suffix = format!("-{n}-{:05x}", (nanos ^ std::process::id()) & 0xfffff);
-        let mut prefix: String = prefix
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let mut prefix: String =
+            prefix.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         prefix.truncate(63 - suffix.len());
         let prefix = prefix.trim_matches('-');
-        let name = format!(
-            "{}{suffix}",
-            if prefix.is_empty() { "test" } else { prefix }
-        );
+        let name = format!("{}{suffix}", if prefix.is_empty() { "test" } else { prefix });
         self.create_namespace(&name).await?;
         Ok(name)
     }
@@ -361,36 +326,26 @@ impl ControlPlane {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let mut names = Vec::with_capacity(crds.len());
         for crd in crds {
-            let name = crd
-                .metadata
-                .name
-                .clone()
-                .context("CustomResourceDefinition without metadata.name")?;
+            let name = crd.metadata.name.clone().context("CustomResourceDefinition without metadata.name")?;
             let mut crd = crd.clone();
             crd.metadata.managed_fields = None;
             crd.metadata.resource_version = None;
             crd.metadata.uid = None;
             crd.metadata.creation_timestamp = None;
             crd.status = None;
-            api.patch(&name, &params, &Patch::Apply(&crd))
-                .await
-                .with_context(|| format!("applying CRD {name}"))?;
+            api.patch(&name, &params, &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
             names.push(name);
         }
         for name in names {
             let api = api.clone();
-            wait_for(
-                Duration::from_secs(60),
-                format_args!("CRD {name} to be Established"),
-                || {
-                    let api = api.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = api.get(&name).await?;
-                        Ok::<_, kube::Error>(crd_established(&crd))
-                    }
-                },
-            )
+            wait_for(Duration::from_secs(60), format_args!("CRD {name} to be Established"), || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await?;
+                    Ok::<_, kube::Error>(crd_established(&crd))
+                }
+            })
             .await?;
         }
         Ok(())
@@ -404,10 +359,7 @@ fn crd_established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        })
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
 impl Drop for ControlPlane {
@@ -428,10 +380,7 @@ impl std::fmt::Debug for ControlPlane {
         f.debug_struct("ControlPlane")
             .field("server_url", &self.server_url)
             .field("dir", &self.dir)
-            .field(
-                "pids",
-                &self.procs.iter().map(Proc::pid).collect::<Vec<_>>(),
-            )
+            .field("pids", &self.procs.iter().map(Proc::pid).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -486,19 +435,13 @@ fn keep_dirs() -> bool {
     std::env::var_os("SWITCHYARD_TESTENV_KEEP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-async fn start_once(
-    assets: &Assets,
-    options: &Options,
-) -> std::result::Result<ControlPlane, StartFailure> {
+async fn start_once(assets: &Assets, options: &Options) -> std::result::Result<ControlPlane, StartFailure> {
     let started = Instant::now();
     let tempdir = tempfile::Builder::new()
         .prefix(process::DIR_PREFIX)
         .tempdir()
         .context("creating temp dir")
-        .map_err(|error| StartFailure {
-            error,
-            port_conflict: false,
-        })?;
+        .map_err(|error| StartFailure { error, port_conflict: false })?;
     let mut procs = Procs::default();
     match boot(assets, options, tempdir.path(), &mut procs, started).await {
         Ok(parts) => {
@@ -560,18 +503,9 @@ struct Parts {
     ca_pem: String,
 }
 
-async fn boot(
-    assets: &Assets,
-    options: &Options,
-    dir: &Path,
-    procs: &mut Procs,
-    started: Instant,
-) -> Result<Parts> {
+async fn boot(assets: &Assets, options: &Options, dir: &Path, procs: &mut Procs, started: Instant) -> Result<Parts> {
     let deadline = started + options.start_timeout;
-    std::fs::write(
-        dir.join(process::OWNER_FILE),
-        std::process::id().to_string(),
-    )?;
+    std::fs::write(dir.join(process::OWNER_FILE), std::process::id().to_string())?;
     let pki = certs::generate(&dir.join("pki"))?;
 
     // Hold all ports until just before spawning, so they are distinct from each other and
@@ -580,13 +514,8 @@ async fn boot(
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()
         .context("reserving loopback ports")?;
-    let ports: Vec<u16> = listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<_>>()?;
-    let [etcd_port, etcd_peer_port, api_port, kcm_port] = ports[..] else {
-        unreachable!()
-    };
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?;
+    let [etcd_port, etcd_peer_port, api_port, kcm_port] = ports[..] else { unreachable!() };
     drop(listeners);
 
     // etcd
@@ -603,12 +532,7 @@ async fn boot(
         "--unsafe-no-fsync=true".into(),
         "--log-level=warn".into(),
     ];
-    procs.0.push(Proc::spawn(
-        "etcd",
-        &assets.etcd,
-        &etcd_args,
-        dir.join("etcd.log"),
-    )?);
+    procs.0.push(Proc::spawn("etcd", &assets.etcd, &etcd_args, dir.join("etcd.log"))?);
     wait_ready(procs, "etcd", deadline, || etcd_healthy(etcd_port)).await?;
 
     // kube-apiserver
@@ -632,18 +556,10 @@ async fn boot(
         "--endpoint-reconciler-type=none".into(),
         format!("--service-account-issuer={server_url}"),
         format!("--service-account-key-file={}", pki.sa_pub_file.display()),
-        format!(
-            "--service-account-signing-key-file={}",
-            pki.sa_key_file.display()
-        ),
+        format!("--service-account-signing-key-file={}", pki.sa_key_file.display()),
     ];
     api_args.extend(options.extra_apiserver_args.iter().cloned());
-    procs.0.push(Proc::spawn(
-        "kube-apiserver",
-        &assets.kube_apiserver,
-        &api_args,
-        dir.join("kube-apiserver.log"),
-    )?);
+    procs.0.push(Proc::spawn("kube-apiserver", &assets.kube_apiserver, &api_args, dir.join("kube-apiserver.log"))?);
 
     let kubeconfig = kubeconfig_yaml(&server_url, &pki);
     let kubeconfig_path = dir.join("kubeconfig");
@@ -653,10 +569,7 @@ async fn boot(
         .await
         .context("building kube config")?;
     let client = kube::Client::try_from(config.clone()).context("building kube client")?;
-    wait_ready(procs, "kube-apiserver", deadline, || {
-        apiserver_ready(client.clone())
-    })
-    .await?;
+    wait_ready(procs, "kube-apiserver", deadline, || apiserver_ready(client.clone())).await?;
 
     // kube-controller-manager
     if !options.controllers.is_empty() {
@@ -671,10 +584,7 @@ async fn boot(
             "--leader-elect=false".into(),
             "--use-service-account-credentials=false".into(),
             format!("--controllers={}", options.controllers.join(",")),
-            format!(
-                "--service-account-private-key-file={}",
-                pki.sa_key_file.display()
-            ),
+            format!("--service-account-private-key-file={}", pki.sa_key_file.display()),
             format!("--root-ca-file={}", pki.ca_file.display()),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
         ];
@@ -688,27 +598,14 @@ async fn boot(
         let mut kcm_config = config.clone();
         kcm_config.cluster_url = format!("https://127.0.0.1:{kcm_port}").parse()?;
         let kcm_client = kube::Client::try_from(kcm_config)?;
-        wait_ready(procs, "kube-controller-manager", deadline, || {
-            get_ok(kcm_client.clone(), "/healthz")
-        })
-        .await?;
+        wait_ready(procs, "kube-controller-manager", deadline, || get_ok(kcm_client.clone(), "/healthz")).await?;
     }
 
-    Ok(Parts {
-        config,
-        server_url,
-        kubeconfig_path,
-        ca_pem: pki.ca_pem,
-    })
+    Ok(Parts { config, server_url, kubeconfig_path, ca_pem: pki.ca_pem })
 }
 
 /// Polls `check` until it succeeds, a process exits, or the deadline passes.
-async fn wait_ready<F, Fut>(
-    procs: &mut Procs,
-    what: &str,
-    deadline: Instant,
-    mut check: F,
-) -> Result<()>
+async fn wait_ready<F, Fut>(procs: &mut Procs, what: &str, deadline: Instant, mut check: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<()>>,
@@ -742,41 +639,26 @@ where
 /// `GET http://127.0.0.1:<port>/health` on etcd, over a raw HTTP/1.0 connection.
 async fn etcd_healthy(port: u16) -> Result<()> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .await?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     let resp = String::from_utf8_lossy(&buf);
-    let status_ok = resp
-        .lines()
-        .next()
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
-    if status_ok && resp.contains(r#""health":"true""#) {
-        Ok(())
-    } else {
-        bail!("etcd /health: {}", resp.trim())
-    }
+    let status_ok = resp.lines().next().is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
+    if status_ok && resp.contains(r#""health":"true""#) { Ok(()) } else { bail!("etcd /health: {}", resp.trim()) }
 }
 
 /// `/readyz` is ok and the `default` namespace (created asynchronously by the apiserver's
 /// system-namespaces controller) exists, so tests can use it right away.
 async fn apiserver_ready(client: kube::Client) -> Result<()> {
     get_ok(client.clone(), "/readyz").await?;
-    Api::<Namespace>::all(client)
-        .get("default")
-        .await
-        .context("namespace `default`")?;
+    Api::<Namespace>::all(client).get("default").await.context("namespace `default`")?;
     Ok(())
 }
 
 async fn get_ok(client: kube::Client, path: &str) -> Result<()> {
     let req = http::Request::get(path).body(Vec::new())?;
     let body = client.request_text(req).await?;
-    if body.trim() == "ok" {
-        Ok(())
-    } else {
-        bail!("{path}: {body}")
-    }
+    if body.trim() == "ok" { Ok(()) } else { bail!("{path}: {body}") }
 }
 
 fn kubeconfig_yaml(server_url: &str, pki: &certs::Pki) -> String {

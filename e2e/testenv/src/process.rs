@@ -55,19 +55,11 @@ pub(crate) struct Proc {
 impl Proc {
     /// Spawns `program args...` with stdout+stderr appended to `log`, arranged to receive
     /// SIGKILL when the test process dies.
-    pub fn spawn(
-        name: &'static str,
-        program: &Path,
-        args: &[String],
-        log: PathBuf,
-    ) -> Result<Self> {
+    pub fn spawn(name: &'static str, program: &Path, args: &[String], log: PathBuf) -> Result<Self> {
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
         die_with_parent(&mut cmd);
         let (tx, rx) = mpsc::channel();
         spawner()
@@ -166,17 +158,11 @@ fn registry() -> &'static Mutex<HashMap<u64, Live>> {
 /// Registers a control plane's processes and directory for killing/removal at process exit.
 /// `dir` is `None` when the directory must be kept.
 pub(crate) fn register(id: u64, pids: Vec<i32>, dir: Option<PathBuf>) {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, Live { pids, dir });
+    registry().lock().unwrap_or_else(|p| p.into_inner()).insert(id, Live { pids, dir });
 }
 
 pub(crate) fn unregister(id: u64) {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    registry().lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
 extern "C" fn cleanup_at_exit() {

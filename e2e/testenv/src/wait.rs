@@ -90,9 +90,7 @@ where
             }
             let now = Instant::now();
             if now >= deadline {
-                let last = last_error
-                    .map(|e| format!("; last error: {e}"))
-                    .unwrap_or_default();
+                let last = last_error.map(|e| format!("; last error: {e}")).unwrap_or_default();
                 bail!(
                     "timed out after {:.1?} waiting for {what} (at {caller}, {attempts} attempts){last}",
                     now - start
@@ -123,12 +121,10 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_message_names_condition_and_last_error() {
-        let err = wait_for(Duration::from_millis(200), "the impossible", || async {
-            Err::<bool, _>("boom")
-        })
-        .await
-        .unwrap_err()
-        .to_string();
+        let err = wait_for(Duration::from_millis(200), "the impossible", || async { Err::<bool, _>("boom") })
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("the impossible"), "{err}");
         assert!(err.contains("last error: boom"), "{err}");
         assert!(err.contains("wait.rs"), "{err}");
@@ -137,10 +133,7 @@ mod tests {
     #[tokio::test]
     async fn hanging_attempt_does_not_overrun_deadline() {
         let start = Instant::now();
-        let r = wait_for(Duration::from_millis(200), "a hang", || {
-            std::future::pending::<bool>()
-        })
-        .await;
+        let r = wait_for(Duration::from_millis(200), "a hang", || std::future::pending::<bool>()).await;
         assert!(r.is_err());
         assert!(start.elapsed() < Duration::from_secs(2));
     }

@@ -54,24 +54,16 @@ async fn garbage_collector_deletes_dependents() -> anyhow::Result<()> {
     let ns = cp.create_unique_namespace("gc").await?;
     let cms: Api<ConfigMap> = Api::namespaced(cp.client(), &ns);
 
-    let owner = cms
-        .create(&PostParams::default(), &configmap("owner", None))
-        .await?;
-    cms.create(
-        &PostParams::default(),
-        &configmap("dependent", Some(&owner)),
-    )
-    .await?;
+    let owner = cms.create(&PostParams::default(), &configmap("owner", None)).await?;
+    cms.create(&PostParams::default(), &configmap("dependent", Some(&owner))).await?;
     assert!(cms.get_opt("dependent").await?.is_some());
 
     // Default propagation for core objects is background: the owner goes at once and the
     // garbage collector (in kube-controller-manager) removes the dependent afterwards.
     cms.delete("owner", &DeleteParams::default()).await?;
-    wait_for(
-        TIMEOUT,
-        "the GC to delete the dependent ConfigMap",
-        || async { cms.get_opt("dependent").await.map(|cm| cm.is_none()) },
-    )
+    wait_for(TIMEOUT, "the GC to delete the dependent ConfigMap", || async {
+        cms.get_opt("dependent").await.map(|cm| cm.is_none())
+    })
     .await?;
     assert!(cms.get_opt("owner").await?.is_none());
     Ok(())
@@ -82,8 +74,7 @@ async fn namespace_deletion_completes() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let ns = cp.create_unique_namespace("ns-delete").await?;
     let cms: Api<ConfigMap> = Api::namespaced(cp.client(), &ns);
-    cms.create(&PostParams::default(), &configmap("content", None))
-        .await?;
+    cms.create(&PostParams::default(), &configmap("content", None)).await?;
 
     let namespaces: Api<Namespace> = Api::all(cp.client());
     namespaces.delete(&ns, &DeleteParams::default()).await?;
@@ -99,10 +90,7 @@ async fn namespace_deletion_completes() -> anyhow::Result<()> {
 async fn crds_are_established() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let crd = CustomResourceDefinition {
-        metadata: ObjectMeta {
-            name: Some("widgets.testenv.switchyard.dev".into()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("widgets.testenv.switchyard.dev".into()), ..Default::default() },
         spec: CustomResourceDefinitionSpec {
             group: "testenv.switchyard.dev".into(),
             names: CustomResourceDefinitionNames {
@@ -151,19 +139,8 @@ async fn kubeconfig_works_for_kubectl() -> anyhow::Result<()> {
         eprintln!("kubectl not built; skipping");
         return Ok(());
     }
-    let out = cp
-        .kubectl()
-        .args(["get", "namespace", "kube-system", "-o", "name"])
-        .output()
-        .await?;
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "namespace/kube-system"
-    );
+    let out = cp.kubectl().args(["get", "namespace", "kube-system", "-o", "name"]).output().await?;
+    assert!(out.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/kube-system");
     Ok(())
 }

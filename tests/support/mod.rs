@@ -1,0 +1,75 @@
+//! Shared by the integration tests: a `switchyard run` process.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use switchyard_testenv::{ControlPlane, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `switchyard run`, killed on drop if the test did not stop it.
+pub struct Operator {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    /// Starts `switchyard run` with the config `config(port)` returns for its HTTP port.
+    pub fn start(cp: &ControlPlane, config: impl Fn(u16) -> String) -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config(port)).expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("RUST_LOG", std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("operator.log")).expect("log file"))
+            .spawn()
+            .expect("spawn switchyard");
+        Self { child, port, _dir: dir }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    pub fn sigterm(&self) {
+        // SAFETY: sending a signal to our own child by pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        wait_for(TIMEOUT, "operator to exit", || {
+            let status = self.child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+        .expect("operator exits")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("operator.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- operator log (port {}) ---\n{}", self.port, self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
