@@ -23,7 +23,9 @@ impl Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config(port)).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        die_with_test(&mut command);
+        let child = command
             .args(["run", "--config"])
             .arg(&config_path)
             .env("KUBECONFIG", cp.kubeconfig_path())
@@ -72,4 +74,17 @@ impl Drop for Operator {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The operator dies with the test thread that started it, even when the test
+/// process is killed before `Drop` runs.
+fn die_with_test(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        });
+    }
 }
