@@ -133,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn hanging_attempt_does_not_overrun_deadline() {
         let start = Instant::now();
-        let r = wait_for(Duration::from_millis(200), "a hang", || std::future::pending::<bool>()).await;
+        let r = wait_for(Duration::from_millis(200), "a hang", std::future::pending::<bool>).await;
         assert!(r.is_err());
         assert!(start.elapsed() < Duration::from_secs(2));
     }
