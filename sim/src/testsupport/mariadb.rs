@@ -9,7 +9,7 @@ use std::time::Duration;
 /// A running MariaDB. Dropping it kills the server and deletes its data directory.
 pub struct MariaDb {
     // Field order matters: the process dies before its directory is removed.
-    child: ChildGuard,
+    _child: ChildGuard,
     dir: tempfile::TempDir,
     port: u16,
     password: String,
@@ -57,7 +57,7 @@ impl MariaDb {
             match Self::launch(&server, dir.path(), &data, port, &user) {
                 Ok(child) => {
                     let password = format!("pw{}", std::process::id());
-                    let db = MariaDb { child, dir, port, password, client };
+                    let db = MariaDb { _child: child, dir, port, password, client };
                     db.set_root_password()?;
                     return Ok(db);
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// A running Redis. Dropping it kills the server, then deletes its directory (field order).
 pub struct Redis {
-    child: ChildGuard,
+    _child: ChildGuard,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -49,7 +49,7 @@ impl Redis {
                 Ok(pong(port).then_some(()))
             });
             match ready {
-                Ok(()) => return Ok(Redis { child: guard, dir, port }),
+                Ok(()) => return Ok(Redis { _child: guard, dir, port }),
                 Err(e) => last_err = Some(e),
             }
         }
