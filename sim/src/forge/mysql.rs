@@ -23,6 +23,14 @@ pub fn quote_ident(name: &str) -> Result<String, MysqlError> {
     Ok(format!("`{}`", name.replace('`', "``")))
 }
 
+/// `mysql_native_password` hash (`*` + hex(SHA1(SHA1(pw)))). MariaDB cannot bind a password
+/// as a statement parameter, and a hex hash is safe to splice where a password is not.
+pub fn native_password_hash(password: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let once = Sha1::digest(password.as_bytes());
+    format!("*{}", hex::encode_upper(Sha1::digest(once)))
+}
+
 /// A single-quoted account name part; only alpha-dash names are accepted.
 fn quote_account(name: &str) -> Result<String, MysqlError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -54,11 +62,11 @@ impl MysqlBackend {
         Ok(())
     }
 
-    /// Create the account (password bound as a parameter, never spliced) and grant it `databases`.
+    /// Create the account and grant it `databases`. The password travels only as its hash.
     pub async fn create_user(&self, name: &str, password: &str, databases: &[String], read_only: bool) -> Result<(), MysqlError> {
         let account = quote_account(name)?;
         let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY ?"), (password,)).await?;
+        conn.query_drop(format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY PASSWORD '{}'", native_password_hash(password))).await?;
         for db in databases {
             Self::grant(&mut conn, &account, db, read_only).await?;
         }
@@ -76,7 +84,7 @@ impl MysqlBackend {
         let account = quote_account(name)?;
         let mut conn = self.pool.get_conn().await?;
         if let Some(pw) = password {
-            conn.exec_drop(format!("ALTER USER {account} IDENTIFIED BY ?"), (pw,)).await?;
+            conn.query_drop(format!("ALTER USER {account} IDENTIFIED BY PASSWORD '{}'", native_password_hash(pw))).await?;
         }
         if let Some(dbs) = databases {
             conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}")).await?;
@@ -109,5 +117,7 @@ mod tests {
         assert_eq!(quote_ident("a`b").unwrap(), "`a``b`");
         assert!(quote_account("x'@'%").is_err());
         assert_eq!(quote_account("pr-1").unwrap(), "'pr-1'@'%'");
+        // Known value: PASSWORD('password') in MySQL/MariaDB.
+        assert_eq!(native_password_hash("password"), "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19");
     }
 }

@@ -104,7 +104,8 @@ impl MariaDb {
     fn set_root_password(&self) -> Result<(), LaunchError> {
         let pw = &self.password;
         self.sql_socket(&format!(
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '{pw}';\
+            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';\
+             ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{pw}';\
              GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\
              FLUSH PRIVILEGES;"
         ))
