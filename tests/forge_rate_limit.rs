@@ -22,7 +22,9 @@ async fn three_hundred_concurrent_calls_never_cause_a_429() {
     })
     .await;
     let rate = RateLimit::new(LIMIT, WINDOW);
-    let api: Arc<dyn ForgeApi> = Arc::new(client_with(&sim.base_url(), &token, |c| c.rate_limit = rate));
+    let api: Arc<dyn ForgeApi> = Arc::new(client_with(&sim.base_url(), &token, |c| {
+        c.rate_limit = rate
+    }));
 
     let start = Instant::now();
     let calls: Vec<_> = (0..CALLS)
@@ -53,5 +55,8 @@ async fn three_hundred_concurrent_calls_never_cause_a_429() {
     assert_eq!(sim.requests().len(), CALLS);
     assert_eq!(throttled, 0, "the client caused 429s");
     assert!(ratio >= 0.99, "faster than the limit allows: {ratio}");
-    assert!(ratio <= 1.10, "more than 10% slower than the theoretical minimum: {ratio}");
+    assert!(
+        ratio <= 1.10,
+        "more than 10% slower than the theoretical minimum: {ratio}"
+    );
 }

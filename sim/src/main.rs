@@ -8,7 +8,11 @@ use std::time::Duration;
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, TokenSpec};
 
 #[derive(Parser)]
-#[command(name = "switchyard-sim", version, about = "Simulators for Laravel Forge, GitHub and remote platform instances")]
+#[command(
+    name = "switchyard-sim",
+    version,
+    about = "Simulators for Laravel Forge, GitHub and remote platform instances"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,9 @@ struct ForgeArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

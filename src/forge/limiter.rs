@@ -35,7 +35,14 @@ pub struct TokenLimiter {
 
 impl TokenLimiter {
     pub fn new(rate: RateLimit) -> Self {
-        Self { rate, period: rate.period(), schedule: Mutex::new(Schedule { next_slot: None, paused_until: None }) }
+        Self {
+            rate,
+            period: rate.period(),
+            schedule: Mutex::new(Schedule {
+                next_slot: None,
+                paused_until: None,
+            }),
+        }
     }
 
     pub fn rate(&self) -> RateLimit {
@@ -83,7 +90,8 @@ impl TokenLimiter {
     }
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<[u8; 32], Arc<TokenLimiter>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static REGISTRY: LazyLock<Mutex<HashMap<[u8; 32], Arc<TokenLimiter>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The process-wide limiter of `token`, keyed by the token's SHA-256 (never its text).
 /// A different `rate` for the same token replaces the bucket for new clients.
@@ -119,7 +127,12 @@ mod tests {
 
     #[tokio::test]
     async fn paces_requests_after_the_burst() {
-        let rate = RateLimit { requests: 50, per: Duration::from_secs(1), burst: 1, safety_margin: 0.0 };
+        let rate = RateLimit {
+            requests: 50,
+            per: Duration::from_secs(1),
+            burst: 1,
+            safety_margin: 0.0,
+        };
         let l = TokenLimiter::new(rate);
         let start = std::time::Instant::now();
         for _ in 0..6 {
@@ -133,7 +146,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_pacing_on_a_fixed_schedule() {
-        let rate = RateLimit { requests: 10, per: Duration::from_secs(1), burst: 3, safety_margin: 0.0 };
+        let rate = RateLimit {
+            requests: 10,
+            per: Duration::from_secs(1),
+            burst: 3,
+            safety_margin: 0.0,
+        };
         let l = TokenLimiter::new(rate);
         let start = Instant::now();
         let mut at = vec![];
@@ -146,7 +164,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_everyone_including_reserved_slots() {
-        let l = Arc::new(TokenLimiter::new(RateLimit { requests: 10, per: Duration::from_secs(1), burst: 1, safety_margin: 0.0 }));
+        let l = Arc::new(TokenLimiter::new(RateLimit {
+            requests: 10,
+            per: Duration::from_secs(1),
+            burst: 1,
+            safety_margin: 0.0,
+        }));
         let start = Instant::now();
         l.acquire().await;
         // This caller reserves the slot at 100ms, then a 429 pauses the token for 1s.

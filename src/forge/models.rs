@@ -119,7 +119,12 @@ pub struct Site {
 impl Site {
     /// Provisioned, and its repository (if any) installed.
     pub fn is_ready(&self) -> bool {
-        self.status == "installed" && self.repository.as_ref().and_then(|r| r.status.as_deref()).is_none_or(|s| s == "installed")
+        self.status == "installed"
+            && self
+                .repository
+                .as_ref()
+                .and_then(|r| r.status.as_deref())
+                .is_none_or(|s| s == "installed")
     }
 }
 
@@ -156,7 +161,10 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "finished" | "failed" | "failed-build" | "cancelled")
+        matches!(
+            self.status.as_str(),
+            "finished" | "failed" | "failed-build" | "cancelled"
+        )
     }
     pub fn succeeded(&self) -> bool {
         self.status == "finished"
@@ -355,7 +363,12 @@ pub struct CreateSite {
 impl CreateSite {
     /// A site on a Forge-provided subdomain (`<label>.on-forge.com`).
     pub fn on_forge(label: impl Into<String>, site_type: impl Into<String>) -> Self {
-        Self { site_type: site_type.into(), domain_mode: "on-forge".into(), name: label.into(), ..Default::default() }
+        Self {
+            site_type: site_type.into(),
+            domain_mode: "on-forge".into(),
+            name: label.into(),
+            ..Default::default()
+        }
     }
 
     /// A site on a custom domain (requires the redirect and wildcard settings).
@@ -403,7 +416,9 @@ pub struct PutEnvironment {
 impl std::fmt::Debug for PutEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // .env files hold secrets: show only the size.
-        f.debug_struct("PutEnvironment").field("environment_bytes", &self.environment.len()).finish()
+        f.debug_struct("PutEnvironment")
+            .field("environment_bytes", &self.environment.len())
+            .finish()
     }
 }
 
@@ -437,7 +452,11 @@ impl RequestCertificate {
         Self {
             kind: "letsencrypt".into(),
             enable: true,
-            letsencrypt: Some(LetsEncryptOptions { verification_method: "http-01".into(), key_type: "ecdsa".into(), preferred_chain: None }),
+            letsencrypt: Some(LetsEncryptOptions {
+                verification_method: "http-01".into(),
+                key_type: "ecdsa".into(),
+                preferred_chain: None,
+            }),
         }
     }
 }

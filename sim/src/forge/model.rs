@@ -22,7 +22,9 @@ pub enum ApiError {
 
 impl ApiError {
     fn missing(model: &str, id: u64) -> Self {
-        ApiError::NotFound(format!("No query results for model [App\\Models\\{model}] {id}"))
+        ApiError::NotFound(format!(
+            "No query results for model [App\\Models\\{model}] {id}"
+        ))
     }
 }
 
@@ -280,7 +282,15 @@ impl World {
             scheduled_jobs: BTreeMap::new(),
             commands: BTreeMap::new(),
         };
-        w.organizations.insert(1, Organization { id: 1, name: org.to_string(), slug: org.to_string(), created_at: now });
+        w.organizations.insert(
+            1,
+            Organization {
+                id: 1,
+                name: org.to_string(),
+                slug: org.to_string(),
+                created_at: now,
+            },
+        );
         w.servers.insert(
             1,
             Server {
@@ -309,20 +319,35 @@ impl World {
     /// Drops every record whose deletion has completed (`removing → gone`).
     pub fn settle(&mut self, now: DateTime<Utc>, delay: Duration) -> bool {
         let before = self.record_count();
-        let gone_sites: Vec<u64> = self.sites.values().filter(|s| is_gone(s.deleted_at, now, delay)).map(|s| s.id).collect();
+        let gone_sites: Vec<u64> = self
+            .sites
+            .values()
+            .filter(|s| is_gone(s.deleted_at, now, delay))
+            .map(|s| s.id)
+            .collect();
         for id in &gone_sites {
             self.sites.remove(id);
         }
         let site_alive = |sites: &BTreeMap<u64, Site>, id: u64| sites.contains_key(&id);
-        self.deployments.retain(|_, d| site_alive(&self.sites, d.site_id));
-        self.commands.retain(|_, c| site_alive(&self.sites, c.site_id));
-        self.domains.retain(|_, d| site_alive(&self.sites, d.site_id) && !is_gone(d.deleted_at, now, delay));
+        self.deployments
+            .retain(|_, d| site_alive(&self.sites, d.site_id));
+        self.commands
+            .retain(|_, c| site_alive(&self.sites, c.site_id));
+        self.domains.retain(|_, d| {
+            site_alive(&self.sites, d.site_id) && !is_gone(d.deleted_at, now, delay)
+        });
         let domains = &self.domains;
-        self.certificates.retain(|_, c| domains.contains_key(&c.domain_id) && !is_gone(c.deleted_at, now, delay));
-        self.databases.retain(|_, d| !is_gone(d.deleted_at, now, delay));
-        self.database_users.retain(|_, u| !is_gone(u.deleted_at, now, delay));
-        self.background_processes.retain(|_, p| !is_gone(p.deleted_at, now, delay));
-        self.scheduled_jobs.retain(|_, j| !is_gone(j.deleted_at, now, delay));
+        self.certificates.retain(|_, c| {
+            domains.contains_key(&c.domain_id) && !is_gone(c.deleted_at, now, delay)
+        });
+        self.databases
+            .retain(|_, d| !is_gone(d.deleted_at, now, delay));
+        self.database_users
+            .retain(|_, u| !is_gone(u.deleted_at, now, delay));
+        self.background_processes
+            .retain(|_, p| !is_gone(p.deleted_at, now, delay));
+        self.scheduled_jobs
+            .retain(|_, j| !is_gone(j.deleted_at, now, delay));
         before != self.record_count()
     }
 
@@ -344,20 +369,30 @@ impl World {
         self.organizations
             .values()
             .find(|o| o.slug == slug)
-            .ok_or_else(|| ApiError::NotFound("No query results for model [App\\Models\\Organization].".into()))
+            .ok_or_else(|| {
+                ApiError::NotFound("No query results for model [App\\Models\\Organization].".into())
+            })
     }
 
     pub fn server(&self, org: &str, server_id: u64) -> OpResult<&Server> {
         self.org(org)?;
-        self.servers.get(&server_id).filter(|s| s.organization == org).ok_or_else(|| ApiError::missing("Server", server_id))
+        self.servers
+            .get(&server_id)
+            .filter(|s| s.organization == org)
+            .ok_or_else(|| ApiError::missing("Server", server_id))
     }
 
     /// A site in `org` (and on `server_id` when given). Sites being removed still resolve.
     pub fn site(&self, org: &str, server_id: Option<u64>, site_id: u64) -> OpResult<&Site> {
-        let site = self.sites.get(&site_id).ok_or_else(|| ApiError::missing("Site", site_id))?;
+        let site = self
+            .sites
+            .get(&site_id)
+            .ok_or_else(|| ApiError::missing("Site", site_id))?;
         let server = match server_id {
             Some(s) if s != site.server_id => return Err(ApiError::missing("Site", site_id)),
-            _ => self.server(org, site.server_id).map_err(|_| ApiError::missing("Site", site_id))?,
+            _ => self
+                .server(org, site.server_id)
+                .map_err(|_| ApiError::missing("Site", site_id))?,
         };
         debug_assert_eq!(server.id, site.server_id);
         Ok(site)
@@ -365,11 +400,17 @@ impl World {
 
     fn site_mut(&mut self, org: &str, server_id: u64, site_id: u64) -> OpResult<&mut Site> {
         self.site(org, Some(server_id), site_id)?;
-        self.sites.get_mut(&site_id).ok_or_else(|| ApiError::missing("Site", site_id))
+        self.sites
+            .get_mut(&site_id)
+            .ok_or_else(|| ApiError::missing("Site", site_id))
     }
 
     pub fn sites_in_org<'a>(&'a self, org: &'a str) -> impl Iterator<Item = &'a Site> + 'a {
-        self.sites.values().filter(move |s| self.servers.get(&s.server_id).is_some_and(|srv| srv.organization == org))
+        self.sites.values().filter(move |s| {
+            self.servers
+                .get(&s.server_id)
+                .is_some_and(|srv| srv.organization == org)
+        })
     }
 
     fn tag_id(&mut self, name: &str, now: DateTime<Utc>) -> u64 {
@@ -377,13 +418,26 @@ impl World {
             return t.id;
         }
         let id = self.alloc();
-        self.tags.insert(id, Tag { id, name: name.to_string(), created_at: now });
+        self.tags.insert(
+            id,
+            Tag {
+                id,
+                name: name.to_string(),
+                created_at: now,
+            },
+        );
         id
     }
 
     // ---- servers ----
 
-    pub fn update_server(&mut self, org: &str, server_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn update_server(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.server(org, server_id)?;
         let mut input = Input::new(body);
         let name = input.string_max("name", false, 255);
@@ -393,7 +447,10 @@ impl World {
         let tags = input.string_list("tags");
         validated(input)?;
         let tag_ids = tags.map(|t| t.iter().map(|n| self.tag_id(n, now)).collect::<Vec<_>>());
-        let server = self.servers.get_mut(&server_id).ok_or_else(|| ApiError::missing("Server", server_id))?;
+        let server = self
+            .servers
+            .get_mut(&server_id)
+            .ok_or_else(|| ApiError::missing("Server", server_id))?;
         if let Some(n) = name {
             server.name = n;
         }
@@ -415,7 +472,13 @@ impl World {
 
     // ---- sites ----
 
-    pub fn create_site(&mut self, org: &str, server_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn create_site(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         self.server(org, server_id)?;
         let mut input = Input::new(body);
         let site_type = input.one_of("type", true, v::SITE_TYPES);
@@ -427,11 +490,17 @@ impl World {
             www_redirect_type = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
             wildcards = input.boolean("allow_wildcard_subdomains", true);
         } else {
-            www_redirect_type = www_redirect_type.or(input.one_of("www_redirect_type", false, v::WWW_REDIRECT_TYPES));
+            www_redirect_type = www_redirect_type.or(input.one_of(
+                "www_redirect_type",
+                false,
+                v::WWW_REDIRECT_TYPES,
+            ));
             wildcards = wildcards.or(input.boolean("allow_wildcard_subdomains", false));
         }
         if let (Some(n), Some("on-forge")) = (&name, domain_mode.as_deref()) {
-            let label_ok = !n.contains('.') && !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let label_ok = !n.contains('.')
+                && !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !label_ok {
                 input.error("name", "The name field must be a single subdomain label.");
             }
@@ -448,14 +517,29 @@ impl World {
         }
         let root_directory = input.string("root_directory", false);
         let web_directory = input.string("web_directory", false);
-        for (field, value) in [("root_directory", &root_directory), ("web_directory", &web_directory)] {
-            if value.as_deref().is_some_and(|d| d.contains(char::is_whitespace)) {
-                input.error(field, format!("The {} field format is invalid.", field.replace('_', " ")));
+        for (field, value) in [
+            ("root_directory", &root_directory),
+            ("web_directory", &web_directory),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|d| d.contains(char::is_whitespace))
+            {
+                input.error(
+                    field,
+                    format!("The {} field format is invalid.", field.replace('_', " ")),
+                );
             }
         }
         let php_version = input.one_of("php_version", false, v::PHP_VERSIONS);
-        let zero_downtime = input.boolean("zero_downtime_deployments", false).unwrap_or(false);
-        let provider = input.one_of("source_control_provider", false, v::SOURCE_CONTROL_PROVIDERS);
+        let zero_downtime = input
+            .boolean("zero_downtime_deployments", false)
+            .unwrap_or(false);
+        let provider = input.one_of(
+            "source_control_provider",
+            false,
+            v::SOURCE_CONTROL_PROVIDERS,
+        );
         let repository = input.string("repository", false);
         let branch = input.string("branch", false);
         let database_id = input.integer("database_id", false, 1).map(|i| i as u64);
@@ -463,24 +547,44 @@ impl World {
         let push_to_deploy = input.boolean("push_to_deploy", false).unwrap_or(false);
         let tags = input.string_list("tags").unwrap_or_default();
         if let Some(db) = database_id
-            && !self.databases.get(&db).is_some_and(|d| d.server_id == server_id)
+            && self
+                .databases
+                .get(&db)
+                .is_none_or(|d| d.server_id != server_id)
         {
             input.error("database_id", "The selected database id is invalid.");
         }
         if let Some(n) = &name
             && !input.has_error("name")
-            && self.sites.values().any(|s| s.server_id == server_id && &s.name == n)
+            && self
+                .sites
+                .values()
+                .any(|s| s.server_id == server_id && &s.name == n)
         {
             v::taken(&mut input, "name");
         }
         validated(input)?;
         let name = name.unwrap_or_default();
         let domain_mode = domain_mode.unwrap_or_default();
-        let user = if is_isolated { isolated_user.unwrap_or_default() } else { "forge".to_string() };
+        let user = if is_isolated {
+            isolated_user.unwrap_or_default()
+        } else {
+            "forge".to_string()
+        };
         let root = root_directory.unwrap_or_else(|| format!("/home/{user}/{name}"));
-        let root = if root.starts_with('/') { root } else { format!("/home/{user}/{name}/{}", root.trim_start_matches('/')) };
+        let root = if root.starts_with('/') {
+            root
+        } else {
+            format!("/home/{user}/{name}/{}", root.trim_start_matches('/'))
+        };
         let web = web_directory.unwrap_or_else(|| "/public".into());
-        let web = if web.starts_with(&root) { web } else { format!("{root}/{}", web.trim_start_matches('/')).trim_end_matches('/').to_string() };
+        let web = if web.starts_with(&root) {
+            web
+        } else {
+            format!("{root}/{}", web.trim_start_matches('/'))
+                .trim_end_matches('/')
+                .to_string()
+        };
         let tag_ids = tags.iter().map(|t| self.tag_id(t, now)).collect();
         let id = self.alloc();
         let hook = format!("{:x}", id * 7_919 + 104_729);
@@ -492,12 +596,17 @@ impl World {
                 name: name.clone(),
                 site_type: site_type.unwrap_or_default(),
                 domain_mode: domain_mode.clone(),
-                php_version: php_version.or_else(|| self.servers.get(&server_id).map(|s| s.php_version.clone())),
+                php_version: php_version
+                    .or_else(|| self.servers.get(&server_id).map(|s| s.php_version.clone())),
                 isolated: is_isolated,
                 user,
                 root_directory: root,
                 web_directory: web,
-                repository: repository.map(|url| Repository { provider: provider.or(Some("github".into())), url, branch }),
+                repository: repository.map(|url| Repository {
+                    provider: provider.or(Some("github".into())),
+                    url,
+                    branch,
+                }),
                 quick_deploy: push_to_deploy,
                 zero_downtime_deployments: zero_downtime,
                 deployment_retention: None,
@@ -514,7 +623,11 @@ impl World {
                 deleted_at: None,
             },
         );
-        let domain_name = if domain_mode == "on-forge" { format!("{name}.on-forge.com") } else { name };
+        let domain_name = if domain_mode == "on-forge" {
+            format!("{name}.on-forge.com")
+        } else {
+            name
+        };
         let domain_id = self.alloc();
         self.domains.insert(
             domain_id,
@@ -533,7 +646,14 @@ impl World {
         Ok(id)
     }
 
-    pub fn update_site(&mut self, org: &str, server_id: u64, site_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn update_site(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.site_mut(org, server_id, site_id)?;
         let mut input = Input::new(body);
         let root_path = input.string("root_path", false);
@@ -544,7 +664,10 @@ impl World {
         let branch = input.string("repository_branch", false);
         let retention = input.integer("deployment_retention", false, 1);
         if retention.is_some_and(|r| r > 100) {
-            input.error("deployment_retention", "The deployment retention field must not be greater than 100.");
+            input.error(
+                "deployment_retention",
+                "The deployment retention field must not be greater than 100.",
+            );
         }
         validated(input)?;
         let site = self.site_mut(org, server_id, site_id)?;
@@ -552,7 +675,9 @@ impl World {
             site.root_directory = r;
         }
         if let Some(d) = directory {
-            site.web_directory = format!("{}/{}", site.root_directory, d.trim_start_matches('/')).trim_end_matches('/').to_string();
+            site.web_directory = format!("{}/{}", site.root_directory, d.trim_start_matches('/'))
+                .trim_end_matches('/')
+                .to_string();
         }
         if let Some(t) = site_type {
             site.site_type = t;
@@ -575,22 +700,43 @@ impl World {
 
     /// Deleting a site takes its workers and site scheduler jobs with it, but **not** its
     /// database or database user (Forge keeps those on the server).
-    pub fn delete_site(&mut self, org: &str, server_id: u64, site_id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_site(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         let site = self.site_mut(org, server_id, site_id)?;
         if site.deleted_at.is_some() {
             return Ok(());
         }
         site.deleted_at = Some(now);
-        for p in self.background_processes.values_mut().filter(|p| p.site_id == Some(site_id)) {
+        for p in self
+            .background_processes
+            .values_mut()
+            .filter(|p| p.site_id == Some(site_id))
+        {
             p.deleted_at.get_or_insert(now);
         }
-        for j in self.scheduled_jobs.values_mut().filter(|j| j.site_id == Some(site_id)) {
+        for j in self
+            .scheduled_jobs
+            .values_mut()
+            .filter(|j| j.site_id == Some(site_id))
+        {
             j.deleted_at.get_or_insert(now);
         }
         Ok(())
     }
 
-    pub fn put_environment(&mut self, org: &str, server_id: u64, site_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn put_environment(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.site_mut(org, server_id, site_id)?;
         let mut input = Input::new(body);
         let env = match body.get("environment") {
@@ -607,7 +753,14 @@ impl World {
         Ok(())
     }
 
-    pub fn put_deployment_script(&mut self, org: &str, server_id: u64, site_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn put_deployment_script(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.site_mut(org, server_id, site_id)?;
         let mut input = Input::new(body);
         let content = match body.get("content") {
@@ -625,22 +778,48 @@ impl World {
         Ok(())
     }
 
-    pub fn set_push_to_deploy(&mut self, org: &str, server_id: u64, site_id: u64, on: bool, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn set_push_to_deploy(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        on: bool,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         let site = self.site_mut(org, server_id, site_id)?;
         site.quick_deploy = on;
         site.updated_at = now;
         Ok(())
     }
 
-    pub fn regenerate_deploy_hook(&mut self, org: &str, server_id: u64, site_id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn regenerate_deploy_hook(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         let site = self.site_mut(org, server_id, site_id)?;
-        site.deploy_hook_token = format!("{:x}", now.timestamp_millis().unsigned_abs().wrapping_mul(2_654_435_761) ^ site_id);
+        site.deploy_hook_token = format!(
+            "{:x}",
+            now.timestamp_millis()
+                .unsigned_abs()
+                .wrapping_mul(2_654_435_761)
+                ^ site_id
+        );
         Ok(())
     }
 
     // ---- deployments ----
 
-    pub fn trigger_deployment(&mut self, org: &str, server_id: u64, site_id: u64, fails: bool, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn trigger_deployment(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        fails: bool,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         let site = self.site(org, Some(server_id), site_id)?;
         if site.deleted_at.is_some() {
             return Err(ApiError::missing("Site", site_id));
@@ -664,31 +843,60 @@ impl World {
         Ok(id)
     }
 
-    pub fn deployment(&self, org: &str, server_id: u64, site_id: u64, deployment_id: u64) -> OpResult<&Deployment> {
+    pub fn deployment(
+        &self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        deployment_id: u64,
+    ) -> OpResult<&Deployment> {
         self.site(org, Some(server_id), site_id)?;
-        self.deployments.get(&deployment_id).filter(|d| d.site_id == site_id).ok_or_else(|| ApiError::missing("Deployment", deployment_id))
+        self.deployments
+            .get(&deployment_id)
+            .filter(|d| d.site_id == site_id)
+            .ok_or_else(|| ApiError::missing("Deployment", deployment_id))
     }
 
     /// The running deployment of a site, if any (`site.deployment_status` and `…/deployments/status`).
-    pub fn running_deployment(&self, site_id: u64, now: DateTime<Utc>, delay: Duration) -> Option<(&Deployment, lifecycle::DeploymentView)> {
+    pub fn running_deployment(
+        &self,
+        site_id: u64,
+        now: DateTime<Utc>,
+        delay: Duration,
+    ) -> Option<(&Deployment, lifecycle::DeploymentView)> {
         self.deployments
             .values()
             .rev()
             .filter(|d| d.site_id == site_id)
-            .map(|d| (d, lifecycle::deployment_view(d.created_at, d.fails, now, delay)))
+            .map(|d| {
+                (
+                    d,
+                    lifecycle::deployment_view(d.created_at, d.fails, now, delay),
+                )
+            })
             .find(|(_, view)| !lifecycle::deployment_is_terminal(view.status))
     }
 
     // ---- domains and certificates ----
 
-    pub fn create_domain(&mut self, org: &str, server_id: u64, site_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn create_domain(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         self.site(org, Some(server_id), site_id)?;
         let mut input = Input::new(body);
         let name = input.string_max("name", true, 253);
         let wildcard = input.boolean("allow_wildcard_subdomains", true);
         let www = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
         if let Some(n) = &name
-            && self.domains.values().any(|d| d.site_id == site_id && &d.name == n)
+            && self
+                .domains
+                .values()
+                .any(|d| d.site_id == site_id && &d.name == n)
         {
             v::taken(&mut input, "name");
         }
@@ -711,18 +919,38 @@ impl World {
         Ok(id)
     }
 
-    pub fn domain(&self, org: &str, server_id: u64, site_id: u64, domain_id: u64) -> OpResult<&Domain> {
+    pub fn domain(
+        &self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: u64,
+    ) -> OpResult<&Domain> {
         self.site(org, Some(server_id), site_id)?;
-        self.domains.get(&domain_id).filter(|d| d.site_id == site_id).ok_or_else(|| ApiError::missing("DomainRecord", domain_id))
+        self.domains
+            .get(&domain_id)
+            .filter(|d| d.site_id == site_id)
+            .ok_or_else(|| ApiError::missing("DomainRecord", domain_id))
     }
 
-    pub fn update_domain(&mut self, org: &str, server_id: u64, site_id: u64, domain_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn update_domain(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.domain(org, server_id, site_id, domain_id)?;
         let mut input = Input::new(body);
         let www = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
         let wildcard = input.boolean("allow_wildcard_subdomains", false);
         validated(input)?;
-        let domain = self.domains.get_mut(&domain_id).ok_or_else(|| ApiError::missing("DomainRecord", domain_id))?;
+        let domain = self
+            .domains
+            .get_mut(&domain_id)
+            .ok_or_else(|| ApiError::missing("DomainRecord", domain_id))?;
         domain.www_redirect_type = www.unwrap_or_default();
         if let Some(w) = wildcard {
             domain.allow_wildcard_subdomains = w;
@@ -731,7 +959,14 @@ impl World {
         Ok(())
     }
 
-    pub fn delete_domain(&mut self, org: &str, server_id: u64, site_id: u64, domain_id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_domain(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.domain(org, server_id, site_id, domain_id)?;
         if let Some(d) = self.domains.get_mut(&domain_id) {
             d.deleted_at.get_or_insert(now);
@@ -739,7 +974,15 @@ impl World {
         Ok(())
     }
 
-    pub fn domain_action(&mut self, org: &str, server_id: u64, site_id: u64, domain_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn domain_action(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.domain(org, server_id, site_id, domain_id)?;
         let mut input = Input::new(body);
         let action = input.one_of("action", true, &["enable", "disable", "mark-as-primary"]);
@@ -753,6 +996,7 @@ impl World {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // the nesting ids are the API's, not a design choice
     pub fn request_certificate(
         &mut self,
         org: &str,
@@ -778,7 +1022,10 @@ impl World {
             }
         }
         if cert_type.as_deref().is_some_and(|t| t != "letsencrypt") {
-            input.error("type", "Only letsencrypt certificates are supported by the simulator.");
+            input.error(
+                "type",
+                "Only letsencrypt certificates are supported by the simulator.",
+            );
         }
         validated(input)?;
         let id = self.alloc();
@@ -800,7 +1047,14 @@ impl World {
         Ok(id)
     }
 
-    pub fn certificate(&self, org: &str, server_id: u64, site_id: u64, domain_id: Option<u64>, cert_id: u64) -> OpResult<&Certificate> {
+    pub fn certificate(
+        &self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: Option<u64>,
+        cert_id: u64,
+    ) -> OpResult<&Certificate> {
         self.site(org, Some(server_id), site_id)?;
         self.certificates
             .get(&cert_id)
@@ -809,15 +1063,31 @@ impl World {
     }
 
     /// The newest installed, non-deleted certificate of a domain is the active one.
-    pub fn active_certificate(&self, domain_id: u64, now: DateTime<Utc>, delay: Duration) -> Option<&Certificate> {
+    pub fn active_certificate(
+        &self,
+        domain_id: u64,
+        now: DateTime<Utc>,
+        delay: Duration,
+    ) -> Option<&Certificate> {
         self.certificates
             .values()
             .rev()
             .filter(|c| c.domain_id == domain_id)
-            .find(|c| lifecycle::certificate_view(c.created_at, c.fails, c.deleted_at, now, delay).installed)
+            .find(|c| {
+                lifecycle::certificate_view(c.created_at, c.fails, c.deleted_at, now, delay)
+                    .installed
+            })
     }
 
-    pub fn delete_certificate(&mut self, org: &str, server_id: u64, site_id: u64, domain_id: Option<u64>, cert_id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_certificate(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        domain_id: Option<u64>,
+        cert_id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.certificate(org, server_id, site_id, domain_id, cert_id)?;
         if let Some(c) = self.certificates.get_mut(&cert_id) {
             c.deleted_at.get_or_insert(now);
@@ -827,36 +1097,73 @@ impl World {
 
     // ---- databases ----
 
-    pub fn create_database(&mut self, org: &str, server_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<(u64, Option<u64>)> {
+    pub fn create_database(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<(u64, Option<u64>)> {
         self.server(org, server_id)?;
         let mut input = Input::new(body);
         let name = input.string("name", true);
         if let Some(n) = &name {
             v::check_database_name(&mut input, "name", n);
-            if !input.has_error("name") && self.databases.values().any(|d| d.server_id == server_id && &d.name == n) {
+            if !input.has_error("name")
+                && self
+                    .databases
+                    .values()
+                    .any(|d| d.server_id == server_id && &d.name == n)
+            {
                 v::taken(&mut input, "name");
             }
         }
         let user = input.string("user", false);
         if let Some(u) = &user {
             v::check_database_user(&mut input, "user", u);
-            if !input.has_error("user") && self.database_users.values().any(|x| x.server_id == server_id && &x.name == u) {
+            if !input.has_error("user")
+                && self
+                    .database_users
+                    .values()
+                    .any(|x| x.server_id == server_id && &x.name == u)
+            {
                 v::taken(&mut input, "user");
             }
         }
         let password = input.string_max("password", false, 255);
         if user.is_some() && password.is_none() {
-            input.error("password", "The password field is required when user is present.");
+            input.error(
+                "password",
+                "The password field is required when user is present.",
+            );
         }
         input.id_list("backup_configuration_ids");
         validated(input)?;
         let id = self.alloc();
-        self.databases.insert(id, Database { id, server_id, name: name.unwrap_or_default(), created_at: now, deleted_at: None });
+        self.databases.insert(
+            id,
+            Database {
+                id,
+                server_id,
+                name: name.unwrap_or_default(),
+                created_at: now,
+                deleted_at: None,
+            },
+        );
         let user_id = user.map(|name| {
             let uid = self.alloc();
             self.database_users.insert(
                 uid,
-                DatabaseUser { id: uid, server_id, name, database_ids: vec![id], read_only: false, created_at: now, updated_at: None, deleted_at: None },
+                DatabaseUser {
+                    id: uid,
+                    server_id,
+                    name,
+                    database_ids: vec![id],
+                    read_only: false,
+                    created_at: now,
+                    updated_at: None,
+                    deleted_at: None,
+                },
             );
             uid
         });
@@ -865,10 +1172,19 @@ impl World {
 
     pub fn database(&self, org: &str, server_id: u64, id: u64) -> OpResult<&Database> {
         self.server(org, server_id)?;
-        self.databases.get(&id).filter(|d| d.server_id == server_id).ok_or_else(|| ApiError::missing("Database", id))
+        self.databases
+            .get(&id)
+            .filter(|d| d.server_id == server_id)
+            .ok_or_else(|| ApiError::missing("Database", id))
     }
 
-    pub fn delete_database(&mut self, org: &str, server_id: u64, id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_database(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.database(org, server_id, id)?;
         if let Some(d) = self.databases.get_mut(&id) {
             d.deleted_at.get_or_insert(now);
@@ -886,18 +1202,34 @@ impl World {
     }
 
     fn check_database_ids(&self, input: &mut Input<'_>, server_id: u64, ids: &[u64]) {
-        if ids.iter().any(|id| !self.databases.get(id).is_some_and(|d| d.server_id == server_id && d.deleted_at.is_none())) {
+        if ids.iter().any(|id| {
+            !self
+                .databases
+                .get(id)
+                .is_some_and(|d| d.server_id == server_id && d.deleted_at.is_none())
+        }) {
             input.error("database_ids", "The selected database ids is invalid.");
         }
     }
 
-    pub fn create_database_user(&mut self, org: &str, server_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn create_database_user(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         self.server(org, server_id)?;
         let mut input = Input::new(body);
         let name = input.string("name", true);
         if let Some(n) = &name {
             v::check_database_user(&mut input, "name", n);
-            if !input.has_error("name") && self.database_users.values().any(|u| u.server_id == server_id && &u.name == n) {
+            if !input.has_error("name")
+                && self
+                    .database_users
+                    .values()
+                    .any(|u| u.server_id == server_id && &u.name == n)
+            {
                 v::taken(&mut input, "name");
             }
         }
@@ -909,18 +1241,37 @@ impl World {
         let id = self.alloc();
         self.database_users.insert(
             id,
-            DatabaseUser { id, server_id, name: name.unwrap_or_default(), database_ids: ids, read_only, created_at: now, updated_at: None, deleted_at: None },
+            DatabaseUser {
+                id,
+                server_id,
+                name: name.unwrap_or_default(),
+                database_ids: ids,
+                read_only,
+                created_at: now,
+                updated_at: None,
+                deleted_at: None,
+            },
         );
         Ok(id)
     }
 
     pub fn database_user(&self, org: &str, server_id: u64, id: u64) -> OpResult<&DatabaseUser> {
         self.server(org, server_id)?;
-        self.database_users.get(&id).filter(|u| u.server_id == server_id).ok_or_else(|| ApiError::missing("DatabaseUser", id))
+        self.database_users
+            .get(&id)
+            .filter(|u| u.server_id == server_id)
+            .ok_or_else(|| ApiError::missing("DatabaseUser", id))
     }
 
     /// PUT replaces the grants when `database_ids` is given.
-    pub fn update_database_user(&mut self, org: &str, server_id: u64, id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn update_database_user(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.database_user(org, server_id, id)?;
         let mut input = Input::new(body);
         input.string_max("password", false, 255);
@@ -929,7 +1280,10 @@ impl World {
             self.check_database_ids(&mut input, server_id, ids);
         }
         validated(input)?;
-        let user = self.database_users.get_mut(&id).ok_or_else(|| ApiError::missing("DatabaseUser", id))?;
+        let user = self
+            .database_users
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::missing("DatabaseUser", id))?;
         if let Some(ids) = ids {
             user.database_ids = ids;
         }
@@ -937,7 +1291,13 @@ impl World {
         Ok(())
     }
 
-    pub fn delete_database_user(&mut self, org: &str, server_id: u64, id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_database_user(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.database_user(org, server_id, id)?;
         if let Some(u) = self.database_users.get_mut(&id) {
             u.deleted_at.get_or_insert(now);
@@ -947,7 +1307,13 @@ impl World {
 
     // ---- background processes ----
 
-    pub fn create_background_process(&mut self, org: &str, server_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn create_background_process(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         self.server(org, server_id)?;
         let mut input = Input::new(body);
         let name = input.string_max("name", true, 255);
@@ -959,7 +1325,10 @@ impl World {
         let startsecs = input.integer("startsecs", false, 0);
         let stopwaitsecs = input.integer("stopwaitsecs", false, 0);
         let stopsignal = input.string("stopsignal", false);
-        let site_user = site_id.and_then(|s| self.sites.get(&s)).filter(|s| s.server_id == server_id).map(|s| s.user.clone());
+        let site_user = site_id
+            .and_then(|s| self.sites.get(&s))
+            .filter(|s| s.server_id == server_id)
+            .map(|s| s.user.clone());
         if site_id.is_some() && site_user.is_none() {
             input.error("site_id", "The selected site id is invalid.");
         }
@@ -995,13 +1364,28 @@ impl World {
         Ok(id)
     }
 
-    pub fn background_process(&self, org: &str, server_id: u64, id: u64) -> OpResult<&BackgroundProcess> {
+    pub fn background_process(
+        &self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+    ) -> OpResult<&BackgroundProcess> {
         self.server(org, server_id)?;
-        self.background_processes.get(&id).filter(|p| p.server_id == server_id).ok_or_else(|| ApiError::missing("BackgroundProcess", id))
+        self.background_processes
+            .get(&id)
+            .filter(|p| p.server_id == server_id)
+            .ok_or_else(|| ApiError::missing("BackgroundProcess", id))
     }
 
     /// Forge answers 500 to an update without `config` (R2), so the sim does too.
-    pub fn update_background_process(&mut self, org: &str, server_id: u64, id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn update_background_process(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.background_process(org, server_id, id)?;
         let mut input = Input::new(body);
         let name = input.string_max("name", true, 255);
@@ -1010,14 +1394,25 @@ impl World {
         let Some(config) = config else {
             return Err(ApiError::Server("Server Error".into()));
         };
-        let p = self.background_processes.get_mut(&id).ok_or_else(|| ApiError::missing("BackgroundProcess", id))?;
+        let p = self
+            .background_processes
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::missing("BackgroundProcess", id))?;
         p.name = name.unwrap_or_default();
         p.config = Some(config);
         p.updated_at = Some(now);
         Ok(())
     }
 
-    pub fn background_process_action(&mut self, org: &str, server_id: u64, id: u64, body: &Map<String, Value>, now: DateTime<Utc>, delay: Duration) -> OpResult<()> {
+    pub fn background_process_action(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+        delay: Duration,
+    ) -> OpResult<()> {
         let p = self.background_process(org, server_id, id)?;
         let status = lifecycle::install_status(p.created_at, p.deleted_at, now, delay);
         let mut input = Input::new(body);
@@ -1029,7 +1424,13 @@ impl World {
         Ok(())
     }
 
-    pub fn delete_background_process(&mut self, org: &str, server_id: u64, id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_background_process(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.background_process(org, server_id, id)?;
         if let Some(p) = self.background_processes.get_mut(&id) {
             p.deleted_at.get_or_insert(now);
@@ -1039,7 +1440,14 @@ impl World {
 
     // ---- scheduled jobs ----
 
-    pub fn create_job(&mut self, org: &str, server_id: u64, site_id: Option<u64>, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn create_job(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: Option<u64>,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         match site_id {
             Some(s) => {
                 self.site(org, Some(server_id), s)?;
@@ -1057,7 +1465,11 @@ impl World {
         let heartbeat = input.boolean("heartbeat", false);
         validated(input)?;
         let frequency = frequency.unwrap_or_default();
-        let cron = if frequency == "custom" { cron.unwrap_or_default() } else { frequency_cron(&frequency).to_string() };
+        let cron = if frequency == "custom" {
+            cron.unwrap_or_default()
+        } else {
+            frequency_cron(&frequency).to_string()
+        };
         let id = self.alloc();
         self.scheduled_jobs.insert(
             id,
@@ -1078,7 +1490,13 @@ impl World {
         Ok(id)
     }
 
-    pub fn job(&self, org: &str, server_id: u64, site_id: Option<u64>, id: u64) -> OpResult<&ScheduledJob> {
+    pub fn job(
+        &self,
+        org: &str,
+        server_id: u64,
+        site_id: Option<u64>,
+        id: u64,
+    ) -> OpResult<&ScheduledJob> {
         self.server(org, server_id)?;
         if let Some(s) = site_id {
             self.site(org, Some(server_id), s)?;
@@ -1089,7 +1507,14 @@ impl World {
             .ok_or_else(|| ApiError::missing("Job", id))
     }
 
-    pub fn delete_job(&mut self, org: &str, server_id: u64, site_id: Option<u64>, id: u64, now: DateTime<Utc>) -> OpResult<()> {
+    pub fn delete_job(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: Option<u64>,
+        id: u64,
+        now: DateTime<Utc>,
+    ) -> OpResult<()> {
         self.job(org, server_id, site_id, id)?;
         if let Some(j) = self.scheduled_jobs.get_mut(&id) {
             j.deleted_at.get_or_insert(now);
@@ -1099,7 +1524,14 @@ impl World {
 
     // ---- site commands ----
 
-    pub fn run_command(&mut self, org: &str, server_id: u64, site_id: u64, body: &Map<String, Value>, now: DateTime<Utc>) -> OpResult<u64> {
+    pub fn run_command(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        body: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> OpResult<u64> {
         self.site(org, Some(server_id), site_id)?;
         let mut input = Input::new(body);
         let command = input.string("command", true);
@@ -1108,16 +1540,41 @@ impl World {
         let id = self.alloc();
         let fails = command.contains("exit 1");
         let user_id = self.user_id;
-        self.commands.insert(id, SiteCommand { id, site_id, command, user_id, fails, created_at: now });
+        self.commands.insert(
+            id,
+            SiteCommand {
+                id,
+                site_id,
+                command,
+                user_id,
+                fails,
+                created_at: now,
+            },
+        );
         Ok(id)
     }
 
-    pub fn command(&self, org: &str, server_id: u64, site_id: u64, id: u64) -> OpResult<&SiteCommand> {
+    pub fn command(
+        &self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        id: u64,
+    ) -> OpResult<&SiteCommand> {
         self.site(org, Some(server_id), site_id)?;
-        self.commands.get(&id).filter(|c| c.site_id == site_id).ok_or_else(|| ApiError::missing("SiteCommand", id))
+        self.commands
+            .get(&id)
+            .filter(|c| c.site_id == site_id)
+            .ok_or_else(|| ApiError::missing("SiteCommand", id))
     }
 
-    pub fn delete_command(&mut self, org: &str, server_id: u64, site_id: u64, id: u64) -> OpResult<()> {
+    pub fn delete_command(
+        &mut self,
+        org: &str,
+        server_id: u64,
+        site_id: u64,
+        id: u64,
+    ) -> OpResult<()> {
         self.command(org, server_id, site_id, id)?;
         self.commands.remove(&id);
         Ok(())
@@ -1132,7 +1589,9 @@ mod tests {
     const D: Duration = Duration::from_millis(100);
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -1153,30 +1612,62 @@ mod tests {
     #[test]
     fn duplicate_database_name_is_a_validation_error() {
         let mut w = World::new("demo", now());
-        w.create_database("demo", 1, &obj(json!({"name": "app"})), now()).unwrap();
-        let errs = validation(w.create_database("demo", 1, &obj(json!({"name": "app"})), now()).unwrap_err());
+        w.create_database("demo", 1, &obj(json!({"name": "app"})), now())
+            .unwrap();
+        let errs = validation(
+            w.create_database("demo", 1, &obj(json!({"name": "app"})), now())
+                .unwrap_err(),
+        );
         assert_eq!(errs["name"], vec!["The name has already been taken."]);
     }
 
     #[test]
     fn database_and_user_names_are_capped() {
         let mut w = World::new("demo", now());
-        let errs = validation(w.create_database("demo", 1, &obj(json!({"name": "d".repeat(64)})), now()).unwrap_err());
+        let errs = validation(
+            w.create_database("demo", 1, &obj(json!({"name": "d".repeat(64)})), now())
+                .unwrap_err(),
+        );
         assert!(errs.contains_key("name"));
-        let errs = validation(w.create_database_user("demo", 1, &obj(json!({"name": "u".repeat(33), "password": "x"})), now()).unwrap_err());
+        let errs = validation(
+            w.create_database_user(
+                "demo",
+                1,
+                &obj(json!({"name": "u".repeat(33), "password": "x"})),
+                now(),
+            )
+            .unwrap_err(),
+        );
         assert!(errs.contains_key("name"));
-        assert!(w.create_database("demo", 1, &obj(json!({"name": "d".repeat(63)})), now()).is_ok());
-        assert!(w.create_database_user("demo", 1, &obj(json!({"name": "u".repeat(32), "password": "x"})), now()).is_ok());
+        assert!(
+            w.create_database("demo", 1, &obj(json!({"name": "d".repeat(63)})), now())
+                .is_ok()
+        );
+        assert!(
+            w.create_database_user(
+                "demo",
+                1,
+                &obj(json!({"name": "u".repeat(32), "password": "x"})),
+                now()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn required_fields_are_named_in_errors() {
         let mut w = World::new("demo", now());
-        let errs = validation(w.create_site("demo", 1, &obj(json!({})), now()).unwrap_err());
+        let errs = validation(
+            w.create_site("demo", 1, &obj(json!({})), now())
+                .unwrap_err(),
+        );
         for field in ["type", "domain_mode", "name"] {
             assert!(errs.contains_key(field), "{field} missing from {errs:?}");
         }
-        let errs = validation(w.create_database_user("demo", 1, &obj(json!({"name": "x"})), now()).unwrap_err());
+        let errs = validation(
+            w.create_database_user("demo", 1, &obj(json!({"name": "x"})), now())
+                .unwrap_err(),
+        );
         assert_eq!(errs["password"], vec!["The password field is required."]);
     }
 
@@ -1193,12 +1684,26 @@ mod tests {
     #[test]
     fn deleting_a_site_removes_workers_and_jobs_but_keeps_database() {
         let mut w = World::new("demo", now());
-        let (db, user) = w.create_database("demo", 1, &obj(json!({"name": "pr_1", "user": "pr_1", "password": "pw"})), now()).unwrap();
+        let (db, user) = w
+            .create_database(
+                "demo",
+                1,
+                &obj(json!({"name": "pr_1", "user": "pr_1", "password": "pw"})),
+                now(),
+            )
+            .unwrap();
         let site = w.create_site("demo", 1, &site_body("pr-1"), now()).unwrap();
         let worker = w
             .create_background_process("demo", 1, &obj(json!({"name": "w", "command": "php artisan queue:work", "user": "forge", "processes": 1, "site_id": site})), now())
             .unwrap();
-        let other = w.create_background_process("demo", 1, &obj(json!({"name": "x", "command": "x", "user": "root", "processes": 1})), now()).unwrap();
+        let other = w
+            .create_background_process(
+                "demo",
+                1,
+                &obj(json!({"name": "x", "command": "x", "user": "root", "processes": 1})),
+                now(),
+            )
+            .unwrap();
         let job = w.create_job("demo", 1, Some(site), &obj(json!({"command": "php artisan schedule:run", "user": "forge", "frequency": "minutely"})), now()).unwrap();
         w.delete_site("demo", 1, site, now()).unwrap();
         let later = now() + chrono::Duration::milliseconds(150);
@@ -1215,17 +1720,32 @@ mod tests {
     fn nesting_is_enforced() {
         let mut w = World::new("demo", now());
         let site = w.create_site("demo", 1, &site_body("pr-2"), now()).unwrap();
-        assert!(matches!(w.site("other", None, site), Err(ApiError::NotFound(_))));
-        assert!(matches!(w.site("demo", Some(99), site), Err(ApiError::NotFound(_))));
-        let db = w.create_database("demo", 1, &obj(json!({"name": "n"})), now()).unwrap().0;
-        assert!(matches!(w.site("demo", None, db), Err(ApiError::NotFound(_))));
+        assert!(matches!(
+            w.site("other", None, site),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            w.site("demo", Some(99), site),
+            Err(ApiError::NotFound(_))
+        ));
+        let db = w
+            .create_database("demo", 1, &obj(json!({"name": "n"})), now())
+            .unwrap()
+            .0;
+        assert!(matches!(
+            w.site("demo", None, db),
+            Err(ApiError::NotFound(_))
+        ));
     }
 
     #[test]
     fn duplicate_site_name_on_a_server_is_rejected() {
         let mut w = World::new("demo", now());
         w.create_site("demo", 1, &site_body("pr-3"), now()).unwrap();
-        let errs = validation(w.create_site("demo", 1, &site_body("pr-3"), now()).unwrap_err());
+        let errs = validation(
+            w.create_site("demo", 1, &site_body("pr-3"), now())
+                .unwrap_err(),
+        );
         assert_eq!(errs["name"], vec!["The name has already been taken."]);
     }
 }

@@ -19,7 +19,11 @@ pub enum LaunchError {
     #[error("{what} failed: {detail}")]
     Failed { what: String, detail: String },
     #[error("{what} not ready after {after:?}: {detail}")]
-    Timeout { what: String, after: Duration, detail: String },
+    Timeout {
+        what: String,
+        after: Duration,
+        detail: String,
+    },
 }
 
 /// First existing candidate, else a `PATH` lookup.
@@ -31,7 +35,11 @@ pub fn find_binary(name: &'static str, candidates: &[&str]) -> Result<PathBuf, L
         }
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
         .ok_or(LaunchError::MissingBinary(name))
 }
 
@@ -42,7 +50,11 @@ pub fn free_port() -> Result<u16, LaunchError> {
 
 /// Poll `check` until it returns `Ok(Some(v))`, an error, or the deadline passes.
 /// The sleep between polls is a polling interval, not synchronisation.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>, LaunchError>) -> Result<T, LaunchError> {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>, LaunchError>,
+) -> Result<T, LaunchError> {
     let deadline = Instant::now() + timeout;
     let mut interval = Duration::from_millis(10);
     loop {
@@ -50,7 +62,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Res
             return Ok(v);
         }
         if Instant::now() >= deadline {
-            return Err(LaunchError::Timeout { what: what.into(), after: timeout, detail: "condition never held".into() });
+            return Err(LaunchError::Timeout {
+                what: what.into(),
+                after: timeout,
+                detail: "condition never held".into(),
+            });
         }
         std::thread::sleep(interval);
         interval = (interval * 2).min(Duration::from_millis(200));
@@ -58,7 +74,11 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Res
 }
 
 pub(crate) fn accepts_tcp(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 /// The last `n` lines of a log file, for error messages.

@@ -14,7 +14,9 @@ pub struct Redis {
 }
 
 fn pong(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     if s.write_all(b"PING\r\n").is_err() {
         return false;
@@ -26,13 +28,24 @@ fn pong(port: u16) -> bool {
 impl Redis {
     pub fn start() -> Result<Self, LaunchError> {
         let bin = find_binary("redis-server", &["/usr/bin/redis-server"])?;
-        let dir = tempfile::Builder::new().prefix("switchyard-redis-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("switchyard-redis-")
+            .tempdir()?;
         let mut last_err = None;
         for _ in 0..3 {
             let port = free_port()?;
             let log = dir.path().join("redis.log");
             let child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .arg("--logfile")
@@ -44,16 +57,28 @@ impl Redis {
             let mut guard = ChildGuard(child);
             let ready = wait_for("redis-server", Duration::from_secs(20), || {
                 if let Some(status) = guard.exited() {
-                    return Err(LaunchError::Failed { what: format!("redis-server (exit {status})"), detail: tail(&log, 10) });
+                    return Err(LaunchError::Failed {
+                        what: format!("redis-server (exit {status})"),
+                        detail: tail(&log, 10),
+                    });
                 }
                 Ok(pong(port).then_some(()))
             });
             match ready {
-                Ok(()) => return Ok(Redis { _child: guard, dir, port }),
+                Ok(()) => {
+                    return Ok(Redis {
+                        _child: guard,
+                        dir,
+                        port,
+                    });
+                }
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or(LaunchError::Failed { what: "redis-server".into(), detail: "no attempt".into() }))
+        Err(last_err.unwrap_or(LaunchError::Failed {
+            what: "redis-server".into(),
+            detail: "no attempt".into(),
+        }))
     }
 
     pub fn port(&self) -> u16 {
@@ -68,7 +93,9 @@ impl Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis").field("port", &self.port).field("dir", &self.dir.path()).finish_non_exhaustive()
+        f.debug_struct("Redis")
+            .field("port", &self.port)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
     }
 }
-
