@@ -5,6 +5,7 @@ pub mod api;
 pub mod backends;
 pub mod config;
 pub mod controller;
+pub mod forge;
 pub mod leader;
 pub mod logic;
 pub mod metrics;

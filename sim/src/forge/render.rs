@@ -1,0 +1,690 @@
+//! JSON:API rendering of the world: single-resource documents, cursor-paginated lists,
+//! `include=` relationships. Status fields are computed from timestamps at render time.
+
+use super::lifecycle::{self as lc};
+use super::model::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Rendering context: where links point, the clock and the async delay.
+pub struct Ctx {
+    pub base: String,
+    pub now: DateTime<Utc>,
+    pub delay: Duration,
+}
+
+/// A resource object, plus what it contributes to `included`.
+pub struct Rendered {
+    pub data: Value,
+    pub included: Vec<Value>,
+}
+
+impl From<Value> for Rendered {
+    fn from(data: Value) -> Self {
+        Rendered {
+            data,
+            included: vec![],
+        }
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn tsn(t: Option<DateTime<Utc>>) -> Value {
+    t.map(ts).map(Value::String).unwrap_or(Value::Null)
+}
+
+pub fn resource(ty: &str, id: u64, attributes: Value, href: Option<String>) -> Value {
+    let mut v = json!({"id": id.to_string(), "type": ty, "attributes": attributes});
+    if let Some(h) = href {
+        v["links"] = json!({"self": {"href": h}});
+    }
+    v
+}
+
+/// `{data}` plus `included` when anything was included.
+pub fn document(r: Rendered) -> Value {
+    let mut doc = json!({"data": r.data});
+    if !r.included.is_empty() {
+        doc["included"] = Value::Array(dedupe(r.included));
+    }
+    doc
+}
+
+fn dedupe(items: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .filter(|v| seen.insert((v["type"].to_string(), v["id"].to_string())))
+        .collect()
+}
+
+/// Parsed `include=a,b`.
+pub fn includes(query: &HashMap<String, String>) -> Vec<String> {
+    query
+        .get("include")
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Ctx {
+    fn org_url(&self, org: &str) -> String {
+        format!("{}/orgs/{org}", self.base)
+    }
+
+    pub fn user(&self, w: &World) -> Value {
+        resource(
+            "users",
+            w.user_id,
+            json!({"name": "Switchyard Sim", "email": "sim@switchyard.invalid", "created_at": ts(self.now), "updated_at": ts(self.now)}),
+            Some(format!("{}/me", self.base)),
+        )
+    }
+
+    pub fn organization(&self, o: &Organization) -> Value {
+        resource(
+            "organizations",
+            o.id,
+            json!({"name": o.name, "slug": o.slug, "created_at": ts(o.created_at), "updated_at": ts(o.created_at)}),
+            Some(self.org_url(&o.slug)),
+        )
+    }
+
+    fn tag(&self, t: &Tag) -> Value {
+        json!({"id": t.id.to_string(), "type": "tags", "attributes": {"name": t.name, "created_at": ts(t.created_at), "updated_at": ts(t.created_at)}})
+    }
+
+    fn tag_relationship(&self, w: &World, ids: &[u64]) -> (Value, Vec<Value>) {
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"type": "tags", "id": id.to_string()}))
+            .collect();
+        let included = ids
+            .iter()
+            .filter_map(|id| w.tags.get(id))
+            .map(|t| self.tag(t))
+            .collect();
+        (json!({"data": data}), included)
+    }
+
+    pub fn server(&self, w: &World, s: &Server, include: &[String]) -> Rendered {
+        let mut data = resource(
+            "servers",
+            s.id,
+            json!({
+                "id": s.id, "credential_id": null, "name": s.name, "slug": s.name, "type": "app",
+                "ubuntu_version": "24.04", "ssh_port": 22, "provider": "custom", "identifier": null,
+                "size": null, "region": null, "php_version": s.php_version, "php_cli_version": s.php_version,
+                "opcache_status": null, "database_type": s.database_type, "db_status": null, "redis_status": null,
+                "ip_address": s.ip_address, "private_ip_address": s.private_ip_address, "revoked": false,
+                "created_at": ts(s.created_at), "updated_at": ts(s.updated_at), "connection_status": "successful",
+                "timezone": s.timezone, "local_public_key": null, "is_ready": true
+            }),
+            Some(format!(
+                "{}/servers/{}",
+                self.org_url(&s.organization),
+                s.id
+            )),
+        );
+        let mut included = vec![];
+        if include.iter().any(|i| i == "tags") {
+            let (rel, inc) = self.tag_relationship(w, &s.tags);
+            data["relationships"] = json!({"tags": rel});
+            included = inc;
+        }
+        Rendered { data, included }
+    }
+
+    pub fn site(&self, w: &World, s: &Site, include: &[String]) -> Rendered {
+        let status = lc::install_status(s.created_at, s.deleted_at, self.now, self.delay);
+        let running = w
+            .running_deployment(s.id, self.now, self.delay)
+            .map(|(_, v)| v.status);
+        let org = w
+            .servers
+            .get(&s.server_id)
+            .map(|srv| srv.organization.clone())
+            .unwrap_or_default();
+        let fresh = status == "installing";
+        let url = if s.domain_mode == "on-forge" {
+            format!("https://{}.on-forge.com", s.name)
+        } else {
+            format!("https://{}", s.name)
+        };
+        let repository = s.repository.as_ref().map(|r| {
+            json!({"provider": r.provider, "url": r.url, "branch": r.branch, "status": if fresh { "installing" } else { "installed" }})
+        });
+        let https = w
+            .domains
+            .values()
+            .filter(|d| d.site_id == s.id)
+            .any(|d| w.active_certificate(d.id, self.now, self.delay).is_some());
+        let mut data = resource(
+            "sites",
+            s.id,
+            json!({
+                "name": s.name, "status": status, "url": url, "user": s.user, "https": https,
+                "web_directory": s.web_directory, "root_directory": s.root_directory,
+                // R2: fresh sites return these as null although the spec says required.
+                "aliases": if fresh { Value::Null } else { json!([]) },
+                "php_version": s.php_version, "deployment_status": running,
+                "quick_deploy": s.quick_deploy, "isolated": s.isolated, "shared_paths": {},
+                "repository": repository, "database": s.database_id.and_then(|d| w.databases.get(&d)).map(|d| d.name.clone()),
+                "maintenance_mode": {"enabled": if fresh { Value::Null } else { json!(false) }, "status": null},
+                "zero_downtime_deployments": s.zero_downtime_deployments,
+                "deployment_retention": s.deployment_retention, "deployment_script": s.deployment_script,
+                "wildcards": s.wildcards, "app_type": app_type(&s.site_type), "uses_envoyer": false,
+                "deployment_url": format!("{}/deploy/{}/{}", self.base, s.id, s.deploy_hook_token),
+                "healthcheck_url": null, "created_at": ts(s.created_at), "updated_at": ts(s.updated_at)
+            }),
+            Some(format!("{}/sites/{}", self.org_url(&org), s.id)),
+        );
+        let mut relationships = serde_json::Map::new();
+        let mut included = vec![];
+        for inc in include {
+            match inc.as_str() {
+                "tags" => {
+                    let (rel, items) = self.tag_relationship(w, &s.tags);
+                    relationships.insert("tags".into(), rel);
+                    included.extend(items);
+                }
+                "server" => {
+                    relationships.insert(
+                        "server".into(),
+                        json!({"data": {"type": "servers", "id": s.server_id.to_string()}}),
+                    );
+                    if let Some(srv) = w.servers.get(&s.server_id) {
+                        included.push(self.server(w, srv, &[]).data);
+                    }
+                }
+                "latestDeployment" => {
+                    let latest = w.deployments.values().rev().find(|d| d.site_id == s.id);
+                    relationships.insert(
+                        "latestDeployment".into(),
+                        json!({"data": latest.map(|d| json!({"type": "deployments", "id": d.id.to_string()}))}),
+                    );
+                    if let Some(d) = latest {
+                        included.push(self.deployment(w, d));
+                    }
+                }
+                "tagsCount" => {
+                    data["attributes"]["tags_count"] = json!(s.tags.len());
+                }
+                _ => {}
+            }
+        }
+        if !relationships.is_empty() {
+            data["relationships"] = Value::Object(relationships);
+        }
+        Rendered { data, included }
+    }
+
+    fn site_url(&self, w: &World, site_id: u64) -> String {
+        let (org, server) = w
+            .sites
+            .get(&site_id)
+            .and_then(|s| w.servers.get(&s.server_id))
+            .map(|srv| (srv.organization.clone(), srv.id))
+            .unwrap_or_default();
+        format!("{}/servers/{server}/sites/{site_id}", self.org_url(&org))
+    }
+
+    fn server_url(&self, w: &World, server_id: u64) -> String {
+        let org = w
+            .servers
+            .get(&server_id)
+            .map(|s| s.organization.clone())
+            .unwrap_or_default();
+        format!("{}/servers/{server_id}", self.org_url(&org))
+    }
+
+    pub fn environment(&self, w: &World, s: &Site) -> Value {
+        resource(
+            "environments",
+            s.id,
+            json!({"content": s.environment}),
+            Some(format!("{}/environment", self.site_url(w, s.id))),
+        )
+    }
+
+    pub fn deployment(&self, w: &World, d: &Deployment) -> Value {
+        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
+        // SPEC: Deployment requires only id and type; links are present here anyway.
+        resource(
+            "deployments",
+            d.id,
+            json!({
+                "commit": {"hash": d.commit_hash, "author": d.commit_author, "message": d.commit_message, "branch": d.branch},
+                "type": d.kind, "status": view.status, "started_at": tsn(view.started_at), "ended_at": tsn(view.ended_at),
+                "created_at": ts(d.created_at), "updated_at": ts(view.ended_at.or(view.started_at).unwrap_or(d.created_at))
+            }),
+            Some(format!(
+                "{}/deployments/{}",
+                self.site_url(w, d.site_id),
+                d.id
+            )),
+        )
+    }
+
+    pub fn deployment_log(&self, d: &Deployment) -> Value {
+        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
+        let mut output = String::new();
+        if view.started_at.is_some() {
+            output.push_str(&format!(
+                "Deploying {}\n",
+                d.commit_hash.clone().unwrap_or_default()
+            ));
+        }
+        match view.status {
+            "finished" => output.push_str("Deployment finished.\n"),
+            "failed" => output.push_str("Deployment failed: script exited with code 1.\n"),
+            _ => {}
+        }
+        json!({"data": {"id": d.id.to_string(), "type": "deploymentOutputs", "attributes": {"output": output}}})
+    }
+
+    pub fn deployment_status(&self, w: &World, site: &Site) -> Value {
+        let running = w.running_deployment(site.id, self.now, self.delay);
+        json!({"data": {"id": site.id.to_string(), "type": "deploymentStatuses", "attributes": {
+            "status": running.as_ref().map(|(_, v)| v.status),
+            "started_at": running.and_then(|(_, v)| v.started_at).map(ts)
+        }}})
+    }
+
+    pub fn deployment_script(&self, w: &World, s: &Site) -> Value {
+        resource(
+            "deploymentScripts",
+            s.id,
+            json!({"content": s.deployment_script, "auto_source": s.auto_source}),
+            Some(format!("{}/deployments/script", self.site_url(w, s.id))),
+        )
+    }
+
+    pub fn deploy_hook(&self, s: &Site) -> Value {
+        json!({"data": {"id": s.id.to_string(), "type": "deployHooks", "attributes": {"url": format!("{}/deploy/{}/{}", self.base, s.id, s.deploy_hook_token)}}})
+    }
+
+    pub fn domain(&self, w: &World, d: &Domain) -> Value {
+        resource(
+            "domainRecords",
+            d.id,
+            json!({
+                "name": d.name, "type": if d.primary { "primary" } else { "alias" },
+                "status": lc::domain_status(d.created_at, d.deleted_at, self.now, self.delay),
+                "www_redirect_type": d.www_redirect_type, "allow_wildcard_subdomains": d.allow_wildcard_subdomains,
+                "created_at": ts(d.created_at), "updated_at": ts(d.updated_at)
+            }),
+            Some(format!("{}/domains/{}", self.site_url(w, d.site_id), d.id)),
+        )
+    }
+
+    pub fn certificate(&self, w: &World, c: &Certificate) -> Value {
+        let view = lc::certificate_view(c.created_at, c.fails, c.deleted_at, self.now, self.delay);
+        let active = w
+            .active_certificate(c.domain_id, self.now, self.delay)
+            .is_some_and(|a| a.id == c.id);
+        // SPEC: Certificate requires only id and type; omit links like the spec allows.
+        resource(
+            "certificates",
+            c.id,
+            json!({
+                "type": c.cert_type, "verification_method": c.verification_method, "key_type": c.key_type,
+                "preferred_chain": c.preferred_chain, "request_status": view.request_status, "status": view.status,
+                "active": active, "domain_record_id": c.domain_id,
+                "created_at": ts(c.created_at), "updated_at": ts(c.created_at)
+            }),
+            None,
+        )
+    }
+
+    pub fn database(&self, w: &World, d: &Database) -> Value {
+        resource(
+            "databases",
+            d.id,
+            json!({"name": d.name, "status": lc::install_status(d.created_at, d.deleted_at, self.now, self.delay),
+                   "created_at": ts(d.created_at), "updated_at": ts(d.created_at)}),
+            Some(format!(
+                "{}/database/schemas/{}",
+                self.server_url(w, d.server_id),
+                d.id
+            )),
+        )
+    }
+
+    pub fn database_user(&self, w: &World, u: &DatabaseUser) -> Value {
+        resource(
+            "databaseUsers",
+            u.id,
+            json!({"name": u.name, "status": lc::database_user_status(u.created_at, u.updated_at, u.deleted_at, self.now, self.delay),
+                   "created_at": ts(u.created_at), "updated_at": ts(u.updated_at.unwrap_or(u.created_at))}),
+            Some(format!(
+                "{}/database/users/{}",
+                self.server_url(w, u.server_id),
+                u.id
+            )),
+        )
+    }
+
+    pub fn background_process(&self, p: &BackgroundProcess) -> Value {
+        let mut status = lc::install_status(p.created_at, p.deleted_at, self.now, self.delay);
+        if status == "installed"
+            && p.updated_at
+                .is_some_and(|u| lc::steps_elapsed(u, self.now, self.delay, 1) == 0)
+        {
+            status = "restarting";
+        }
+        // R2 #26: no name, site_id or updated_at in the resource.
+        resource(
+            "backgroundProcesses",
+            p.id,
+            json!({"command": p.command, "user": p.user, "directory": p.directory, "processes": p.processes,
+                   "status": status, "created_at": ts(p.created_at)}),
+            None,
+        )
+    }
+
+    pub fn job(&self, w: &World, j: &ScheduledJob) -> Value {
+        let url = match j.site_id {
+            Some(site) => format!("{}/scheduled-jobs/{}", self.site_url(w, site), j.id),
+            None => format!(
+                "{}/scheduled-jobs/{}",
+                self.server_url(w, j.server_id),
+                j.id
+            ),
+        };
+        resource(
+            "jobs",
+            j.id,
+            json!({"name": j.name, "command": j.command, "status": lc::install_status(j.created_at, j.deleted_at, self.now, self.delay),
+                   "user": j.user, "frequency": j.frequency, "cron": j.cron, "next_run_time": null,
+                   "created_at": ts(j.created_at), "updated_at": ts(j.created_at)}),
+            Some(url),
+        )
+    }
+
+    pub fn command(&self, w: &World, c: &SiteCommand) -> Value {
+        let status = lc::command_status(c.created_at, c.fails, self.now, self.delay);
+        let done = matches!(status, "finished" | "failed");
+        let mut v = resource(
+            "commands",
+            c.id,
+            json!({"command": c.command, "status": status,
+                   "exit_code": if done { json!(if c.fails { 1 } else { 0 }) } else { Value::Null },
+                   "error_output": if done && c.fails { json!("command failed") } else { Value::Null },
+                   "duration": if done { json!("0s") } else { Value::Null },
+                   "user_id": c.user_id, "created_at": ts(c.created_at), "updated_at": ts(c.created_at)}),
+            Some(format!("{}/commands/{}", self.site_url(w, c.site_id), c.id)),
+        );
+        v["relationships"] =
+            json!({"user": {"data": {"type": "users", "id": c.user_id.to_string()}}});
+        v
+    }
+
+    pub fn command_output(&self, c: &SiteCommand) -> Value {
+        let status = lc::command_status(c.created_at, c.fails, self.now, self.delay);
+        let output = match status {
+            "finished" => format!("$ {}\nDone.\n", c.command),
+            "failed" => format!("$ {}\nexit status 1\n", c.command),
+            "running" => format!("$ {}\n", c.command),
+            _ => String::new(),
+        };
+        json!({"data": {"id": c.id.to_string(), "type": "commandOutputs", "attributes": {"output": output}}})
+    }
+
+    pub fn job_output(&self, j: &ScheduledJob) -> Value {
+        json!({"data": {"id": j.id.to_string(), "type": "jobOutputs", "attributes": {"output": ""}}})
+    }
+}
+
+fn app_type(site_type: &str) -> &'static str {
+    match site_type {
+        "laravel" => "Laravel",
+        "symfony" => "Symfony",
+        "statamic" => "Statamic",
+        "wordpress" => "WordPress",
+        "phpmyadmin" => "phpMyAdmin",
+        "php" => "PHP",
+        "nextjs" => "Next.js",
+        "nuxtjs" => "Nuxt.js",
+        "static-html" => "Static HTML",
+        _ => "Custom",
+    }
+}
+
+// ---- pagination ----
+
+/// Page size when `page[size]` is absent (D1) and the largest the sim accepts (UNCERTAIN upstream).
+pub const DEFAULT_PAGE_SIZE: usize = 30;
+pub const MAX_PAGE_SIZE: usize = 200;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    id: u64,
+    #[serde(rename = "_pointsToNextItems")]
+    next: bool,
+    offset: usize,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+}
+
+fn decode_cursor(s: &str) -> Option<Cursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One page of already filtered and sorted items, Laravel cursor-paginator style.
+pub struct PageSlice<T> {
+    pub items: Vec<T>,
+    pub per_page: usize,
+    pub next_cursor: Option<String>,
+    pub prev_cursor: Option<String>,
+}
+
+/// Cut `items` (sorted) into the page the query asks for.
+pub fn paginate<T>(
+    items: Vec<T>,
+    id_of: impl Fn(&T) -> u64,
+    query: &HashMap<String, String>,
+) -> Result<PageSlice<T>, ApiError> {
+    let per_page = match query.get("page[size]") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(MAX_PAGE_SIZE),
+            _ => {
+                let mut errors = super::validation::FieldErrors::new();
+                errors.insert(
+                    "page.size".into(),
+                    vec!["The page.size field must be an integer greater than 0.".into()],
+                );
+                return Err(ApiError::Validation(errors));
+            }
+        },
+    };
+    let cursor = query.get("page[cursor]").filter(|c| !c.is_empty());
+    let (start, end) = match cursor.map(|c| decode_cursor(c)) {
+        None => (0, per_page),
+        Some(None) => {
+            let mut errors = super::validation::FieldErrors::new();
+            errors.insert(
+                "page.cursor".into(),
+                vec!["The page.cursor is invalid.".into()],
+            );
+            return Err(ApiError::Validation(errors));
+        }
+        Some(Some(c)) => {
+            let pos = items.iter().position(|i| id_of(i) == c.id);
+            if c.next {
+                let start = pos.map(|p| p + 1).unwrap_or(c.offset);
+                (start, start + per_page)
+            } else {
+                let end = pos.unwrap_or(c.offset);
+                (end.saturating_sub(per_page), end)
+            }
+        }
+    };
+    let total = items.len();
+    let start = start.min(total);
+    let end = end.min(total);
+    let next_cursor = (end < total && end > start).then(|| {
+        encode_cursor(&Cursor {
+            id: id_of(&items[end - 1]),
+            next: true,
+            offset: end,
+        })
+    });
+    let prev_cursor = (start > 0 && start < total).then(|| {
+        encode_cursor(&Cursor {
+            id: id_of(&items[start]),
+            next: false,
+            offset: start,
+        })
+    });
+    let items = items.into_iter().skip(start).take(end - start).collect();
+    Ok(PageSlice {
+        items,
+        per_page,
+        next_cursor,
+        prev_cursor,
+    })
+}
+
+/// The list document for a page whose items were rendered by the caller.
+pub fn list_document(
+    path_url: &str,
+    page: PageSlice<Rendered>,
+    query: &HashMap<String, String>,
+) -> Value {
+    let link = |cursor: &Option<String>| -> Value {
+        match cursor {
+            Some(c) => {
+                let mut q: Vec<(String, String)> = query
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "page[cursor]")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                q.sort();
+                q.push(("page[cursor]".into(), c.clone()));
+                let qs: Vec<String> = q
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+                    .collect();
+                Value::String(format!("{path_url}?{}", qs.join("&")))
+            }
+            None => Value::Null,
+        }
+    };
+    let mut data = vec![];
+    let mut included = vec![];
+    for r in page.items {
+        data.push(r.data);
+        included.extend(r.included);
+    }
+    let mut doc = json!({
+        "data": data,
+        "links": {"first": null, "last": null, "prev": link(&page.prev_cursor), "next": link(&page.next_cursor)},
+        "meta": {"path": path_url, "per_page": page.per_page, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor}
+    });
+    if !included.is_empty() {
+        doc["included"] = Value::Array(dedupe(included));
+    }
+    doc
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'['
+            | b']'
+            | b',' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn cursor_pagination_walks_every_item_once() {
+        let items: Vec<u64> = (1..=7).collect();
+        let mut seen = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = q(&[("page[size]", "3")]);
+            if let Some(c) = &cursor {
+                query.insert("page[cursor]".into(), c.clone());
+            }
+            let page = paginate(items.clone(), |i| *i, &query).unwrap();
+            seen.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn first_page_has_no_prev_and_last_has_no_next() {
+        let first = paginate(
+            (1..=4).collect::<Vec<u64>>(),
+            |i| *i,
+            &q(&[("page[size]", "2")]),
+        )
+        .unwrap();
+        assert!(first.prev_cursor.is_none());
+        let next = first.next_cursor.unwrap();
+        let last = paginate(
+            (1..=4).collect::<Vec<u64>>(),
+            |i| *i,
+            &q(&[("page[size]", "2"), ("page[cursor]", &next)]),
+        )
+        .unwrap();
+        assert_eq!(last.items, vec![3, 4]);
+        assert!(last.next_cursor.is_none());
+        let prev = last.prev_cursor.unwrap();
+        let back = paginate(
+            (1..=4).collect::<Vec<u64>>(),
+            |i| *i,
+            &q(&[("page[size]", "2"), ("page[cursor]", &prev)]),
+        )
+        .unwrap();
+        assert_eq!(back.items, vec![1, 2]);
+    }
+
+    #[test]
+    fn garbage_cursor_and_size_are_validation_errors() {
+        assert!(paginate(vec![1u64], |i| *i, &q(&[("page[cursor]", "%%%")])).is_err());
+        assert!(paginate(vec![1u64], |i| *i, &q(&[("page[size]", "0")])).is_err());
+    }
+}
