@@ -1,3 +1,5 @@
 //! Pure, I/O-free code: every decision the controllers make, testable with plain values.
 
 pub mod duration;
+pub mod graph;
+pub mod graph_render;
