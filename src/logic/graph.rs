@@ -39,7 +39,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::api::repo_dependency_graph::{
-    DiscoveryError, EdgeStatus, GraphOptions, RepoDependencyGraphStatus, Repository, RepositoryStatus,
+    DiscoveryError, EdgeStatus, GraphOptions, RepoDependencyGraphStatus, Repository,
+    RepositoryStatus,
 };
 
 /// Most cycles listed in the status; more set `cyclesTruncated`.
@@ -107,19 +108,29 @@ pub struct Analysis {
     closure_down: Vec<FixedBitSet>,
     closure_up: Vec<FixedBitSet>,
     component: Vec<usize>,
+    /// Per repository, its direct dependents, sorted.
+    dependents: Vec<Vec<usize>>,
     longest_chain: Vec<usize>,
     max_depth: Option<usize>,
 }
 
 /// Analyses `repositories` (with their declared `dependsOn`) plus `discovered` edges.
-pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: &GraphOptions) -> Analysis {
+pub fn analyse(
+    repositories: &[Repository],
+    discovered: &[EdgeStatus],
+    options: &GraphOptions,
+) -> Analysis {
     let names: Vec<String> = repositories
         .iter()
         .map(|r| r.name.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let n = names.len();
 
     let mut all_edges: Vec<EdgeStatus> = repositories
@@ -143,11 +154,19 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
     // Merge parallel edges: a pair is required when any of its edges is.
     let mut merged: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     for e in &edges {
-        *merged.entry((index[e.from.as_str()], index[e.to.as_str()])).or_insert(false) |= e.required;
+        *merged
+            .entry((index[e.from.as_str()], index[e.to.as_str()]))
+            .or_insert(false) |= e.required;
     }
     let mut links: Vec<Link> = merged
         .into_iter()
-        .map(|((from, to), required)| Link { from, to, required, in_cycle: false, relaxed: false })
+        .map(|((from, to), required)| Link {
+            from,
+            to,
+            required,
+            in_cycle: false,
+            relaxed: false,
+        })
         .collect();
 
     // Required subgraph: cycles and what is blocked by them or by missing repositories.
@@ -177,7 +196,15 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
 
     let (cycles, cycles_truncated) = elementary_cycles(n, &links, MAX_REPORTED_CYCLES);
 
-    let waiting_on = waiting_on(&names, &index, &links, &missing, &required_sccs, &required_component, &cyclic_component);
+    let waiting_on = waiting_on(
+        &names,
+        &index,
+        &links,
+        &missing,
+        &required_sccs,
+        &required_component,
+        &cyclic_component,
+    );
     let schedulable: Vec<bool> = waiting_on.iter().map(Vec::is_empty).collect();
 
     // Ordering graph: links between schedulable repositories, minus optional links that
@@ -192,9 +219,16 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
         }
     }
     for l in links.iter_mut() {
-        l.relaxed = !l.required && schedulable[l.from] && schedulable[l.to] && loose_component[l.from] == loose_component[l.to];
+        l.relaxed = !l.required
+            && schedulable[l.from]
+            && schedulable[l.to]
+            && loose_component[l.from] == loose_component[l.to];
     }
-    let ordering: Vec<&Link> = links.iter().filter(ordering_candidates).filter(|l| !l.relaxed).collect();
+    let ordering: Vec<&Link> = links
+        .iter()
+        .filter(ordering_candidates)
+        .filter(|l| !l.relaxed)
+        .collect();
     let ordering_graph = graph_of(n, ordering.iter().copied());
 
     // tarjan_scc lists components dependencies-first; here every component is one node.
@@ -230,7 +264,11 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
                 chain.push(v);
                 let wanted = phase[v].and_then(|p| p.checked_sub(1));
                 current = wanted.and_then(|w| {
-                    ordering.iter().filter(|l| l.from == v && phase[l.to] == Some(w)).map(|l| l.to).min()
+                    ordering
+                        .iter()
+                        .filter(|l| l.from == v && phase[l.to] == Some(w))
+                        .map(|l| l.to)
+                        .min()
                 });
             }
             chain
@@ -238,6 +276,11 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
     };
 
     let (closure_down, closure_up, component) = closure(n, &links);
+    // Links are sorted by `from`, so each list comes out sorted.
+    let mut dependents = vec![Vec::new(); n];
+    for l in &links {
+        dependents[l.to].push(l.from);
+    }
 
     Analysis {
         names,
@@ -252,6 +295,7 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
         closure_down,
         closure_up,
         component,
+        dependents,
         longest_chain,
         max_depth: options.max_depth.map(|d| usize::try_from(d).unwrap_or(0)),
     }
@@ -310,7 +354,12 @@ fn waiting_on(
         per_component.push(set);
     }
     (0..n)
-        .map(|v| per_component[required_component[v]].iter().map(|s| s.to_string()).collect())
+        .map(|v| {
+            per_component[required_component[v]]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
         .collect()
 }
 
@@ -443,7 +492,9 @@ fn elementary_cycles(n: usize, links: &[Link], cap: usize) -> (Vec<Vec<usize>>, 
                     }
                 }
             }
-            let exhausted = stack.last().is_some_and(|&(_, p)| p >= adjacency[this].len());
+            let exhausted = stack
+                .last()
+                .is_some_and(|&(_, p)| p >= adjacency[this].len());
             if exhausted {
                 if closed[this] {
                     unblock(this, &mut blocked, &mut b);
@@ -528,22 +579,35 @@ impl Analysis {
             .filter(|l| l.relaxed)
             .map(|l| (self.names[l.from].as_str(), self.names[l.to].as_str()))
             .collect();
-        self.edges.iter().filter(|e| relaxed.contains(&(e.from.as_str(), e.to.as_str()))).collect()
+        self.edges
+            .iter()
+            .filter(|e| relaxed.contains(&(e.from.as_str(), e.to.as_str())))
+            .collect()
     }
 
     /// The deployment order: phase by phase, by name within a phase.
     pub fn order(&self) -> Vec<&str> {
-        self.phases.iter().flatten().map(|&v| self.names[v].as_str()).collect()
+        self.phases
+            .iter()
+            .flatten()
+            .map(|&v| self.names[v].as_str())
+            .collect()
     }
 
     /// Parallel phases, each sorted by name.
     pub fn phases(&self) -> Vec<Vec<&str>> {
-        self.phases.iter().map(|p| p.iter().map(|&v| self.names[v].as_str()).collect()).collect()
+        self.phases
+            .iter()
+            .map(|p| p.iter().map(|&v| self.names[v].as_str()).collect())
+            .collect()
     }
 
     /// Every cycle (up to [`MAX_REPORTED_CYCLES`]), as paths back to their first repository.
     pub fn cycles(&self) -> Vec<Vec<&str>> {
-        self.cycles.iter().map(|c| c.iter().map(|&v| self.names[v].as_str()).collect()).collect()
+        self.cycles
+            .iter()
+            .map(|c| c.iter().map(|&v| self.names[v].as_str()).collect())
+            .collect()
     }
 
     /// Whether more cycles exist than [`Analysis::cycles`] lists.
@@ -558,17 +622,20 @@ impl Analysis {
 
     /// Cyclic or missing repositories that `repository` requires (empty when it has a phase).
     pub fn waiting_on(&self, repository: &str) -> &[String] {
-        self.position(repository).map_or(&[], |v| &self.waiting_on[v])
+        self.position(repository)
+            .map_or(&[], |v| &self.waiting_on[v])
     }
 
     /// Everything `repository` depends on, directly or not, sorted.
     pub fn transitive_dependencies(&self, repository: &str) -> Vec<&str> {
-        self.position(repository).map_or_else(Vec::new, |v| self.reach(&self.closure_down, v))
+        self.position(repository)
+            .map_or_else(Vec::new, |v| self.reach(&self.closure_down, v))
     }
 
     /// Everything that depends on `repository`, directly or not, sorted.
     pub fn transitive_dependents(&self, repository: &str) -> Vec<&str> {
-        self.position(repository).map_or_else(Vec::new, |v| self.reach(&self.closure_up, v))
+        self.position(repository)
+            .map_or_else(Vec::new, |v| self.reach(&self.closure_up, v))
     }
 
     /// Number of edges in the longest ordering chain (phases − 1).
@@ -578,7 +645,10 @@ impl Analysis {
 
     /// The longest ordering chain, dependent first.
     pub fn longest_chain(&self) -> Vec<&str> {
-        self.longest_chain.iter().map(|&v| self.names[v].as_str()).collect()
+        self.longest_chain
+            .iter()
+            .map(|&v| self.names[v].as_str())
+            .collect()
     }
 
     /// `Err` when the graph violates its options (today: `maxDepth`).
@@ -587,7 +657,11 @@ impl Analysis {
             Some(max_depth) if self.depth() > max_depth => Err(GraphError::DepthExceeded {
                 depth: self.depth(),
                 max_depth,
-                chain: self.longest_chain().into_iter().map(str::to_string).collect(),
+                chain: self
+                    .longest_chain()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
             }),
             _ => Ok(()),
         }
@@ -596,17 +670,26 @@ impl Analysis {
     /// Per-repository status entry for the repository at `index` of [`Analysis::names`].
     pub fn repository_status(&self, index: usize) -> RepositoryStatus {
         let name = |v: usize| self.names[v].clone();
-        let mut dependencies: Vec<String> = self.links.iter().filter(|l| l.from == index).map(|l| name(l.to)).collect();
-        let mut dependents: Vec<String> = self.links.iter().filter(|l| l.to == index).map(|l| name(l.from)).collect();
-        dependencies.sort();
-        dependents.sort();
+        // Links are sorted by (from, to): a repository's dependencies are one run of them.
+        let start = self.links.partition_point(|l| l.from < index);
+        let end = self.links.partition_point(|l| l.from <= index);
+        let dependencies: Vec<String> = self.links[start..end].iter().map(|l| name(l.to)).collect();
+        let dependents: Vec<String> = self.dependents[index].iter().map(|&v| name(v)).collect();
         RepositoryStatus {
             name: name(index),
             phase: self.phase[index].map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
             dependencies,
             dependents,
-            transitive_dependencies: self.reach(&self.closure_down, index).into_iter().map(str::to_string).collect(),
-            transitive_dependents: self.reach(&self.closure_up, index).into_iter().map(str::to_string).collect(),
+            transitive_dependencies: self
+                .reach(&self.closure_down, index)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            transitive_dependents: self
+                .reach(&self.closure_up, index)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             waiting_on: self.waiting_on[index].clone(),
         }
     }
@@ -616,10 +699,14 @@ impl Analysis {
     pub fn to_status(&self, discovery_errors: &[DiscoveryError]) -> RepoDependencyGraphStatus {
         let count = |n: usize| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let owned = |v: Vec<Vec<&str>>| -> Vec<Vec<String>> {
-            v.into_iter().map(|p| p.into_iter().map(str::to_string).collect()).collect()
+            v.into_iter()
+                .map(|p| p.into_iter().map(str::to_string).collect())
+                .collect()
         };
         let mut errors = discovery_errors.to_vec();
-        errors.sort_by(|a, b| (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message)));
+        errors.sort_by(|a, b| {
+            (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message))
+        });
         errors.dedup();
         RepoDependencyGraphStatus {
             conditions: Vec::new(),
@@ -631,7 +718,9 @@ impl Analysis {
             phases: owned(self.phases()),
             cycles: owned(self.cycles()),
             cycles_truncated: self.cycles_truncated.then_some(true),
-            repositories: (0..self.names.len()).map(|i| self.repository_status(i)).collect(),
+            repositories: (0..self.names.len())
+                .map(|i| self.repository_status(i))
+                .collect(),
             edges: self.edges.clone(),
             missing: self.missing.clone(),
             discovery_errors: errors,
@@ -641,7 +730,9 @@ impl Analysis {
     }
 
     fn position(&self, repository: &str) -> Option<usize> {
-        self.names.binary_search_by(|n| n.as_str().cmp(repository)).ok()
+        self.names
+            .binary_search_by(|n| n.as_str().cmp(repository))
+            .ok()
     }
 
     fn reach(&self, closure: &[FixedBitSet], v: usize) -> Vec<&str> {
