@@ -18,7 +18,10 @@ use crate::logic::duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path} is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -183,7 +186,11 @@ pub struct ControllerConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self { concurrency: default_concurrency(), requeue_interval: default_requeue(), namespace: None }
+        Self {
+            concurrency: default_concurrency(),
+            requeue_interval: default_requeue(),
+            namespace: None,
+        }
     }
 }
 
@@ -247,7 +254,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self {
+            listen: default_listen(),
+        }
     }
 }
 
@@ -259,7 +268,10 @@ impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
         Self::parse(&text, &display)
     }
 
@@ -268,13 +280,19 @@ impl Config {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?
         };
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError::Invalid { path: origin.to_string(), problems })
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
         }
     }
 
@@ -286,9 +304,18 @@ impl Config {
                 out.push(format!("{key}: {e}"));
             }
         };
-        check_duration("controller.requeueInterval", &self.controller.requeue_interval);
-        check_duration("leaderElection.leaseDuration", &self.leader_election.lease_duration);
-        check_duration("leaderElection.retryPeriod", &self.leader_election.retry_period);
+        check_duration(
+            "controller.requeueInterval",
+            &self.controller.requeue_interval,
+        );
+        check_duration(
+            "leaderElection.leaseDuration",
+            &self.leader_election.lease_duration,
+        );
+        check_duration(
+            "leaderElection.retryPeriod",
+            &self.leader_election.retry_period,
+        );
         if let Some(gh) = &self.github {
             check_duration("github.pollInterval", &gh.poll_interval);
         }
@@ -297,17 +324,26 @@ impl Config {
             duration::parse(&self.leader_election.retry_period),
         ) && retry >= lease
         {
-            out.push("leaderElection.retryPeriod: must be shorter than leaderElection.leaseDuration".into());
+            out.push(
+                "leaderElection.retryPeriod: must be shorter than leaderElection.leaseDuration"
+                    .into(),
+            );
         }
         if self.controller.concurrency == 0 {
             out.push("controller.concurrency: must be at least 1".into());
         }
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            out.push(format!("server.listen: {:?} is not an address like 0.0.0.0:8080", self.server.listen));
+            out.push(format!(
+                "server.listen: {:?} is not an address like 0.0.0.0:8080",
+                self.server.listen
+            ));
         }
         if let Some(forge) = &self.forge {
             if !forge.base_url.starts_with("http://") && !forge.base_url.starts_with("https://") {
-                out.push(format!("forge.baseUrl: {:?} must be an http(s) URL", forge.base_url));
+                out.push(format!(
+                    "forge.baseUrl: {:?} must be an http(s) URL",
+                    forge.base_url
+                ));
             }
             if forge.organization.is_empty() {
                 out.push("forge.organization: must not be empty".into());
@@ -323,7 +359,10 @@ impl Config {
                 out.push(format!("{key}.name: duplicate pool name {:?}", pool.name));
             }
             if !is_dns_label(&pool.name) {
-                out.push(format!("{key}.name: {:?} must be a DNS label (lowercase letters, digits, '-')", pool.name));
+                out.push(format!(
+                    "{key}.name: {:?} must be a DNS label (lowercase letters, digits, '-')",
+                    pool.name
+                ));
             }
             out.extend(pool.problems(&key));
         }
@@ -346,24 +385,37 @@ impl PoolConfig {
         let mut out = Vec::new();
         let mut require = |present: bool, field: &str| {
             if !present {
-                out.push(format!("{key}.{field}: required for a {:?} pool", self.type_));
+                out.push(format!(
+                    "{key}.{field}: required for a {:?} pool",
+                    self.type_
+                ));
             }
         };
         match self.type_ {
             ResourceType::Port => require(self.range.is_some(), "range"),
             ResourceType::Domain => require(self.base_domain.is_some(), "baseDomain"),
-            ResourceType::RedisDatabase => require(self.redis_url_secret_ref.is_some(), "redisUrlSecretRef"),
+            ResourceType::RedisDatabase => {
+                require(self.redis_url_secret_ref.is_some(), "redisUrlSecretRef")
+            }
             ResourceType::Database => require(self.server_id.is_some(), "serverId"),
-            ResourceType::Volume | ResourceType::Network => require(!self.resources.is_empty(), "resources"),
+            ResourceType::Volume | ResourceType::Network => {
+                require(!self.resources.is_empty(), "resources")
+            }
         }
         if let Some(range) = self.range {
             if range.start == 0 || range.end > 65535 || range.start > range.end {
-                out.push(format!("{key}.range: {}-{} must satisfy 1 <= start <= end <= 65535", range.start, range.end));
+                out.push(format!(
+                    "{key}.range: {}-{} must satisfy 1 <= start <= end <= 65535",
+                    range.start, range.end
+                ));
             }
             if let Some(from) = self.dynamic_from
                 && (from < range.start || from > range.end)
             {
-                out.push(format!("{key}.dynamicFrom: {from} is outside range {}-{}", range.start, range.end));
+                out.push(format!(
+                    "{key}.dynamicFrom: {from} is outside range {}-{}",
+                    range.start, range.end
+                ));
             }
         }
         for (j, r) in self.resources.iter().enumerate() {
@@ -378,7 +430,8 @@ impl PoolConfig {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -396,7 +449,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse("controller:\n  concurency: 3\n", "t").unwrap_err().to_string();
+        let err = Config::parse("controller:\n  concurency: 3\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("concurency"), "{err}");
     }
 
@@ -416,7 +471,13 @@ server:
   listen: nowhere
 "#;
         let err = Config::parse(text, "t").unwrap_err().to_string();
-        for key in ["pools[0].range", "pools[1].name", "pools[1].redisUrlSecretRef", "leaderElection.retryPeriod", "server.listen"] {
+        for key in [
+            "pools[0].range",
+            "pools[1].name",
+            "pools[1].redisUrlSecretRef",
+            "leaderElection.retryPeriod",
+            "server.listen",
+        ] {
             assert!(err.contains(key), "missing {key} in {err}");
         }
     }

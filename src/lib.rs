@@ -3,4 +3,10 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
+pub mod leader;
 pub mod logic;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod graph_command;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Kubernetes operator for preview environments and shared platform resources")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Kubernetes operator for preview environments and shared platform resources"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Graph { file, format, fail_on_cycle } => graph_command::run(&file, format, fail_on_cycle),
-        Command::Run { config: _ } => todo!(),
+        Command::Graph {
+            file,
+            format,
+            fail_on_cycle,
+        } => graph_command::run(&file, format, fail_on_cycle),
+        Command::Run { config } => switchyard::runtime::main(config),
     }
 }

@@ -20,11 +20,27 @@ use std::collections::BTreeMap;
     shortname = "bg",
     category = "switchyard",
     doc = "Permission for caller instances to call named bridge commands of a target instance, with a rotated shared secret.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.target"),
-    printcolumn(name = "Secret-Version", type_ = "integer", json_path = ".status.secretVersion"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Secret-Version",
+        type_ = "integer",
+        json_path = ".status.secretVersion"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BridgeGrantSpec {
@@ -35,12 +51,12 @@ pub struct BridgeGrantSpec {
     pub target: String,
 
     /// Callers allowed, `code`, `code@tag` or `code@*` (any tag).
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 64), inner(length(max = 127)))]
     #[x_kube(validation = Rule::new("self.all(x, x.matches('^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(@([a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?|[*]))?$'))").message("each caller must be code, code@tag or code@*; '*' is allowed only as a whole tag"))]
     pub from: Vec<String>,
 
     /// Bridge commands the callers may run, or `*` for all.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 64), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new("self.all(x, x == '*' || x.matches('^[a-z][a-z0-9_.:-]{0,127}$'))").message("each command must be a lowercase name or '*'"))]
     pub commands: Vec<String>,
 
@@ -54,7 +70,10 @@ pub struct BridgeGrantSpec {
     pub bridge_path: String,
 
     /// Name of the allowlist ConfigMap the target mounts; default `bridge-allowlist-<target code>`.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        length(max = 253)
+    )]
     pub allowlist_config_map: Option<String>,
 
     /// Optionally, a NetworkPolicy letting the callers' pods reach the target's bridge port.
@@ -83,7 +102,10 @@ pub struct SecretRotation {
 
 impl Default for SecretRotation {
     fn default() -> Self {
-        Self { rotation_interval: default_rotation(), overlap: default_overlap() }
+        Self {
+            rotation_interval: default_rotation(),
+            overlap: default_overlap(),
+        }
     }
 }
 

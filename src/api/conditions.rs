@@ -94,11 +94,35 @@ mod tests {
     #[test]
     fn transition_time_changes_only_when_status_flips() {
         let mut conds = Vec::new();
-        assert!(set(&mut conds, READY, Status::False, "Provisioning", "creating site", Some(1)));
+        assert!(set(
+            &mut conds,
+            READY,
+            Status::False,
+            "Provisioning",
+            "creating site",
+            Some(1)
+        ));
         let first = conds[0].last_transition_time.clone();
-        assert!(set(&mut conds, READY, Status::False, "Provisioning", "creating database", Some(1)));
-        assert_eq!(conds[0].last_transition_time, first, "same status keeps the time");
-        assert!(!set(&mut conds, READY, Status::False, "Provisioning", "creating database", Some(1)));
+        assert!(set(
+            &mut conds,
+            READY,
+            Status::False,
+            "Provisioning",
+            "creating database",
+            Some(1)
+        ));
+        assert_eq!(
+            conds[0].last_transition_time, first,
+            "same status keeps the time"
+        );
+        assert!(!set(
+            &mut conds,
+            READY,
+            Status::False,
+            "Provisioning",
+            "creating database",
+            Some(1)
+        ));
         set(&mut conds, READY, Status::True, "Ready", "", Some(1));
         assert!(conds[0].last_transition_time.0 >= first.0);
         assert!(is_true(&conds, READY));

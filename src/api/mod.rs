@@ -5,6 +5,10 @@
 //! prints, and CEL rules (`x_kube(validation = ...)`) reject what the schema alone
 //! cannot express, so bad input fails at `kubectl apply` rather than in a reconcile.
 
+// Several `printcolumn(...)` entries share `type_ = "string"`; clippy mistakes those
+// for one attribute given twice.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod branch;
 pub mod bridge_grant;
 pub mod conditions;
@@ -14,9 +18,15 @@ pub mod shared_resource_claim;
 
 pub use branch::{Branch, BranchSpec, BranchStatus};
 pub use bridge_grant::{BridgeGrant, BridgeGrantSpec, BridgeGrantStatus};
-pub use preview_environment::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus};
-pub use repo_dependency_graph::{RepoDependencyGraph, RepoDependencyGraphSpec, RepoDependencyGraphStatus};
-pub use shared_resource_claim::{SharedResourceClaim, SharedResourceClaimSpec, SharedResourceClaimStatus};
+pub use preview_environment::{
+    PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus,
+};
+pub use repo_dependency_graph::{
+    RepoDependencyGraph, RepoDependencyGraphSpec, RepoDependencyGraphStatus,
+};
+pub use shared_resource_claim::{
+    SharedResourceClaim, SharedResourceClaimSpec, SharedResourceClaimStatus,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{CustomResourceExt, KubeSchema};

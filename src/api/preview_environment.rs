@@ -22,11 +22,23 @@ use super::{DeletionPolicy, LocalObjectRef, SecretKeyRef};
     shortname = "preview",
     category = "switchyard",
     doc = "A preview of one pull request: a Forge site with its database, Redis database, .env, queue workers, certificate and deployment.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "PR", type_ = "integer", json_path = ".spec.pullRequest"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.domain) && has(self.domainTemplate))").message("domain and domainTemplate are mutually exclusive").field_path(".domain"))]

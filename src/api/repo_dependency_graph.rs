@@ -20,12 +20,28 @@ use serde_with::skip_serializing_none;
     shortname = "rdg",
     category = "switchyard",
     doc = "Repositories and their dependencies, analysed into a deployment order, parallel phases and cycles.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Repositories", type_ = "integer", json_path = ".status.repositoryCount"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Repositories",
+        type_ = "integer",
+        json_path = ".status.repositoryCount"
+    ),
     printcolumn(name = "Phases", type_ = "integer", json_path = ".status.phaseCount"),
     printcolumn(name = "Cycles", type_ = "integer", json_path = ".status.cycleCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RepoDependencyGraphSpec {
@@ -37,10 +53,10 @@ pub struct RepoDependencyGraphSpec {
     pub options: GraphOptions,
 }
 
-/// One repository and what it depends on.
+/// One repository and what it depends on. A repository that depends on itself is
+/// accepted and reported as a cycle, like any other.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.dependsOn.all(d, d.repository != self.name)").message("a repository cannot depend on itself").field_path(".dependsOn"))]
 pub struct Repository {
     /// Repository in `owner/name` form.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$"))]
@@ -123,7 +139,10 @@ pub struct GraphOptions {
 
 impl Default for GraphOptions {
     fn default() -> Self {
-        Self { max_depth: None, allow_parallel: true }
+        Self {
+            max_depth: None,
+            allow_parallel: true,
+        }
     }
 }
 
@@ -199,7 +218,9 @@ pub struct RepositoryStatus {
 }
 
 /// An edge `from` depends on `to`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, KubeSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, KubeSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeStatus {
     /// The dependent repository.

@@ -514,7 +514,8 @@ async fn start_once(
             let procs = std::mem::take(&mut procs.0);
             process::register(
                 id,
-                procs.iter().map(|p| p.pid() as i32).collect(),
+                // Killed in this order at exit: controller-manager, apiserver, etcd.
+                procs.iter().rev().map(|p| p.pid() as i32).collect(),
                 (!keep).then(|| dir.clone()),
             );
             let startup_time = started.elapsed();
@@ -536,12 +537,14 @@ async fn start_once(
             let logs = procs.logs();
             let port_conflict = logs.contains("address already in use");
             drop(procs);
-            if keep_dirs() {
-                eprintln!("switchyard-testenv: keeping {}", tempdir.keep().display());
-            }
+            let kept = if keep_dirs() {
+                format!("(kept {})", tempdir.keep().display())
+            } else {
+                "(the directory has been removed; set SWITCHYARD_TESTENV_KEEP=1 to keep it)".into()
+            };
             Err(StartFailure {
                 error: anyhow!(
-                    "starting the test control plane failed after {:.1?}: {e:#}\n{logs}",
+                    "starting the test control plane failed after {:.1?}: {e:#}\n{logs}\n{kept}",
                     started.elapsed()
                 ),
                 port_conflict,
@@ -591,12 +594,12 @@ async fn boot(
     let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
     let etcd_args = vec![
         format!("--data-dir={}", dir.join("etcd").display()),
-        "--name=default".into(),
+        "--name=testenv".into(),
         format!("--listen-client-urls={etcd_url}"),
         format!("--advertise-client-urls={etcd_url}"),
         format!("--listen-peer-urls={peer_url}"),
         format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster=default={peer_url}"),
+        format!("--initial-cluster=testenv={peer_url}"),
         "--unsafe-no-fsync=true".into(),
         "--log-level=warn".into(),
     ];
@@ -623,6 +626,10 @@ async fn boot(
         "--disable-admission-plugins=ServiceAccount".into(),
         "--service-cluster-ip-range=10.0.0.0/24".into(),
         "--allow-privileged=true".into(),
+        // The lease reconciler would try (and fail, every 10 s) to publish 127.0.0.1 as the
+        // `default/kubernetes` endpoint; loopback addresses are invalid there, and nothing
+        // in-cluster needs it.
+        "--endpoint-reconciler-type=none".into(),
         format!("--service-account-issuer={server_url}"),
         format!("--service-account-key-file={}", pki.sa_pub_file.display()),
         format!(
@@ -647,7 +654,7 @@ async fn boot(
         .context("building kube config")?;
     let client = kube::Client::try_from(config.clone()).context("building kube client")?;
     wait_ready(procs, "kube-apiserver", deadline, || {
-        get_ok(client.clone(), "/readyz")
+        apiserver_ready(client.clone())
     })
     .await?;
 
@@ -749,6 +756,17 @@ async fn etcd_healthy(port: u16) -> Result<()> {
     } else {
         bail!("etcd /health: {}", resp.trim())
     }
+}
+
+/// `/readyz` is ok and the `default` namespace (created asynchronously by the apiserver's
+/// system-namespaces controller) exists, so tests can use it right away.
+async fn apiserver_ready(client: kube::Client) -> Result<()> {
+    get_ok(client.clone(), "/readyz").await?;
+    Api::<Namespace>::all(client)
+        .get("default")
+        .await
+        .context("namespace `default`")?;
+    Ok(())
 }
 
 async fn get_ok(client: kube::Client, path: &str) -> Result<()> {

@@ -99,3 +99,25 @@ fn missing_binaries_give_a_helpful_error() {
     assert!(err.contains("e2e/build-control-plane.sh"), "{err}");
     assert!(err.contains("/nonexistent/kube-apiserver"), "{err}");
 }
+
+#[tokio::test]
+async fn startup_failure_reports_the_log_tail_and_cleans_up() {
+    let _serial = SERIAL.lock().await;
+    let options = switchyard_testenv::Options {
+        extra_apiserver_args: vec!["--no-such-flag".into()],
+        ..Default::default()
+    };
+    let err = ControlPlane::start_with(options).await.unwrap_err();
+    let msg = format!("{err:#}");
+    eprintln!("{msg}");
+    assert!(
+        msg.contains("kube-apiserver exited during startup"),
+        "{msg}"
+    );
+    assert!(msg.contains("last lines of kube-apiserver log"), "{msg}");
+    assert!(msg.contains("unknown flag: --no-such-flag"), "{msg}");
+    assert!(
+        child_pids().iter().all(|p| !pid_alive(*p)),
+        "etcd survived a failed start"
+    );
+}
