@@ -177,16 +177,13 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
                     workload.values.push(value);
                 }
                 let key_ref = var.get("valueFrom").and_then(|v| v.get("configMapKeyRef"));
-                if let Some(key_ref) = key_ref {
-                    if let (Some(name), Some(key)) = (
-                        key_ref.get("name").and_then(scalar),
-                        key_ref.get("key").and_then(scalar),
-                    ) {
-                        workload.config_maps.push(ConfigMapUse {
-                            name,
-                            key: Some(key),
-                        });
-                    }
+                let name = key_ref.and_then(|r| r.get("name")).and_then(scalar);
+                let key = key_ref.and_then(|r| r.get("key")).and_then(scalar);
+                if let (Some(name), Some(key)) = (name, key) {
+                    workload.config_maps.push(ConfigMapUse {
+                        name,
+                        key: Some(key),
+                    });
                 }
             }
         }

@@ -122,6 +122,14 @@ fn self_loop_is_a_cycle_of_one() {
 }
 
 #[test]
+fn declared_self_dependency_is_a_cycle_too() {
+    let a = run(&[repo("o/s", &["o/s"]), repo("o/t", &[])]);
+    assert_eq!(a.cycles(), vec![vec!["o/s", "o/s"]]);
+    assert_eq!(a.order(), vec!["o/t"]);
+    assert_eq!(a.waiting_on("o/s"), strings(&["o/s"]));
+}
+
+#[test]
 fn nested_cycles_and_chords_yield_every_elementary_cycle() {
     // Outer a→b→c→d→a, inner b→c→b, chord a→c.
     let a = run(&[
