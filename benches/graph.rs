@@ -188,6 +188,15 @@ fn main() {
             ""
         },
     );
+    let transitive: usize = analysis
+        .names()
+        .iter()
+        .map(|n| analysis.transitive_dependencies(n).len())
+        .sum();
+    println!(
+        "status size: {transitive} transitive-dependency entries, {} edges: far beyond the ~1.5 MB an object may hold",
+        analysis.edges().len()
+    );
     drop(analysis);
 
     let t_analyse = best_of(|| analyse(&repos, &extra, &options));
