@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod graph_command;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
@@ -26,6 +28,21 @@ enum Command {
     },
     /// Print every CustomResourceDefinition as YAML.
     Crd,
+    /// Analyse a RepoDependencyGraph manifest offline: order, phases, cycles.
+    ///
+    /// Discovery `path`s are read relative to the manifest; `configMapRef`s from
+    /// ConfigMaps in the same YAML stream. Exit codes: 1 unreadable or invalid
+    /// manifest, 2 a cycle with --fail-on-cycle, 3 deeper than maxDepth.
+    Graph {
+        /// The manifest (YAML, may hold several documents).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: graph_command::Format,
+        /// Exit with status 2 when the graph has a cycle.
+        #[arg(long)]
+        fail_on_cycle: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,6 +58,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Graph {
+            file,
+            format,
+            fail_on_cycle,
+        } => graph_command::run(&file, format, fail_on_cycle),
         Command::Run { config } => switchyard::runtime::main(config),
     }
 }

@@ -153,6 +153,8 @@ pub struct RepoDependencyGraphStatus {
     /// Every cycle, each as a path that returns to its first repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cycles: Vec<Vec<String>>,
+    /// True when the graph has more cycles than the 1000 listed in `cycles`.
+    pub cycles_truncated: Option<bool>,
     /// Per repository: direct and transitive dependencies and dependents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<RepositoryStatus>,
@@ -190,6 +192,10 @@ pub struct RepositoryStatus {
     /// All repositories that depend on this one, directly or not.
     #[serde(default)]
     pub transitive_dependents: Vec<String>,
+    /// Repositories in a cycle or missing from the graph that this one requires,
+    /// directly or not (itself included when it is in a cycle); it has no phase until this is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<String>,
 }
 
 /// An edge `from` depends on `to`.

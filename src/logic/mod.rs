@@ -1,4 +1,7 @@
 //! Pure, I/O-free code: every decision the controllers make, testable with plain values.
 
 pub mod allocation;
+pub mod discovery;
 pub mod duration;
+pub mod graph;
+pub mod graph_render;
