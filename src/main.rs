@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bridge_cli;
+
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Kubernetes operator for preview environments and shared platform resources")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Kubernetes operator for preview environments and shared platform resources"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +28,11 @@ enum Command {
     },
     /// Print every CustomResourceDefinition as YAML.
     Crd,
+    /// Sign or verify BridgeGrant requests offline; secrets are read from files.
+    Bridge {
+        #[command(subcommand)]
+        command: bridge_cli::BridgeCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,5 +49,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config: _ } => todo!(),
+        Command::Bridge { command } => bridge_cli::run(command),
     }
 }
