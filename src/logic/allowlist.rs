@@ -385,3 +385,321 @@ pub fn is_allowed(allowlist: &Allowlist, caller: &Identifier, command: &str) -> 
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::bridge_grant::SecretRotation;
+
+    fn spec(target: &str, from: &[&str], commands: &[&str]) -> BridgeGrantSpec {
+        BridgeGrantSpec {
+            target: target.into(),
+            from: from.iter().map(|s| s.to_string()).collect(),
+            commands: commands.iter().map(|s| s.to_string()).collect(),
+            secret: SecretRotation::default(),
+            bridge_path: "/api/v1/bridge".into(),
+            allowlist_config_map: None,
+            network_policy: None,
+        }
+    }
+
+    fn target() -> Identifier {
+        Identifier::parse("shop@prod").unwrap()
+    }
+
+    fn id(s: &str) -> Identifier {
+        Identifier::parse(s).unwrap()
+    }
+
+    fn compute(grants: &[(&str, BridgeGrantSpec)]) -> EffectiveAllowlist {
+        effective_allowlist(&target(), grants.iter().map(|(n, s)| (*n, s)))
+    }
+
+    fn commands(allowlist: &Allowlist, pattern: &str) -> Vec<String> {
+        let entry = &allowlist.callers[&CallerPattern::parse(pattern).unwrap()];
+        entry.commands.iter().cloned().collect()
+    }
+
+    #[test]
+    fn union_of_grants_merges_commands_per_caller_sorted() {
+        let out = compute(&[
+            (
+                "b",
+                spec("shop@prod", &["crm@prod"], &["stock.get", "orders.sync"]),
+            ),
+            (
+                "a",
+                spec(
+                    "shop@prod",
+                    &["crm@prod", "erp"],
+                    &["orders.sync", "invoices.list"],
+                ),
+            ),
+        ]);
+        assert!(out.problems.is_empty());
+        assert_eq!(
+            commands(&out.allowlist, "crm@prod"),
+            ["invoices.list", "orders.sync", "stock.get"]
+        );
+        assert_eq!(
+            commands(&out.allowlist, "erp@default"),
+            ["invoices.list", "orders.sync"]
+        );
+        let crm = &out.allowlist.callers[&CallerPattern::parse("crm@prod").unwrap()];
+        assert_eq!(crm.grants.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn command_wildcard_absorbs_the_others() {
+        let out = compute(&[
+            ("a", spec("shop@prod", &["crm@prod"], &["orders.sync"])),
+            ("b", spec("shop@prod", &["crm@prod"], &["*", "stock.get"])),
+        ]);
+        assert_eq!(commands(&out.allowlist, "crm@prod"), ["*"]);
+        assert!(is_allowed(&out.allowlist, &id("crm@prod"), "anything.at:all").is_ok());
+    }
+
+    #[test]
+    fn output_is_deterministic_whatever_the_input_order() {
+        let a = (
+            "a",
+            spec("shop@prod", &["crm@*", "erp@x"], &["orders.sync"]),
+        );
+        let b = ("b", spec("shop@prod", &["crm@prod"], &["stock.get"]));
+        let one = compute(&[a.clone(), b.clone()]).allowlist.to_json();
+        let two = compute(&[b, a]).allowlist.to_json();
+        assert_eq!(one, two);
+    }
+
+    #[test]
+    fn json_has_the_documented_shape_and_reads_back() {
+        let out = compute(&[
+            (
+                "shop-sync",
+                spec("shop@prod", &["shop@*"], &["orders.sync"]),
+            ),
+            ("crm-all", spec("shop@prod", &["crm@prod"], &["*"])),
+        ]);
+        let json: serde_json::Value = serde_json::from_str(&out.allowlist.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "version": 1,
+                "target": "shop@prod",
+                "bridgePath": "/api/v1/bridge",
+                "callers": {
+                    "crm@prod": {"commands": ["*"], "grants": ["crm-all"]},
+                    "shop@*": {"commands": ["orders.sync"], "grants": ["shop-sync"]}
+                }
+            })
+        );
+        let data = out.allowlist.to_config_map_data();
+        assert_eq!(data.keys().collect::<Vec<_>>(), [CONFIG_MAP_KEY]);
+        assert_eq!(
+            Allowlist::from_json(&data[CONFIG_MAP_KEY]).unwrap(),
+            out.allowlist
+        );
+    }
+
+    #[test]
+    fn reader_refuses_unknown_versions_and_bad_keys() {
+        let v2 = r#"{"version":2,"target":"shop@prod","bridgePath":"/b","callers":{}}"#;
+        assert!(matches!(
+            Allowlist::from_json(v2),
+            Err(AllowlistParseError::Version(2))
+        ));
+        let bad_key = r#"{"version":1,"target":"shop@prod","bridgePath":"/b","callers":{"Shop@x":{"commands":[]}}}"#;
+        assert!(Allowlist::from_json(bad_key).is_err());
+        let extra =
+            r#"{"version":1,"target":"shop@prod","bridgePath":"/b","callers":{},"later":true}"#;
+        assert!(
+            Allowlist::from_json(extra).is_ok(),
+            "additive fields must not break readers"
+        );
+    }
+
+    #[test]
+    fn wildcard_tag_entries_apply_to_every_tag_of_the_code() {
+        let out = compute(&[
+            ("a", spec("shop@prod", &["crm@*"], &["orders.sync"])),
+            ("b", spec("shop@prod", &["crm@prod"], &["stock.get"])),
+        ]);
+        let allowlist = &out.allowlist;
+        assert!(is_allowed(allowlist, &id("crm@staging"), "orders.sync").is_ok());
+        assert!(is_allowed(allowlist, &id("crm"), "orders.sync").is_ok());
+        assert!(
+            is_allowed(allowlist, &id("crm@prod"), "orders.sync").is_ok(),
+            "union of crm@* and crm@prod"
+        );
+        assert!(is_allowed(allowlist, &id("crm@prod"), "stock.get").is_ok());
+        let denied = is_allowed(allowlist, &id("crm@staging"), "stock.get").unwrap_err();
+        assert!(
+            matches!(denied.reason, DenyReason::CommandNotAllowed { .. }),
+            "{denied}"
+        );
+    }
+
+    #[test]
+    fn unknown_callers_and_commands_are_denied_with_distinct_reasons() {
+        let out = compute(&[("a", spec("shop@prod", &["crm@prod"], &["orders.sync"]))]);
+        let allowlist = &out.allowlist;
+        let unknown = is_allowed(allowlist, &id("erp@prod"), "orders.sync").unwrap_err();
+        assert_eq!(
+            unknown.reason,
+            DenyReason::UnknownCaller {
+                caller: "erp@prod".into(),
+                target: "shop@prod".into()
+            }
+        );
+        let other_tag = is_allowed(allowlist, &id("crm@staging"), "orders.sync").unwrap_err();
+        assert!(matches!(other_tag.reason, DenyReason::UnknownCaller { .. }));
+        let command = is_allowed(allowlist, &id("crm@prod"), "orders.delete").unwrap_err();
+        assert_eq!(
+            command.to_string(),
+            "caller crm@prod is not allowed to run command \"orders.delete\" on shop@prod"
+        );
+        let invalid = is_allowed(allowlist, &id("crm@prod"), "../etc").unwrap_err();
+        assert!(matches!(invalid.reason, DenyReason::InvalidCommand { .. }));
+    }
+
+    #[test]
+    fn narrowing_or_deleting_a_grant_revokes_what_only_it_allowed() {
+        let a = (
+            "a",
+            spec(
+                "shop@prod",
+                &["crm@prod", "erp@prod"],
+                &["orders.sync", "stock.get"],
+            ),
+        );
+        let b = ("b", spec("shop@prod", &["crm@prod"], &["orders.sync"]));
+        let before = compute(&[a.clone(), b.clone()]).allowlist;
+        assert!(is_allowed(&before, &id("crm@prod"), "stock.get").is_ok());
+        assert!(is_allowed(&before, &id("erp@prod"), "stock.get").is_ok());
+
+        let narrowed = ("a", spec("shop@prod", &["crm@prod"], &["orders.sync"]));
+        let after = compute(&[narrowed, b.clone()]).allowlist;
+        assert!(is_allowed(&after, &id("crm@prod"), "stock.get").is_err());
+        assert!(is_allowed(&after, &id("erp@prod"), "orders.sync").is_err());
+        assert!(
+            is_allowed(&after, &id("crm@prod"), "orders.sync").is_ok(),
+            "still granted by b"
+        );
+
+        let deleted = compute(&[a]).allowlist;
+        assert_eq!(commands(&deleted, "crm@prod"), ["orders.sync", "stock.get"]);
+        let none = compute(&[]).allowlist;
+        assert!(none.callers.is_empty());
+        assert!(is_allowed(&none, &id("crm@prod"), "orders.sync").is_err());
+    }
+
+    #[test]
+    fn invalid_or_foreign_grants_are_left_out_and_reported() {
+        let out = compute(&[
+            ("good", spec("shop@prod", &["crm@prod"], &["orders.sync"])),
+            ("other-target", spec("shop@staging", &["erp"], &["*"])),
+            ("bad-caller", spec("shop@prod", &["erp", "Bad"], &["*"])),
+            ("bad-command", spec("shop@prod", &["erp"], &["Orders"])),
+        ]);
+        let reasons: Vec<(&str, &str)> = out
+            .problems
+            .iter()
+            .map(|p| (p.grant(), p.reason()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("bad-caller", "InvalidCaller"),
+                ("bad-command", "InvalidCommand"),
+                ("other-target", "WrongTarget")
+            ]
+        );
+        assert_eq!(out.allowlist.callers.len(), 1, "only the good grant counts");
+    }
+
+    #[test]
+    fn target_written_without_tag_is_the_default_tag() {
+        let target = id("shop");
+        let grant = spec("shop@default", &["crm"], &["orders.sync"]);
+        let out = effective_allowlist(&target, [("a", &grant)]);
+        assert!(out.problems.is_empty());
+        assert_eq!(out.allowlist.target.to_string(), "shop@default");
+    }
+
+    #[test]
+    fn conflicting_bridge_paths_publish_the_first_and_report_the_rest() {
+        let mut b = spec("shop@prod", &["erp"], &["x"]);
+        b.bridge_path = "/bridge".into();
+        let out = compute(&[("b", b), ("a", spec("shop@prod", &["crm"], &["y"]))]);
+        assert_eq!(out.allowlist.bridge_path, "/api/v1/bridge");
+        assert_eq!(out.problems.len(), 1);
+        assert_eq!(out.problems[0].reason(), "BridgePathConflict");
+        assert!(is_allowed(&out.allowlist, &id("erp"), "x").is_ok());
+    }
+
+    #[test]
+    fn command_is_the_path_segment_after_the_bridge_path() {
+        let allowlist = compute(&[]).allowlist;
+        assert_eq!(
+            allowlist.command_for_path("/api/v1/bridge/orders.sync"),
+            Some("orders.sync")
+        );
+        assert_eq!(
+            allowlist.command_for_path("/api/v1/bridge/orders.sync?x=1"),
+            Some("orders.sync")
+        );
+        assert_eq!(allowlist.command_for_path("/api/v1/bridge/"), None);
+        assert_eq!(allowlist.command_for_path("/api/v1/bridgeorders"), None);
+        assert_eq!(allowlist.command_for_path("/api/v1/bridge/a/b"), None);
+        assert_eq!(allowlist.command_for_path("/other/orders.sync"), None);
+    }
+
+    #[test]
+    fn command_grammar_matches_the_crd() {
+        for ok in [
+            "a",
+            "orders.sync",
+            "a-b_c:d.e",
+            &format!("a{}", "b".repeat(127)),
+        ] {
+            assert!(is_valid_command(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "*",
+            "Orders",
+            "1abc",
+            "a b",
+            "a/b",
+            &format!("a{}", "b".repeat(128)),
+        ] {
+            assert!(!is_valid_command(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_config_map_names_are_valid_and_distinct() {
+        assert_eq!(
+            default_config_map_name(&id("shop")),
+            "bridge-allowlist-shop"
+        );
+        let prod = default_config_map_name(&id("shop@prod"));
+        let prod_upper = default_config_map_name(&id("shop@PROD"));
+        let underscore = default_config_map_name(&id("my_shop"));
+        assert!(prod.starts_with("bridge-allowlist-shop-prod-"), "{prod}");
+        assert_ne!(prod, prod_upper);
+        for name in [
+            prod,
+            prod_upper,
+            underscore,
+            default_config_map_name(&id("a_b@X.y-Z")),
+        ] {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{name}"
+            );
+            assert!(name.len() <= 253);
+        }
+    }
+}

@@ -63,9 +63,12 @@ pub fn secret_name(grant: &str) -> String {
         return format!("{grant}{SUFFIX}");
     }
     let digest = <sha2::Sha256 as sha2::Digest>::digest(grant.as_bytes());
-    let keep = 253 - SUFFIX.len() - 9;
-    let head = grant[..keep].trim_end_matches(['-', '.']);
-    format!("{head}-{}{SUFFIX}", &hex::encode(digest)[..8])
+    let head: String = grant.chars().take(253 - SUFFIX.len() - 9).collect();
+    format!(
+        "{}-{}{SUFFIX}",
+        head.trim_end_matches(['-', '.']),
+        &hex::encode(digest)[..8]
+    )
 }
 
 /// A shared secret. Its `Debug` is redacted and it has no `Display`, so it cannot
@@ -414,4 +417,249 @@ where
             key,
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn policy() -> RotationPolicy {
+        RotationPolicy::from_spec(&SecretRotation {
+            rotation_interval: "720h".into(),
+            overlap: "1h".into(),
+        })
+        .unwrap()
+    }
+
+    fn t(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn generated_secrets_are_32_random_bytes_in_base64url() {
+        let mut rng = rng();
+        let a = generate_secret(&mut rng).unwrap();
+        let b = generate_secret(&mut rng).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 43);
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(a.expose()).unwrap().len(),
+            SECRET_BYTES
+        );
+        assert_eq!(
+            generate_secret(&mut StdRng::seed_from_u64(7)).unwrap(),
+            a,
+            "seeded RNG is deterministic"
+        );
+        assert_ne!(
+            generate_secret_from_os().unwrap(),
+            generate_secret_from_os().unwrap()
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_debug_printed() {
+        let key = generate_secret(&mut rng()).unwrap();
+        let secret = BridgeSecret::initial(key.clone(), t("2025-01-01T00:00:00Z")).rotated(
+            generate_secret(&mut rng()).unwrap(),
+            t("2025-02-01T00:00:00Z"),
+            HOUR,
+        );
+        for printed in [
+            format!("{key:?}"),
+            format!("{secret:?}"),
+            format!("{:?}", secret.valid_keys(Timestamp::MIN)),
+        ] {
+            assert!(!printed.contains(key.expose()), "{printed}");
+            assert!(printed.contains("<redacted>"));
+        }
+    }
+
+    #[test]
+    fn short_or_non_text_secrets_are_refused_without_echoing_them() {
+        let err = SecretKey::from_text("hunter2-is-a-short-secret").unwrap_err();
+        assert_eq!(err, SecretKeyError::TooShort { len: 25 });
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(
+            SecretKey::from_text(&"a b".repeat(20)).unwrap_err(),
+            SecretKeyError::NotText
+        );
+        let with_newline = SecretKey::from_text(&format!("{}\n", "k".repeat(40))).unwrap();
+        assert_eq!(with_newline.expose(), "k".repeat(40));
+    }
+
+    #[test]
+    fn rotation_timeline() {
+        let policy = policy();
+        let t0 = t("2025-01-01T00:00:00Z");
+        assert_eq!(decide(None, &policy, t0), RotationAction::Create);
+
+        let mut rng = rng();
+        let first = BridgeSecret::initial(generate_secret(&mut rng).unwrap(), t0);
+        assert_eq!(first.current.version, 1);
+        assert_eq!(first.next_change_at(&policy), t("2025-01-31T00:00:00Z"));
+
+        // Before the interval: keep.
+        assert_eq!(
+            decide(Some(&first), &policy, t("2025-01-30T23:59:59Z")),
+            RotationAction::Keep
+        );
+        // At the interval: rotate.
+        let t1 = t("2025-01-31T00:00:00Z");
+        assert_eq!(
+            decide(Some(&first), &policy, t1),
+            RotationAction::Rotate { new_version: 2 }
+        );
+
+        let second = first.rotated(generate_secret(&mut rng).unwrap(), t1, policy.overlap);
+        assert_eq!(second.current.version, 2);
+        assert_eq!(second.current.not_before, t1);
+        let previous = second.previous.as_ref().unwrap();
+        assert_eq!((previous.version, &previous.key), (1, &first.current.key));
+        assert_eq!(
+            previous.not_after,
+            t("2025-01-31T01:00:00Z"),
+            "previous kept until now + overlap"
+        );
+        assert_eq!(second.next_change_at(&policy), previous.not_after);
+
+        // During the overlap: keep both.
+        assert_eq!(
+            decide(Some(&second), &policy, t("2025-01-31T00:59:59Z")),
+            RotationAction::Keep
+        );
+        // After the overlap: prune the previous one.
+        assert_eq!(
+            decide(Some(&second), &policy, previous.not_after),
+            RotationAction::PruneExpired
+        );
+        let pruned = second.pruned();
+        assert_eq!(pruned.previous, None);
+        assert_eq!(pruned.current, second.current);
+        assert_eq!(
+            decide(Some(&pruned), &policy, t("2025-02-15T00:00:00Z")),
+            RotationAction::Keep
+        );
+        assert_eq!(
+            decide(Some(&pruned), &policy, t("2025-03-02T00:00:00Z")),
+            RotationAction::Rotate { new_version: 3 }
+        );
+    }
+
+    #[test]
+    fn overdue_rotation_wins_over_pruning() {
+        let mut rng = rng();
+        let t0 = t("2025-01-01T00:00:00Z");
+        let s = BridgeSecret::initial(generate_secret(&mut rng).unwrap(), t0).rotated(
+            generate_secret(&mut rng).unwrap(),
+            t0,
+            HOUR,
+        );
+        // The operator was down for longer than the interval.
+        assert_eq!(
+            decide(Some(&s), &policy(), t("2025-06-01T00:00:00Z")),
+            RotationAction::Rotate { new_version: 3 }
+        );
+    }
+
+    #[test]
+    fn verifiers_accept_previous_only_before_its_not_after() {
+        let mut rng = rng();
+        let t1 = t("2025-01-31T00:00:00Z");
+        let s = BridgeSecret::initial(
+            generate_secret(&mut rng).unwrap(),
+            t("2025-01-01T00:00:00Z"),
+        )
+        .rotated(generate_secret(&mut rng).unwrap(), t1, HOUR);
+        let versions = |now| {
+            s.valid_keys(now)
+                .iter()
+                .map(|k| k.version)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(t("2025-01-31T00:59:59Z")), [Some(2), Some(1)]);
+        assert_eq!(versions(t("2025-01-31T01:00:00Z")), [Some(2)]);
+    }
+
+    #[test]
+    fn secret_data_round_trips_through_the_documented_keys() {
+        let mut rng = rng();
+        let s = BridgeSecret::initial(
+            generate_secret(&mut rng).unwrap(),
+            t("2025-01-01T00:00:00.75Z"),
+        )
+        .rotated(
+            generate_secret(&mut rng).unwrap(),
+            t("2025-01-31T00:00:00Z"),
+            HOUR,
+        );
+        let data = s.to_string_data();
+        assert_eq!(
+            data.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "current",
+                "current-not-before",
+                "current-version",
+                "previous",
+                "previous-not-after",
+                "previous-version"
+            ]
+        );
+        assert_eq!(data["current-version"], "2");
+        assert_eq!(data["current-not-before"], "2025-01-31T00:00:00Z");
+        assert_eq!(data["previous-not-after"], "2025-01-31T01:00:00Z");
+        assert_eq!(
+            BridgeSecret::from_secret_data(&s.to_secret_data()).unwrap(),
+            Some(s.clone())
+        );
+        assert_eq!(
+            BridgeSecret::from_secret_data(&s.pruned().to_secret_data()).unwrap(),
+            Some(s.pruned())
+        );
+        assert_eq!(
+            BridgeSecret::from_secret_data(&BTreeMap::new()).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn broken_secret_data_names_the_key_but_not_the_value() {
+        let s = BridgeSecret::initial(
+            generate_secret(&mut rng()).unwrap(),
+            t("2025-01-01T00:00:00Z"),
+        );
+        let mut data = s.to_secret_data();
+        data.remove(KEY_CURRENT_VERSION);
+        assert_eq!(
+            BridgeSecret::from_secret_data(&data),
+            Err(SecretDataError::MissingKey("current-version"))
+        );
+        data.insert(KEY_CURRENT_VERSION.into(), ByteString(b"two".to_vec()));
+        let err = BridgeSecret::from_secret_data(&data).unwrap_err();
+        assert!(
+            err.to_string().contains("\"current-version\" is invalid"),
+            "{err}"
+        );
+        data.insert(KEY_CURRENT_VERSION.into(), ByteString(b"1".to_vec()));
+        data.insert(KEY_CURRENT.into(), ByteString(b"short-secret".to_vec()));
+        let err = BridgeSecret::from_secret_data(&data).unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn secret_names_fit_the_name_limit() {
+        assert_eq!(secret_name("orders"), "orders-bridge-secret");
+        let long = "g".repeat(253);
+        let name = secret_name(&long);
+        assert_eq!(name.len(), 253);
+        assert_ne!(name, secret_name(&format!("{}h", "g".repeat(252))));
+    }
 }
