@@ -372,7 +372,8 @@ mod tests {
     #[test]
     fn each_invalid_form_has_its_own_error_naming_the_problem() {
         use IdentifierError as E;
-        let cases: Vec<(&str, fn(&IdentifierError) -> bool, &str)> = vec![
+        type IsExpected = fn(&IdentifierError) -> bool;
+        let cases: Vec<(&str, IsExpected, &str)> = vec![
             ("", |e| matches!(e, E::Empty), "empty"),
             (
                 "@prod",
