@@ -5,6 +5,10 @@
 //! prints, and CEL rules (`x_kube(validation = ...)`) reject what the schema alone
 //! cannot express, so bad input fails at `kubectl apply` rather than in a reconcile.
 
+// kube's `printcolumn(...)` arguments repeat `type_ = "string"` by design; clippy
+// (1.95) reads each as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod branch;
 pub mod bridge_grant;
 pub mod conditions;
