@@ -54,13 +54,7 @@ fn input() -> (Vec<Repository>, Vec<EdgeStatus>) {
         .enumerate()
         .map(|(i, d)| Repository {
             name: name(i),
-            depends_on: d
-                .iter()
-                .map(|&(t, required)| Dependency {
-                    repository: name(t),
-                    required,
-                })
-                .collect(),
+            depends_on: d.iter().map(|&(t, required)| Dependency { repository: name(t), required }).collect(),
             discovery: vec![],
         })
         .collect();
@@ -82,11 +76,7 @@ fn input() -> (Vec<Repository>, Vec<EdgeStatus>) {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -104,28 +94,16 @@ fn best_of<T>(mut f: impl FnMut() -> T) -> Duration {
 
 /// Baseline 1: only turning names into a petgraph graph.
 fn build_only(repos: &[Repository], extra: &[EdgeStatus]) -> DiGraph<(), bool> {
-    let index: HashMap<&str, usize> = repos
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.name.as_str(), i))
-        .collect();
+    let index: HashMap<&str, usize> = repos.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
     let mut g = DiGraph::with_capacity(repos.len(), EDGES + extra.len());
     let nodes: Vec<_> = repos.iter().map(|_| g.add_node(())).collect();
     for r in repos {
         for d in &r.depends_on {
-            g.add_edge(
-                nodes[index[r.name.as_str()]],
-                nodes[index[d.repository.as_str()]],
-                d.required,
-            );
+            g.add_edge(nodes[index[r.name.as_str()]], nodes[index[d.repository.as_str()]], d.required);
         }
     }
     for e in extra {
-        g.add_edge(
-            nodes[index[e.from.as_str()]],
-            nodes[index[e.to.as_str()]],
-            e.required,
-        );
+        g.add_edge(nodes[index[e.from.as_str()]], nodes[index[e.to.as_str()]], e.required);
     }
     g
 }
@@ -144,9 +122,7 @@ fn naive_phases(g: &DiGraph<(), bool>) -> Vec<Vec<usize>> {
                 blocked[e.source().index()] = true;
             }
         }
-        let round: Vec<usize> = (0..n)
-            .filter(|&v| phase[v].is_none() && !blocked[v])
-            .collect();
+        let round: Vec<usize> = (0..n).filter(|&v| phase[v].is_none() && !blocked[v]).collect();
         if round.is_empty() {
             break;
         }
@@ -167,11 +143,7 @@ fn main() {
     let analysis = analyse(&repos, &extra, &options);
     let rss_analysis = peak_rss_kib();
     let phased: usize = analysis.phases().iter().map(Vec::len).sum();
-    let waiting = analysis
-        .names()
-        .iter()
-        .filter(|n| !analysis.waiting_on(n).is_empty())
-        .count();
+    let waiting = analysis.names().iter().filter(|n| !analysis.waiting_on(n).is_empty()).count();
     println!(
         "graph: {} repositories, {} edges ({} explicit + {} cycle-closing), {} phases, {} phased, {} waiting, {} cycles{}",
         repos.len(),
@@ -182,17 +154,9 @@ fn main() {
         phased,
         waiting,
         analysis.cycles().len(),
-        if analysis.cycles_truncated() {
-            " (truncated)"
-        } else {
-            ""
-        },
+        if analysis.cycles_truncated() { " (truncated)" } else { "" },
     );
-    let transitive: usize = analysis
-        .names()
-        .iter()
-        .map(|n| analysis.transitive_dependencies(n).len())
-        .sum();
+    let transitive: usize = analysis.names().iter().map(|n| analysis.transitive_dependencies(n).len()).sum();
     println!(
         "status size: {transitive} transitive-dependency entries, {} edges: far beyond the ~1.5 MB an object may hold",
         analysis.edges().len()
@@ -205,25 +169,10 @@ fn main() {
     let naive = naive_phases(&dag);
     let t_naive = best_of(|| naive_phases(&dag));
 
-    println!(
-        "analyse (order, phases, cycles, closure, depth): {t_analyse:>10.2?}  (best of {RUNS})"
-    );
+    println!("analyse (order, phases, cycles, closure, depth): {t_analyse:>10.2?}  (best of {RUNS})");
     println!("baseline: build petgraph only:                   {t_build:>10.2?}");
-    println!(
-        "baseline: naive O(depth*E) phases of the DAG:    {t_naive:>10.2?}  ({} phases)",
-        naive.len()
-    );
-    println!(
-        "ratio analyse / build-only:   {:.1}x",
-        t_analyse.as_secs_f64() / t_build.as_secs_f64()
-    );
-    println!(
-        "ratio analyse / naive phases: {:.2}x",
-        t_analyse.as_secs_f64() / t_naive.as_secs_f64()
-    );
-    println!(
-        "peak RSS (VmHWM): {} MiB after input, {} MiB after analysis",
-        rss_input / 1024,
-        rss_analysis / 1024
-    );
+    println!("baseline: naive O(depth*E) phases of the DAG:    {t_naive:>10.2?}  ({} phases)", naive.len());
+    println!("ratio analyse / build-only:   {:.1}x", t_analyse.as_secs_f64() / t_build.as_secs_f64());
+    println!("ratio analyse / naive phases: {:.2}x", t_analyse.as_secs_f64() / t_naive.as_secs_f64());
+    println!("peak RSS (VmHWM): {} MiB after input, {} MiB after analysis", rss_input / 1024, rss_analysis / 1024);
 }

@@ -50,30 +50,17 @@ pub fn run(manifest: &Path, format: Format, fail_on_cycle: bool) -> ExitCode {
         for source in &repo.discovery {
             let file = discovery::source_label(source);
             match read_source(base, source, &config_maps) {
-                Ok(content) => files.push(SourceFile {
-                    repository: repo.name.clone(),
-                    file,
-                    format: source.format,
-                    content,
-                }),
-                Err(message) => errors.push(DiscoveryError {
-                    repository: repo.name.clone(),
-                    file,
-                    message,
-                }),
+                Ok(content) => {
+                    files.push(SourceFile { repository: repo.name.clone(), file, format: source.format, content })
+                }
+                Err(message) => errors.push(DiscoveryError { repository: repo.name.clone(), file, message }),
             }
         }
     }
     let discovered = discovery::discover(&files);
     errors.extend(discovered.errors);
-    errors.sort_by(|a, b| {
-        (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message))
-    });
-    let analysis = graph::analyse(
-        &graph.spec.repositories,
-        &discovered.edges,
-        &graph.spec.options,
-    );
+    errors.sort_by(|a, b| (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message)));
+    let analysis = graph::analyse(&graph.spec.repositories, &discovered.edges, &graph.spec.options);
 
     let rendered = match format {
         Format::Text => graph_render::text(&analysis, &errors),
@@ -104,14 +91,12 @@ type ConfigMaps = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The one RepoDependencyGraph of the stream, and its ConfigMaps' data by name.
 fn load(manifest: &Path) -> Result<(RepoDependencyGraph, ConfigMaps), String> {
-    let text = std::fs::read_to_string(manifest)
-        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let mut graphs = Vec::new();
     let mut config_maps = ConfigMaps::new();
     for (i, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
         let at = || format!("{} document {}", manifest.display(), i + 1);
-        let value =
-            Value::deserialize(document).map_err(|e| format!("{}: invalid YAML: {e}", at()))?;
+        let value = Value::deserialize(document).map_err(|e| format!("{}: invalid YAML: {e}", at()))?;
         match value.get("kind").and_then(Value::as_str) {
             Some("RepoDependencyGraph") => {
                 let graph: RepoDependencyGraph = serde_yaml::from_value(value)
@@ -119,15 +104,11 @@ fn load(manifest: &Path) -> Result<(RepoDependencyGraph, ConfigMaps), String> {
                 graphs.push(graph);
             }
             Some("ConfigMap") => {
-                let name = value
-                    .get("metadata")
-                    .and_then(|m| m.get("name"))
-                    .and_then(Value::as_str);
+                let name = value.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
                 let data: BTreeMap<String, String> = match value.get("data") {
                     None | Some(Value::Null) => BTreeMap::new(),
-                    Some(data) => serde_yaml::from_value(data.clone()).map_err(|e| {
-                        format!("{}: ConfigMap data is not a map of strings: {e}", at())
-                    })?,
+                    Some(data) => serde_yaml::from_value(data.clone())
+                        .map_err(|e| format!("{}: ConfigMap data is not a map of strings: {e}", at()))?,
                 };
                 if let Some(name) = name {
                     config_maps.insert(name.to_string(), data);
@@ -138,35 +119,19 @@ fn load(manifest: &Path) -> Result<(RepoDependencyGraph, ConfigMaps), String> {
     }
     match graphs.len() {
         1 => Ok((graphs.remove(0), config_maps)),
-        0 => Err(format!(
-            "{} holds no RepoDependencyGraph",
-            manifest.display()
-        )),
-        n => Err(format!(
-            "{} holds {n} RepoDependencyGraphs; pass one at a time",
-            manifest.display()
-        )),
+        0 => Err(format!("{} holds no RepoDependencyGraph", manifest.display())),
+        n => Err(format!("{} holds {n} RepoDependencyGraphs; pass one at a time", manifest.display())),
     }
 }
 
-fn read_source(
-    base: &Path,
-    source: &DiscoverySource,
-    config_maps: &ConfigMaps,
-) -> Result<String, String> {
+fn read_source(base: &Path, source: &DiscoverySource, config_maps: &ConfigMaps) -> Result<String, String> {
     if let Some(path) = &source.path {
         let full = base.join(path);
-        return std::fs::read_to_string(&full)
-            .map_err(|e| format!("cannot read {}: {e}", full.display()));
+        return std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()));
     }
     if let Some(r) = &source.config_map_ref {
-        let data = config_maps
-            .get(&r.name)
-            .ok_or_else(|| format!("no ConfigMap {} in the manifest", r.name))?;
-        return data
-            .get(&r.key)
-            .cloned()
-            .ok_or_else(|| format!("ConfigMap {} has no key {}", r.name, r.key));
+        let data = config_maps.get(&r.name).ok_or_else(|| format!("no ConfigMap {} in the manifest", r.name))?;
+        return data.get(&r.key).cloned().ok_or_else(|| format!("ConfigMap {} has no key {}", r.name, r.key));
     }
     Err("neither path nor configMapRef is set".into())
 }

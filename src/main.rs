@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bridge_cli;
 mod graph_command;
 
 #[derive(Parser)]
@@ -43,6 +44,11 @@ enum Command {
         #[arg(long)]
         fail_on_cycle: bool,
     },
+    /// Sign or verify BridgeGrant requests offline; secrets are read from files.
+    Bridge {
+        #[command(subcommand)]
+        command: bridge_cli::BridgeCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,11 +64,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Graph {
-            file,
-            format,
-            fail_on_cycle,
-        } => graph_command::run(&file, format, fail_on_cycle),
+        Command::Graph { file, format, fail_on_cycle } => graph_command::run(&file, format, fail_on_cycle),
         Command::Run { config } => switchyard::runtime::main(config),
+        Command::Bridge { command } => bridge_cli::run(command),
     }
 }

@@ -13,16 +13,11 @@ const SERVER: u64 = 1;
 #[tokio::test]
 async fn schema_and_user_are_created_and_dropped_in_mariadb() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let mariadb = tokio::task::spawn_blocking(MariaDb::start)
-        .await
-        .unwrap()
-        .expect("mariadbd starts (run e2e/install-deps.sh)");
+    let mariadb =
+        tokio::task::spawn_blocking(MariaDb::start).await.unwrap().expect("mariadbd starts (run e2e/install-deps.sh)");
     let token = unique_token("mariadb");
     let url = mariadb.url();
-    let sim = sim_with(vec![TokenSpec::all_scopes(token.clone())], |c| {
-        c.mysql_url = Some(url)
-    })
-    .await;
+    let sim = sim_with(vec![TokenSpec::all_scopes(token.clone())], |c| c.mysql_url = Some(url)).await;
     let api = client_with(&sim.base_url(), &token, |_| {});
     let exists_db = |name: &str| mariadb.database_exists(name).unwrap();
     let exists_user = |name: &str| mariadb.user_exists(name).unwrap();
@@ -41,22 +36,10 @@ async fn schema_and_user_are_created_and_dropped_in_mariadb() {
     assert!(exists_db("pr_42_app"));
     assert!(exists_user("pr_42"));
     let grants = mariadb.query("SHOW GRANTS FOR 'pr_42'@'%'").unwrap();
-    assert!(
-        grants
-            .iter()
-            .flatten()
-            .any(|g| g.contains("ALL PRIVILEGES ON `pr_42_app`.*")),
-        "{grants:?}"
-    );
+    assert!(grants.iter().flatten().any(|g| g.contains("ALL PRIVILEGES ON `pr_42_app`.*")), "{grants:?}");
 
     let other = api
-        .create_database(
-            SERVER,
-            &CreateDatabase {
-                name: "pr_42_cache".into(),
-                ..Default::default()
-            },
-        )
+        .create_database(SERVER, &CreateDatabase { name: "pr_42_cache".into(), ..Default::default() })
         .await
         .unwrap();
     let reader = api
@@ -73,40 +56,22 @@ async fn schema_and_user_are_created_and_dropped_in_mariadb() {
         .unwrap();
     assert!(exists_user("pr_42_ro"));
     let grants = mariadb.query("SHOW GRANTS FOR 'pr_42_ro'@'%'").unwrap();
-    assert!(
-        grants
-            .iter()
-            .flatten()
-            .any(|g| g.contains("GRANT SELECT ON `pr_42_app`.*")),
-        "{grants:?}"
-    );
+    assert!(grants.iter().flatten().any(|g| g.contains("GRANT SELECT ON `pr_42_app`.*")), "{grants:?}");
 
     // PUT replaces the grants.
     api.update_database_user(
         SERVER,
         reader.id,
-        &UpdateDatabaseUser {
-            password: None,
-            database_ids: Some(vec![other.id]),
-        },
+        &UpdateDatabaseUser { password: None, database_ids: Some(vec![other.id]) },
     )
     .await
     .unwrap();
     let grants = mariadb.query("SHOW GRANTS FOR 'pr_42_ro'@'%'").unwrap();
-    assert!(
-        grants.iter().flatten().any(|g| g.contains("`pr_42_cache`")),
-        "{grants:?}"
-    );
-    assert!(
-        !grants.iter().flatten().any(|g| g.contains("`pr_42_app`")),
-        "{grants:?}"
-    );
+    assert!(grants.iter().flatten().any(|g| g.contains("`pr_42_cache`")), "{grants:?}");
+    assert!(!grants.iter().flatten().any(|g| g.contains("`pr_42_app`")), "{grants:?}");
 
     api.delete_database_user(SERVER, reader.id).await.unwrap();
-    let pr42 = switchyard::forge::ensure::find_database_user(&api, SERVER, "pr_42")
-        .await
-        .unwrap()
-        .unwrap();
+    let pr42 = switchyard::forge::ensure::find_database_user(&api, SERVER, "pr_42").await.unwrap().unwrap();
     api.delete_database_user(SERVER, pr42.id).await.unwrap();
     api.delete_database(SERVER, db.id).await.unwrap();
     api.delete_database(SERVER, other.id).await.unwrap();
@@ -114,11 +79,5 @@ async fn schema_and_user_are_created_and_dropped_in_mariadb() {
     assert!(!exists_db("pr_42_cache"));
     assert!(!exists_user("pr_42"));
     assert!(!exists_user("pr_42_ro"));
-    wait_until(
-        async || api.list_databases(SERVER, None).await,
-        Vec::is_empty,
-        fast_poll(),
-    )
-    .await
-    .unwrap();
+    wait_until(async || api.list_databases(SERVER, None).await, Vec::is_empty, fast_poll()).await.unwrap();
 }

@@ -22,20 +22,14 @@ async fn three_hundred_concurrent_calls_never_cause_a_429() {
     })
     .await;
     let rate = RateLimit::new(LIMIT, WINDOW);
-    let api: Arc<dyn ForgeApi> = Arc::new(client_with(&sim.base_url(), &token, |c| {
-        c.rate_limit = rate
-    }));
+    let api: Arc<dyn ForgeApi> = Arc::new(client_with(&sim.base_url(), &token, |c| c.rate_limit = rate));
 
     let start = Instant::now();
     let calls: Vec<_> = (0..CALLS)
         .map(|i| {
             let api = api.clone();
             tokio::spawn(async move {
-                if i % 2 == 0 {
-                    api.get_server(1).await.map(drop)
-                } else {
-                    api.list_databases(1, None).await.map(drop)
-                }
+                if i % 2 == 0 { api.get_server(1).await.map(drop) } else { api.list_databases(1, None).await.map(drop) }
             })
         })
         .collect();
@@ -55,8 +49,5 @@ async fn three_hundred_concurrent_calls_never_cause_a_429() {
     assert_eq!(sim.requests().len(), CALLS);
     assert_eq!(throttled, 0, "the client caused 429s");
     assert!(ratio >= 0.99, "faster than the limit allows: {ratio}");
-    assert!(
-        ratio <= 1.10,
-        "more than 10% slower than the theoretical minimum: {ratio}"
-    );
+    assert!(ratio <= 1.10, "more than 10% slower than the theoretical minimum: {ratio}");
 }

@@ -3,10 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const SENTRY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/testdata/compose/getsentry__self-hosted__docker-compose.yml"
-);
+const SENTRY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/compose/getsentry__self-hosted__docker-compose.yml");
 
 fn graph(manifest: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -72,14 +70,9 @@ data:
 
 /// Writes the platform manifest with its compose files; the getsentry file is the real one.
 fn platform(dir: &Path) -> std::path::PathBuf {
-    let sentry = std::fs::read_to_string(SENTRY)
-        .unwrap_or_else(|e| panic!("test data {SENTRY} is required: {e}"));
+    let sentry = std::fs::read_to_string(SENTRY).unwrap_or_else(|e| panic!("test data {SENTRY} is required: {e}"));
     std::fs::create_dir_all(dir.join("web")).unwrap();
-    std::fs::write(
-        dir.join("web/docker-compose.yml"),
-        "services:\n  web:\n    depends_on: [redis]\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("web/docker-compose.yml"), "services:\n  web:\n    depends_on: [redis]\n").unwrap();
     std::fs::write(dir.join("sentry.yml"), sentry).unwrap();
     let manifest = dir.join("graph.yaml");
     std::fs::write(&manifest, PLATFORM).unwrap();
@@ -92,23 +85,14 @@ fn text_output_orders_declared_and_discovered_dependencies() {
     let out = graph(&platform(dir.path()), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    assert!(text.starts_with("5 repositories, 3 phases, 0 cycles\n"), "{text}");
+    assert!(text.contains("Order: acme/broken, acme/search, acme/sentry, acme/api, acme/web\n"), "{text}");
+    assert!(text.contains("acme/web -> acme/sentry (required, compose:web/docker-compose.yml:web)"), "{text}");
     assert!(
-        text.starts_with("5 repositories, 3 phases, 0 cycles\n"),
+        text.contains("acme/api -> acme/search (required, manifest:configmap/manifests/api.yaml:Deployment/api)"),
         "{text}"
     );
-    assert!(
-        text.contains("Order: acme/broken, acme/search, acme/sentry, acme/api, acme/web\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("acme/web -> acme/sentry (required, compose:web/docker-compose.yml:web)"),
-        "{text}"
-    );
-    assert!(text.contains("acme/api -> acme/search (required, manifest:configmap/manifests/api.yaml:Deployment/api)"), "{text}");
-    assert!(
-        text.contains("acme/broken nowhere.yml: cannot read"),
-        "{text}"
-    );
+    assert!(text.contains("acme/broken nowhere.yml: cannot read"), "{text}");
 }
 
 #[test]
@@ -120,16 +104,8 @@ fn json_output_is_the_status_shape() {
     assert_eq!(status["phaseCount"], 3);
     assert_eq!(status["phases"][2], serde_json::json!(["acme/web"]));
     assert_eq!(status["discoveryErrors"][0]["repository"], "acme/broken");
-    let web = status["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "acme/web")
-        .unwrap();
-    assert_eq!(
-        web["transitiveDependencies"],
-        serde_json::json!(["acme/api", "acme/search", "acme/sentry"])
-    );
+    let web = status["repositories"].as_array().unwrap().iter().find(|r| r["name"] == "acme/web").unwrap();
+    assert_eq!(web["transitiveDependencies"], serde_json::json!(["acme/api", "acme/search", "acme/sentry"]));
 }
 
 #[test]
@@ -140,10 +116,7 @@ fn dot_and_mermaid_outputs_draw_the_graph() {
     assert!(dot.contains("\"acme/web\" -> \"acme/api\";"), "{dot}");
     let mermaid = stdout(&graph(&manifest, &["--format", "mermaid"]));
     assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
-    assert!(
-        mermaid.contains("r_acme_web --> r_acme_sentry"),
-        "{mermaid}"
-    );
+    assert!(mermaid.contains("r_acme_web --> r_acme_sentry"), "{mermaid}");
 }
 
 const CYCLE: &str = r#"
@@ -164,11 +137,7 @@ fn cycles_are_reported_and_fail_only_when_asked() {
     std::fs::write(&manifest, CYCLE).unwrap();
     let out = graph(&manifest, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("  acme/a -> acme/b -> acme/a\n"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("  acme/a -> acme/b -> acme/a\n"), "{}", stdout(&out));
     let out = graph(&manifest, &["--fail-on-cycle"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("1 cycle"), "{}", stderr(&out));
@@ -178,17 +147,11 @@ fn cycles_are_reported_and_fail_only_when_asked() {
 fn exceeding_max_depth_exits_3_with_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("deep.yaml");
-    let deep = CYCLE
-        .replace("acme/a}]}\n", "acme/c}]}\n")
-        .replace("spec:\n", "spec:\n  options: {maxDepth: 1}\n");
+    let deep = CYCLE.replace("acme/a}]}\n", "acme/c}]}\n").replace("spec:\n", "spec:\n  options: {maxDepth: 1}\n");
     std::fs::write(&manifest, deep).unwrap();
     let out = graph(&manifest, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains("acme/a -> acme/b -> acme/c"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("acme/a -> acme/b -> acme/c"), "{}", stderr(&out));
 }
 
 #[test]
@@ -196,29 +159,17 @@ fn unreadable_or_invalid_manifests_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = graph(&dir.path().join("absent.yaml"), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).starts_with("error: cannot read"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).starts_with("error: cannot read"), "{}", stderr(&out));
 
     let empty = dir.path().join("empty.yaml");
     std::fs::write(&empty, "kind: ConfigMap\nmetadata: {name: x}\n").unwrap();
     let out = graph(&empty, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("holds no RepoDependencyGraph"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("holds no RepoDependencyGraph"), "{}", stderr(&out));
 
     let invalid = dir.path().join("invalid.yaml");
     std::fs::write(&invalid, "kind: RepoDependencyGraph\napiVersion: switchyard.dev/v1alpha1\nmetadata: {name: x}\nspec: {repositories: 3}\n").unwrap();
     let out = graph(&invalid, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not a valid RepoDependencyGraph"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("not a valid RepoDependencyGraph"), "{}", stderr(&out));
 }

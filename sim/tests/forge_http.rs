@@ -25,13 +25,9 @@ async fn get(url: String) -> reqwest::Response {
 
 #[tokio::test]
 async fn throttle_answers_429_with_laravel_headers_and_spares_control_endpoints() {
-    let sim = ForgeSim::start(ForgeSimConfig {
-        rate_limit: 3,
-        rate_window: Duration::from_secs(60),
-        ..config()
-    })
-    .await
-    .unwrap();
+    let sim = ForgeSim::start(ForgeSimConfig { rate_limit: 3, rate_window: Duration::from_secs(60), ..config() })
+        .await
+        .unwrap();
     let url = format!("{}/orgs/demo/servers", sim.base_url());
     for remaining in ["2", "1", "0"] {
         let r = get(url.clone()).await;
@@ -41,39 +37,18 @@ async fn throttle_answers_429_with_laravel_headers_and_spares_control_endpoints(
     }
     let r = get(url.clone()).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
-    let reset: u64 = r.headers()["x-ratelimit-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let reset: u64 = r.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
     assert!(reset > 1_000_000_000, "reset is an epoch timestamp");
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"message": "Too Many Attempts."})
-    );
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"message": "Too Many Attempts."}));
 
     for _ in 0..10 {
-        let r = http()
-            .get(format!("http://{}/_sim/requests", sim.addr()))
-            .send()
-            .await
-            .unwrap();
+        let r = http().get(format!("http://{}/_sim/requests", sim.addr())).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let summary: Value = http()
-        .get(format!("http://{}/_sim/requests", sim.addr()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary: Value =
+        http().get(format!("http://{}/_sim/requests", sim.addr())).send().await.unwrap().json().await.unwrap();
     assert_eq!(summary["by_status"]["429"], 1);
     assert_eq!(summary["counts"]["GET /api/orgs/{org}/servers"], 4);
     // The token itself is never in the log, only its fingerprint.
@@ -83,22 +58,10 @@ async fn throttle_answers_429_with_laravel_headers_and_spares_control_endpoints(
 #[tokio::test]
 async fn auth_errors_and_unknown_routes() {
     let sim = ForgeSim::start(config()).await.unwrap();
-    let r = http()
-        .get(format!("{}/me", sim.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = http().get(format!("{}/me", sim.base_url())).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"message": "Unauthenticated."})
-    );
-    let r = http()
-        .get(format!("{}/me", sim.base_url()))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"message": "Unauthenticated."}));
+    let r = http().get(format!("{}/me", sim.base_url())).bearer_auth("nope").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = get(format!("{}/v1/servers/1/sites", sim.base_url())).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -127,47 +90,22 @@ async fn async_writes_answer_202_with_empty_bodies_where_documented() {
     let id = site["data"]["id"].as_str().unwrap().to_string();
 
     for (method, path, body) in [
-        (
-            "PUT",
-            format!("{base}/sites/{id}/environment"),
-            Some(json!({"environment": "A=1"})),
-        ),
-        (
-            "POST",
-            format!("{base}/sites/{id}/commands"),
-            Some(json!({"command": "ls"})),
-        ),
-        (
-            "POST",
-            format!("{base}/sites/{id}/deployments/push-to-deploy"),
-            None,
-        ),
-        (
-            "PUT",
-            format!("{base}/sites/{id}"),
-            Some(json!({"php_version": "php83"})),
-        ),
+        ("PUT", format!("{base}/sites/{id}/environment"), Some(json!({"environment": "A=1"}))),
+        ("POST", format!("{base}/sites/{id}/commands"), Some(json!({"command": "ls"}))),
+        ("POST", format!("{base}/sites/{id}/deployments/push-to-deploy"), None),
+        ("PUT", format!("{base}/sites/{id}"), Some(json!({"php_version": "php83"}))),
         ("DELETE", format!("{base}/sites/{id}"), None),
     ] {
-        let mut req = http()
-            .request(method.parse().unwrap(), &path)
-            .bearer_auth(TOKEN);
+        let mut req = http().request(method.parse().unwrap(), &path).bearer_auth(TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED, "{method} {path}");
-        assert!(
-            r.bytes().await.unwrap().is_empty(),
-            "{method} {path} must have an empty body"
-        );
+        assert!(r.bytes().await.unwrap().is_empty(), "{method} {path} must have an empty body");
     }
     // Environment reads return `content`, not `environment`.
-    let env: Value = get(format!("{base}/sites/{id}/environment"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let env: Value = get(format!("{base}/sites/{id}/environment")).await.json().await.unwrap();
     assert_eq!(env["data"]["attributes"]["content"], "A=1");
 }
 
@@ -183,10 +121,7 @@ async fn control_endpoints_inject_faults_dump_state_and_reset() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let url = format!("{}/orgs/demo/servers", sim.base_url());
-    assert_eq!(
-        get(url.clone()).await.status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert_eq!(get(url.clone()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(get(url.clone()).await.status(), StatusCode::OK);
 
     http()
@@ -195,39 +130,13 @@ async fn control_endpoints_inject_faults_dump_state_and_reset() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        get(url.clone()).await.status(),
-        StatusCode::INTERNAL_SERVER_ERROR
-    );
-    assert_eq!(
-        http()
-            .delete(format!("{control}/faults"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(get(url.clone()).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(http().delete(format!("{control}/faults")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(get(url.clone()).await.status(), StatusCode::OK);
 
-    let state: Value = http()
-        .get(format!("{control}/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = http().get(format!("{control}/state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["servers"]["1"]["name"], "switchyard-demo");
-    assert_eq!(
-        http()
-            .post(format!("{control}/reset"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(http().post(format!("{control}/reset")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert!(sim.requests().is_empty());
 }
 
@@ -235,16 +144,10 @@ async fn control_endpoints_inject_faults_dump_state_and_reset() {
 async fn state_file_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state_file = dir.path().join("forge.json");
-    let cfg = || ForgeSimConfig {
-        state_file: Some(state_file.clone()),
-        ..config()
-    };
+    let cfg = || ForgeSimConfig { state_file: Some(state_file.clone()), ..config() };
     let sim = ForgeSim::start(cfg()).await.unwrap();
     let r = http()
-        .post(format!(
-            "{}/orgs/demo/servers/1/database/schemas",
-            sim.base_url()
-        ))
+        .post(format!("{}/orgs/demo/servers/1/database/schemas", sim.base_url()))
         .bearer_auth(TOKEN)
         .json(&json!({"name": "kept"}))
         .send()
@@ -254,14 +157,11 @@ async fn state_file_survives_a_restart() {
     sim.shutdown().await;
 
     let sim = ForgeSim::start(cfg()).await.unwrap();
-    let list: Value = get(format!(
-        "{}/orgs/demo/servers/1/database/schemas?filter[name]=kept",
-        sim.base_url()
-    ))
-    .await
-    .json()
-    .await
-    .unwrap();
+    let list: Value = get(format!("{}/orgs/demo/servers/1/database/schemas?filter[name]=kept", sim.base_url()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"][0]["attributes"]["name"], "kept");
     assert!(list["meta"]["next_cursor"].is_null());
 }
@@ -269,10 +169,7 @@ async fn state_file_survives_a_restart() {
 #[test]
 fn unimplemented_simulators_exit_2() {
     for sub in ["github", "instance"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim"))
-            .arg(sub)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim")).arg(sub).output().unwrap();
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
     }

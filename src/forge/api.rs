@@ -27,28 +27,13 @@ pub trait ForgeApi: Send + Sync {
     async fn delete_site(&self, server: u64, site: u64) -> ForgeResult<()>;
 
     async fn get_environment(&self, server: u64, site: u64) -> ForgeResult<String>;
-    async fn put_environment(
-        &self,
-        server: u64,
-        site: u64,
-        req: &PutEnvironment,
-    ) -> ForgeResult<()>;
+    async fn put_environment(&self, server: u64, site: u64, req: &PutEnvironment) -> ForgeResult<()>;
 
     /// Not idempotent: prefer [`super::ensure::deploy`].
     async fn trigger_deployment(&self, server: u64, site: u64) -> ForgeResult<Deployment>;
     /// Newest first (`sort=-created_at`), at most `limit` when given.
-    async fn list_deployments(
-        &self,
-        server: u64,
-        site: u64,
-        limit: Option<usize>,
-    ) -> ForgeResult<Vec<Deployment>>;
-    async fn get_deployment(
-        &self,
-        server: u64,
-        site: u64,
-        deployment: u64,
-    ) -> ForgeResult<Deployment>;
+    async fn list_deployments(&self, server: u64, site: u64, limit: Option<usize>) -> ForgeResult<Vec<Deployment>>;
+    async fn get_deployment(&self, server: u64, site: u64, deployment: u64) -> ForgeResult<Deployment>;
     async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus>;
     async fn deployment_log(&self, server: u64, site: u64, deployment: u64) -> ForgeResult<String>;
     async fn get_deployment_script(&self, server: u64, site: u64) -> ForgeResult<DeploymentScript>;
@@ -62,12 +47,7 @@ pub trait ForgeApi: Send + Sync {
     async fn set_push_to_deploy(&self, server: u64, site: u64, enabled: bool) -> ForgeResult<()>;
 
     async fn list_domains(&self, server: u64, site: u64) -> ForgeResult<Vec<DomainRecord>>;
-    async fn create_domain(
-        &self,
-        server: u64,
-        site: u64,
-        req: &CreateDomain,
-    ) -> ForgeResult<DomainRecord>;
+    async fn create_domain(&self, server: u64, site: u64, req: &CreateDomain) -> ForgeResult<DomainRecord>;
     async fn get_domain(&self, server: u64, site: u64, domain: u64) -> ForgeResult<DomainRecord>;
     async fn delete_domain(&self, server: u64, site: u64, domain: u64) -> ForgeResult<()>;
     async fn request_certificate(
@@ -78,74 +58,32 @@ pub trait ForgeApi: Send + Sync {
         req: &RequestCertificate,
     ) -> ForgeResult<Certificate>;
     /// Certificates of one domain, or of the whole site when `domain` is `None`.
-    async fn list_certificates(
-        &self,
-        server: u64,
-        site: u64,
-        domain: Option<u64>,
-    ) -> ForgeResult<Vec<Certificate>>;
+    async fn list_certificates(&self, server: u64, site: u64, domain: Option<u64>) -> ForgeResult<Vec<Certificate>>;
     /// The active certificate, `None` when Forge answers 404.
-    async fn active_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-    ) -> ForgeResult<Option<Certificate>>;
-    async fn get_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-        certificate: u64,
-    ) -> ForgeResult<Certificate>;
-    async fn delete_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-        certificate: u64,
-    ) -> ForgeResult<()>;
+    async fn active_certificate(&self, server: u64, site: u64, domain: u64) -> ForgeResult<Option<Certificate>>;
+    async fn get_certificate(&self, server: u64, site: u64, domain: u64, certificate: u64) -> ForgeResult<Certificate>;
+    async fn delete_certificate(&self, server: u64, site: u64, domain: u64, certificate: u64) -> ForgeResult<()>;
 
     async fn list_databases(&self, server: u64, name: Option<&str>) -> ForgeResult<Vec<Database>>;
     /// Not idempotent (a duplicate name is a 422): prefer [`super::ensure::ensure_database`].
     async fn create_database(&self, server: u64, req: &CreateDatabase) -> ForgeResult<Database>;
     async fn get_database(&self, server: u64, database: u64) -> ForgeResult<Database>;
     async fn delete_database(&self, server: u64, database: u64) -> ForgeResult<()>;
-    async fn list_database_users(
-        &self,
-        server: u64,
-        name: Option<&str>,
-    ) -> ForgeResult<Vec<DatabaseUser>>;
-    async fn create_database_user(
-        &self,
-        server: u64,
-        req: &CreateDatabaseUser,
-    ) -> ForgeResult<DatabaseUser>;
+    async fn list_database_users(&self, server: u64, name: Option<&str>) -> ForgeResult<Vec<DatabaseUser>>;
+    async fn create_database_user(&self, server: u64, req: &CreateDatabaseUser) -> ForgeResult<DatabaseUser>;
     async fn get_database_user(&self, server: u64, user: u64) -> ForgeResult<DatabaseUser>;
-    async fn update_database_user(
-        &self,
-        server: u64,
-        user: u64,
-        req: &UpdateDatabaseUser,
-    ) -> ForgeResult<()>;
+    async fn update_database_user(&self, server: u64, user: u64, req: &UpdateDatabaseUser) -> ForgeResult<()>;
     async fn delete_database_user(&self, server: u64, user: u64) -> ForgeResult<()>;
 
     /// `filter[site_id]` when given (a site's queue workers).
-    async fn list_background_processes(
-        &self,
-        server: u64,
-        site_id: Option<u64>,
-    ) -> ForgeResult<Vec<BackgroundProcess>>;
+    async fn list_background_processes(&self, server: u64, site_id: Option<u64>)
+    -> ForgeResult<Vec<BackgroundProcess>>;
     async fn create_background_process(
         &self,
         server: u64,
         req: &CreateBackgroundProcess,
     ) -> ForgeResult<BackgroundProcess>;
-    async fn get_background_process(
-        &self,
-        server: u64,
-        process: u64,
-    ) -> ForgeResult<BackgroundProcess>;
+    async fn get_background_process(&self, server: u64, process: u64) -> ForgeResult<BackgroundProcess>;
     async fn update_background_process(
         &self,
         server: u64,
@@ -155,12 +93,7 @@ pub trait ForgeApi: Send + Sync {
     async fn delete_background_process(&self, server: u64, process: u64) -> ForgeResult<()>;
 
     /// Queue a command. Forge answers 202 with no body, so the id is `None` unless it sent one.
-    async fn run_site_command(
-        &self,
-        server: u64,
-        site: u64,
-        command: &str,
-    ) -> ForgeResult<Option<u64>>;
+    async fn run_site_command(&self, server: u64, site: u64, command: &str) -> ForgeResult<Option<u64>>;
     /// Newest first; `command` is `filter[command]`; at most `limit` when given.
     async fn list_site_commands(
         &self,
@@ -169,25 +102,11 @@ pub trait ForgeApi: Send + Sync {
         command: Option<&str>,
         limit: Option<usize>,
     ) -> ForgeResult<Vec<SiteCommand>>;
-    async fn get_site_command(
-        &self,
-        server: u64,
-        site: u64,
-        command: u64,
-    ) -> ForgeResult<SiteCommand>;
-    async fn site_command_output(
-        &self,
-        server: u64,
-        site: u64,
-        command: u64,
-    ) -> ForgeResult<String>;
+    async fn get_site_command(&self, server: u64, site: u64, command: u64) -> ForgeResult<SiteCommand>;
+    async fn site_command_output(&self, server: u64, site: u64, command: u64) -> ForgeResult<String>;
 
     async fn list_scheduled_jobs(&self, scope: JobScope) -> ForgeResult<Vec<ScheduledJob>>;
-    async fn create_scheduled_job(
-        &self,
-        scope: JobScope,
-        req: &CreateScheduledJob,
-    ) -> ForgeResult<ScheduledJob>;
+    async fn create_scheduled_job(&self, scope: JobScope, req: &CreateScheduledJob) -> ForgeResult<ScheduledJob>;
     async fn get_scheduled_job(&self, scope: JobScope, job: u64) -> ForgeResult<ScheduledJob>;
     async fn delete_scheduled_job(&self, scope: JobScope, job: u64) -> ForgeResult<()>;
 }

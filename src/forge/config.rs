@@ -81,19 +81,12 @@ pub struct RateLimit {
 impl RateLimit {
     /// `requests` per `per`, burst 1, 5% margin.
     pub fn new(requests: u32, per: Duration) -> Self {
-        Self {
-            requests: requests.max(1),
-            per,
-            burst: 1,
-            safety_margin: 0.05,
-        }
+        Self { requests: requests.max(1), per, burst: 1, safety_margin: 0.05 }
     }
 
     /// The spacing the client keeps between requests once its burst is spent.
     pub fn period(&self) -> Duration {
-        self.per
-            .div_f64(self.requests.max(1) as f64)
-            .mul_f64(1.0 + self.safety_margin.max(0.0))
+        self.per.div_f64(self.requests.max(1) as f64).mul_f64(1.0 + self.safety_margin.max(0.0))
     }
 }
 
@@ -113,11 +106,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_retries: 5,
-            min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-        }
+        Self { max_retries: 5, min_delay: Duration::from_millis(250), max_delay: Duration::from_secs(30) }
     }
 }
 
@@ -138,11 +127,7 @@ pub struct ForgeConfig {
 }
 
 impl ForgeConfig {
-    pub fn new(
-        base_url: impl Into<String>,
-        organization: impl Into<String>,
-        token: ForgeToken,
-    ) -> Self {
+    pub fn new(base_url: impl Into<String>, organization: impl Into<String>, token: ForgeToken) -> Self {
         Self {
             base_url: base_url.into(),
             organization: organization.into(),
@@ -166,21 +151,13 @@ mod tests {
         assert!(!format!("{t}").contains("super-secret"));
         let cfg = ForgeConfig::new("http://x/api", "demo", t.clone());
         assert!(!format!("{cfg:?}").contains("super-secret"));
-        assert_eq!(
-            t.fingerprint(),
-            ForgeToken::new("super-secret-token-value").fingerprint()
-        );
+        assert_eq!(t.fingerprint(), ForgeToken::new("super-secret-token-value").fingerprint());
         assert!(!format!("{:?}", Password::new("hunter2")).contains("hunter2"));
     }
 
     #[test]
     fn period_includes_margin() {
-        let r = RateLimit {
-            requests: 60,
-            per: Duration::from_secs(60),
-            burst: 1,
-            safety_margin: 0.0,
-        };
+        let r = RateLimit { requests: 60, per: Duration::from_secs(60), burst: 1, safety_margin: 0.0 };
         assert_eq!(r.period(), Duration::from_secs(1));
         let r = RateLimit::new(60, Duration::from_secs(60));
         assert_eq!(r.period(), Duration::from_millis(1050));

@@ -17,20 +17,13 @@ pub struct EnsureOptions {
 
 impl Default for EnsureOptions {
     fn default() -> Self {
-        Self {
-            attempts: 8,
-            min_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
-        }
+        Self { attempts: 8, min_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(10) }
     }
 }
 
 impl EnsureOptions {
     fn backoff(&self, attempt: usize) -> Duration {
-        let exp = self
-            .min_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
+        let exp = self.min_backoff.saturating_mul(1u32 << attempt.min(16)).min(self.max_backoff);
         // Full jitter in [exp/2, exp).
         let half = exp / 2;
         half + half.mul_f64(rand::random::<f64>())
@@ -56,17 +49,11 @@ pub async fn ensure_with<T>(
     let mut last: Option<ForgeError> = None;
     for attempt in 0..opts.attempts.max(1) {
         if let Some(found) = lookup().await? {
-            return Ok(Ensured {
-                value: found,
-                created: false,
-            });
+            return Ok(Ensured { value: found, created: false });
         }
         match create().await {
             Ok(value) => {
-                return Ok(Ensured {
-                    value,
-                    created: true,
-                });
+                return Ok(Ensured { value, created: true });
             }
             Err(e) if e.is_taken(taken_field) || e.is_retryable() => {
                 tracing::debug!(error = %e, attempt, "create failed ambiguously; looking up before retrying");
@@ -76,19 +63,12 @@ pub async fn ensure_with<T>(
         }
         tokio::time::sleep(opts.backoff(attempt)).await;
     }
-    Err(last.unwrap_or(ForgeError::Server {
-        status: 0,
-        message: "gave up creating".into(),
-    }))
+    Err(last.unwrap_or(ForgeError::Server { status: 0, message: "gave up creating".into() }))
 }
 
 /// Site named `req.name` on `server` (exact match; `filter[name]` may match partially).
 pub async fn find_site(api: &dyn ForgeApi, server: u64, name: &str) -> ForgeResult<Option<Site>> {
-    Ok(api
-        .list_server_sites(server, Some(name))
-        .await?
-        .into_iter()
-        .find(|s| s.name == name))
+    Ok(api.list_server_sites(server, Some(name)).await?.into_iter().find(|s| s.name == name))
 }
 
 pub async fn ensure_site(
@@ -106,16 +86,8 @@ pub async fn ensure_site(
     .await
 }
 
-pub async fn find_database(
-    api: &dyn ForgeApi,
-    server: u64,
-    name: &str,
-) -> ForgeResult<Option<Database>> {
-    Ok(api
-        .list_databases(server, Some(name))
-        .await?
-        .into_iter()
-        .find(|d| d.name == name))
+pub async fn find_database(api: &dyn ForgeApi, server: u64, name: &str) -> ForgeResult<Option<Database>> {
+    Ok(api.list_databases(server, Some(name)).await?.into_iter().find(|d| d.name == name))
 }
 
 pub async fn ensure_database(
@@ -133,16 +105,8 @@ pub async fn ensure_database(
     .await
 }
 
-pub async fn find_database_user(
-    api: &dyn ForgeApi,
-    server: u64,
-    name: &str,
-) -> ForgeResult<Option<DatabaseUser>> {
-    Ok(api
-        .list_database_users(server, Some(name))
-        .await?
-        .into_iter()
-        .find(|u| u.name == name))
+pub async fn find_database_user(api: &dyn ForgeApi, server: u64, name: &str) -> ForgeResult<Option<DatabaseUser>> {
+    Ok(api.list_database_users(server, Some(name)).await?.into_iter().find(|u| u.name == name))
 }
 
 pub async fn ensure_database_user(
@@ -161,11 +125,7 @@ pub async fn ensure_database_user(
 }
 
 /// A site's queue workers (background processes with `site_id`), all pages.
-pub async fn workers_for_site(
-    api: &dyn ForgeApi,
-    server: u64,
-    site: u64,
-) -> ForgeResult<Vec<BackgroundProcess>> {
+pub async fn workers_for_site(api: &dyn ForgeApi, server: u64, site: u64) -> ForgeResult<Vec<BackgroundProcess>> {
     api.list_background_processes(server, Some(site)).await
 }
 
@@ -179,19 +139,10 @@ pub async fn ensure_background_process(
     let lookup = async || {
         let all = api.list_background_processes(server, req.site_id).await?;
         Ok(all.into_iter().find(|p| {
-            p.command == req.command
-                && p.user == req.user
-                && p.directory == req.directory
-                && p.status != "removing"
+            p.command == req.command && p.user == req.user && p.directory == req.directory && p.status != "removing"
         }))
     };
-    ensure_with(
-        lookup,
-        async || api.create_background_process(server, req).await,
-        "command",
-        opts,
-    )
-    .await
+    ensure_with(lookup, async || api.create_background_process(server, req).await, "command", opts).await
 }
 
 pub async fn ensure_domain(
@@ -202,19 +153,9 @@ pub async fn ensure_domain(
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<DomainRecord>> {
     let lookup = async || {
-        Ok(api
-            .list_domains(server, site)
-            .await?
-            .into_iter()
-            .find(|d| d.name == req.name && d.status != "removing"))
+        Ok(api.list_domains(server, site).await?.into_iter().find(|d| d.name == req.name && d.status != "removing"))
     };
-    ensure_with(
-        lookup,
-        async || api.create_domain(server, site, req).await,
-        "name",
-        opts,
-    )
-    .await
+    ensure_with(lookup, async || api.create_domain(server, site, req).await, "name", opts).await
 }
 
 pub async fn ensure_scheduled_job(
@@ -226,57 +167,23 @@ pub async fn ensure_scheduled_job(
     let lookup = async || {
         let all = api.list_scheduled_jobs(scope).await?;
         Ok(all.into_iter().find(|j| {
-            j.command == req.command
-                && j.user == req.user
-                && j.frequency == req.frequency
-                && j.status != "removing"
+            j.command == req.command && j.user == req.user && j.frequency == req.frequency && j.status != "removing"
         }))
     };
-    ensure_with(
-        lookup,
-        async || api.create_scheduled_job(scope, req).await,
-        "command",
-        opts,
-    )
-    .await
+    ensure_with(lookup, async || api.create_scheduled_job(scope, req).await, "command", opts).await
 }
 
 /// Trigger one deployment. After an ambiguous failure, a deployment newer than the newest one
 /// seen before triggering is adopted instead of triggering again (ids grow monotonically).
-pub async fn deploy(
-    api: &dyn ForgeApi,
-    server: u64,
-    site: u64,
-    opts: EnsureOptions,
-) -> ForgeResult<Deployment> {
-    let before = api
-        .list_deployments(server, site, Some(1))
-        .await?
-        .first()
-        .map(|d| d.id);
-    let lookup = async || {
-        Ok(api
-            .list_deployments(server, site, Some(1))
-            .await?
-            .into_iter()
-            .find(|d| Some(d.id) > before))
-    };
+pub async fn deploy(api: &dyn ForgeApi, server: u64, site: u64, opts: EnsureOptions) -> ForgeResult<Deployment> {
+    let before = api.list_deployments(server, site, Some(1)).await?.first().map(|d| d.id);
+    let lookup =
+        async || Ok(api.list_deployments(server, site, Some(1)).await?.into_iter().find(|d| Some(d.id) > before));
     let mut first = true;
     let lookup_after_first = async || {
-        if std::mem::take(&mut first) {
-            Ok(None)
-        } else {
-            lookup().await
-        }
+        if std::mem::take(&mut first) { Ok(None) } else { lookup().await }
     };
-    Ok(ensure_with(
-        lookup_after_first,
-        async || api.trigger_deployment(server, site).await,
-        "",
-        opts,
-    )
-    .await?
-    .value)
+    Ok(ensure_with(lookup_after_first, async || api.trigger_deployment(server, site).await, "", opts).await?.value)
 }
 
 /// Queue a site command and find it (Forge's 202 carries no id): the newest command with
@@ -288,39 +195,18 @@ pub async fn run_command(
     command: &str,
     opts: EnsureOptions,
 ) -> ForgeResult<SiteCommand> {
-    let newest = async || {
-        api.list_site_commands(server, site, Some(command), Some(5))
-            .await
-    };
-    let before = newest()
-        .await?
-        .iter()
-        .filter(|c| c.command == command)
-        .map(|c| c.id)
-        .max();
-    let lookup = async || {
-        Ok(newest()
-            .await?
-            .into_iter()
-            .find(|c| c.command == command && Some(c.id) > before))
-    };
+    let newest = async || api.list_site_commands(server, site, Some(command), Some(5)).await;
+    let before = newest().await?.iter().filter(|c| c.command == command).map(|c| c.id).max();
+    let lookup = async || Ok(newest().await?.into_iter().find(|c| c.command == command && Some(c.id) > before));
     let mut first = true;
     let lookup_after_first = async || {
-        if std::mem::take(&mut first) {
-            Ok(None)
-        } else {
-            Ok(lookup().await?.map(Some))
-        }
+        if std::mem::take(&mut first) { Ok(None) } else { Ok(lookup().await?.map(Some)) }
     };
     let queued: Option<SiteCommand> = ensure_with(
         lookup_after_first,
         async || {
             let id = api.run_site_command(server, site, command).await?;
-            Ok(id.map(|id| SiteCommand {
-                id,
-                command: command.to_string(),
-                ..Default::default()
-            }))
+            Ok(id.map(|id| SiteCommand { id, command: command.to_string(), ..Default::default() }))
         },
         "",
         opts,
@@ -337,9 +223,7 @@ pub async fn run_command(
                 }
                 tokio::time::sleep(opts.backoff(attempt)).await;
             }
-            Err(ForgeError::NotFound {
-                message: "queued command did not appear in the command list".into(),
-            })
+            Err(ForgeError::NotFound { message: "queued command did not appear in the command list".into() })
         }
     }
 }

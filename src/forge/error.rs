@@ -23,19 +23,13 @@ pub enum ForgeError {
     #[error("not found in Forge (404): {message}")]
     NotFound { message: String },
     #[error("Forge validation failed (422): {message}")]
-    Validation {
-        message: String,
-        errors: BTreeMap<String, Vec<String>>,
-    },
+    Validation { message: String, errors: BTreeMap<String, Vec<String>> },
     #[error("Forge rate limit hit (429), retry after {retry_after:?}")]
     RateLimited { retry_after: Option<Duration> },
     #[error("Forge server error ({status}): {message}")]
     Server { status: u16, message: String },
     #[error("transport error talking to Forge ({kind:?}): {message}")]
-    Transport {
-        kind: TransportKind,
-        message: String,
-    },
+    Transport { kind: TransportKind, message: String },
     #[error("cannot decode Forge response: {message}")]
     Decode { message: String },
 }
@@ -52,14 +46,7 @@ impl ForgeError {
 
     /// Proven not processed by Forge, so even a non-idempotent POST may be re-sent.
     pub fn was_not_processed(&self) -> bool {
-        matches!(
-            self,
-            ForgeError::RateLimited { .. }
-                | ForgeError::Transport {
-                    kind: TransportKind::Connect,
-                    ..
-                }
-        )
+        matches!(self, ForgeError::RateLimited { .. } | ForgeError::Transport { kind: TransportKind::Connect, .. })
     }
 
     /// Label for metrics and Event reasons (stable, snake_case).
@@ -84,9 +71,7 @@ impl ForgeError {
     pub fn is_taken(&self, field: &str) -> bool {
         match self {
             ForgeError::Validation { errors, message } => {
-                errors
-                    .get(field)
-                    .is_some_and(|msgs| msgs.iter().any(|m| m.contains("already been taken")))
+                errors.get(field).is_some_and(|msgs| msgs.iter().any(|m| m.contains("already been taken")))
                     || (errors.is_empty() && message.contains("already been taken"))
             }
             _ => false,
@@ -108,33 +93,16 @@ impl ForgeError {
         }
         let s = |m: String| m.replace(secret, "[redacted]");
         match self {
-            ForgeError::Unauthorized { message } => ForgeError::Unauthorized {
-                message: s(message),
-            },
-            ForgeError::Forbidden { message } => ForgeError::Forbidden {
-                message: s(message),
-            },
-            ForgeError::NotFound { message } => ForgeError::NotFound {
-                message: s(message),
-            },
+            ForgeError::Unauthorized { message } => ForgeError::Unauthorized { message: s(message) },
+            ForgeError::Forbidden { message } => ForgeError::Forbidden { message: s(message) },
+            ForgeError::NotFound { message } => ForgeError::NotFound { message: s(message) },
             ForgeError::Validation { message, errors } => ForgeError::Validation {
                 message: s(message),
-                errors: errors
-                    .into_iter()
-                    .map(|(k, v)| (s(k), v.into_iter().map(s).collect()))
-                    .collect(),
+                errors: errors.into_iter().map(|(k, v)| (s(k), v.into_iter().map(s).collect())).collect(),
             },
-            ForgeError::Server { status, message } => ForgeError::Server {
-                status,
-                message: s(message),
-            },
-            ForgeError::Transport { kind, message } => ForgeError::Transport {
-                kind,
-                message: s(message),
-            },
-            ForgeError::Decode { message } => ForgeError::Decode {
-                message: s(message),
-            },
+            ForgeError::Server { status, message } => ForgeError::Server { status, message: s(message) },
+            ForgeError::Transport { kind, message } => ForgeError::Transport { kind, message: s(message) },
+            ForgeError::Decode { message } => ForgeError::Decode { message: s(message) },
             e @ ForgeError::RateLimited { .. } => e,
         }
     }
@@ -147,72 +115,26 @@ mod tests {
     #[test]
     fn classification() {
         assert!(ForgeError::RateLimited { retry_after: None }.is_retryable());
-        assert!(
-            ForgeError::Server {
-                status: 503,
-                message: String::new()
-            }
-            .is_retryable()
-        );
-        assert!(
-            !ForgeError::Validation {
-                message: String::new(),
-                errors: BTreeMap::new()
-            }
-            .is_retryable()
-        );
-        assert!(
-            ForgeError::Transport {
-                kind: TransportKind::Connect,
-                message: String::new()
-            }
-            .was_not_processed()
-        );
-        assert!(
-            !ForgeError::Transport {
-                kind: TransportKind::Timeout,
-                message: String::new()
-            }
-            .was_not_processed()
-        );
-        assert!(
-            !ForgeError::Server {
-                status: 500,
-                message: String::new()
-            }
-            .was_not_processed()
-        );
-        assert_eq!(
-            ForgeError::NotFound {
-                message: String::new()
-            }
-            .metric_label(),
-            "not_found"
-        );
+        assert!(ForgeError::Server { status: 503, message: String::new() }.is_retryable());
+        assert!(!ForgeError::Validation { message: String::new(), errors: BTreeMap::new() }.is_retryable());
+        assert!(ForgeError::Transport { kind: TransportKind::Connect, message: String::new() }.was_not_processed());
+        assert!(!ForgeError::Transport { kind: TransportKind::Timeout, message: String::new() }.was_not_processed());
+        assert!(!ForgeError::Server { status: 500, message: String::new() }.was_not_processed());
+        assert_eq!(ForgeError::NotFound { message: String::new() }.metric_label(), "not_found");
     }
 
     #[test]
     fn taken_is_detected_per_field() {
         let mut errors = BTreeMap::new();
-        errors.insert(
-            "name".to_string(),
-            vec!["The name has already been taken.".to_string()],
-        );
-        let e = ForgeError::Validation {
-            message: "The name has already been taken.".into(),
-            errors,
-        };
+        errors.insert("name".to_string(), vec!["The name has already been taken.".to_string()]);
+        let e = ForgeError::Validation { message: "The name has already been taken.".into(), errors };
         assert!(e.is_taken("name"));
         assert!(!e.is_taken("user"));
     }
 
     #[test]
     fn scrub_removes_secret() {
-        let e = ForgeError::Server {
-            status: 500,
-            message: "bad token abc123".into(),
-        }
-        .scrub("abc123");
+        let e = ForgeError::Server { status: 500, message: "bad token abc123".into() }.scrub("abc123");
         assert!(!e.to_string().contains("abc123"));
     }
 }

@@ -39,41 +39,19 @@ struct Call {
 
 impl Call {
     fn get(path: String) -> Self {
-        Call {
-            method: Method::GET,
-            path,
-            query: vec![],
-            body: None,
-            replay: Replay::Idempotent,
-        }
+        Call { method: Method::GET, path, query: vec![], body: None, replay: Replay::Idempotent }
     }
     fn with_query(mut self, k: &str, v: impl Into<String>) -> Self {
         self.query.push((k.to_string(), v.into()));
         self
     }
     fn send<B: Serialize>(method: Method, path: String, body: Option<&B>) -> Self {
-        let replay = if method == Method::POST {
-            Replay::OnlyIfNotProcessed
-        } else {
-            Replay::Idempotent
-        };
-        Call {
-            method,
-            path,
-            query: vec![],
-            body: body.and_then(|b| serde_json::to_value(b).ok()),
-            replay,
-        }
+        let replay = if method == Method::POST { Replay::OnlyIfNotProcessed } else { Replay::Idempotent };
+        Call { method, path, query: vec![], body: body.and_then(|b| serde_json::to_value(b).ok()), replay }
     }
     /// A POST that toggles state rather than creating (push-to-deploy, actions): safe to repeat.
     fn idempotent_post(path: String) -> Self {
-        Call {
-            method: Method::POST,
-            path,
-            query: vec![],
-            body: None,
-            replay: Replay::Idempotent,
-        }
+        Call { method: Method::POST, path, query: vec![], body: None, replay: Replay::Idempotent }
     }
 }
 
@@ -116,21 +94,13 @@ fn transport(e: reqwest::Error) -> ForgeError {
 /// `Retry-After` (seconds), else `X-RateLimit-Reset` read as an epoch when it looks like one
 /// (> 1e9) and as a delta otherwise (both readings exist, contract §1).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let num = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-    };
+    let num = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
     if let Some(secs) = num("retry-after") {
         return Some(Duration::from_secs(secs));
     }
     let reset = num("x-ratelimit-reset")?;
     if reset > 1_000_000_000 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
         Some(Duration::from_secs(reset.saturating_sub(now)))
     } else {
         Some(Duration::from_secs(reset))
@@ -144,9 +114,7 @@ fn error_from(status: u16, headers: &HeaderMap, body: &[u8]) -> ForgeError {
         403 => ForgeError::Forbidden { message },
         404 => ForgeError::NotFound { message },
         422 => ForgeError::Validation { message, errors },
-        429 => ForgeError::RateLimited {
-            retry_after: retry_after(headers),
-        },
+        429 => ForgeError::RateLimited { retry_after: retry_after(headers) },
         _ => ForgeError::Server { status, message },
     }
 }
@@ -168,9 +136,7 @@ fn site_from(obj: &Value, included: &Included) -> ForgeResult<Site> {
 
 macro_rules! with_id {
     ($t:ty) => {
-        |v: &Value, _: &Included| -> ForgeResult<$t> {
-            Ok(typed(jsonapi::resource::<$t>(v)?, |a, id| a.id = id))
-        }
+        |v: &Value, _: &Included| -> ForgeResult<$t> { Ok(typed(jsonapi::resource::<$t>(v)?, |a, id| a.id = id)) }
     };
 }
 
@@ -184,12 +150,7 @@ impl HttpForgeClient {
             .map_err(transport)?;
         let limiter = limiter_for(&config.token, config.rate_limit);
         let base = config.base_url.trim_end_matches('/').to_string();
-        Ok(Self {
-            http,
-            config: Arc::new(config),
-            base,
-            limiter,
-        })
+        Ok(Self { http, config: Arc::new(config), base, limiter })
     }
 
     pub fn config(&self) -> &ForgeConfig {
@@ -210,12 +171,8 @@ impl HttpForgeClient {
 
     fn job_path(&self, scope: JobScope, rest: &str) -> String {
         match scope {
-            JobScope::Server { server } => {
-                self.server_path(server, &format!("/scheduled-jobs{rest}"))
-            }
-            JobScope::Site { server, site } => {
-                self.site_path(server, site, &format!("/scheduled-jobs{rest}"))
-            }
+            JobScope::Server { server } => self.server_path(server, &format!("/scheduled-jobs{rest}")),
+            JobScope::Site { server, site } => self.site_path(server, site, &format!("/scheduled-jobs{rest}")),
         }
     }
 
@@ -255,8 +212,7 @@ impl HttpForgeClient {
         let err = error_from(status, &headers, &body).scrub(self.config.token.expose());
         if let ForgeError::RateLimited { retry_after } = &err {
             tracing::warn!(token = %self.config.token.fingerprint(), ?retry_after, "Forge answered 429; pausing this token");
-            self.limiter
-                .pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
+            self.limiter.pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
         }
         Err(err)
     }
@@ -312,11 +268,7 @@ impl HttpForgeClient {
         jsonapi::parse(&body)
     }
 
-    async fn one<T: DeserializeOwned>(
-        &self,
-        call: Call,
-        set_id: impl FnOnce(&mut T, u64),
-    ) -> ForgeResult<T> {
+    async fn one<T: DeserializeOwned>(&self, call: Call, set_id: impl FnOnce(&mut T, u64)) -> ForgeResult<T> {
         let doc = self.doc(call).await?;
         Ok(typed(jsonapi::single::<T>(&doc)?, set_id))
     }
@@ -331,9 +283,8 @@ impl HttpForgeClient {
     ) -> ForgeResult<Vec<T>> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
-        let page_size = limit
-            .map(|l| l.min(self.config.page_size as usize).max(1))
-            .unwrap_or(self.config.page_size as usize);
+        let page_size =
+            limit.map(|l| l.min(self.config.page_size as usize).max(1)).unwrap_or(self.config.page_size as usize);
         loop {
             let mut call = Call::get(path.clone()).with_query("page[size]", page_size.to_string());
             call.query.extend(query.iter().cloned());
@@ -349,9 +300,7 @@ impl HttpForgeClient {
                 }
             }
             match page.next_cursor {
-                Some(c) if !page.items.is_empty() && cursor.as_deref() != Some(c.as_str()) => {
-                    cursor = Some(c)
-                }
+                Some(c) if !page.items.is_empty() && cursor.as_deref() != Some(c.as_str()) => cursor = Some(c),
                 _ => return Ok(out),
             }
         }
@@ -363,20 +312,12 @@ impl HttpForgeClient {
             Value::Array(a) => a.clone(),
             _ => jsonapi::page(&doc)?.items,
         };
-        items
-            .iter()
-            .map(|v| {
-                Ok(typed(jsonapi::resource::<Certificate>(v)?, |a, id| {
-                    a.id = id
-                }))
-            })
-            .collect()
+        items.iter().map(|v| Ok(typed(jsonapi::resource::<Certificate>(v)?, |a, id| a.id = id))).collect()
     }
 }
 
 fn name_filter(name: Option<&str>) -> Vec<(String, String)> {
-    name.map(|n| vec![("filter[name]".to_string(), n.to_string())])
-        .unwrap_or_default()
+    name.map(|n| vec![("filter[name]".to_string(), n.to_string())]).unwrap_or_default()
 }
 
 #[async_trait]
@@ -384,21 +325,13 @@ impl ForgeApi for HttpForgeClient {
     async fn current_user(&self) -> ForgeResult<User> {
         let doc = self.doc(Call::get("/me".into())).await?;
         let r = jsonapi::single::<UserAttributes>(&doc)?;
-        Ok(User {
-            id: r.id,
-            name: r.attributes.name,
-            email: r.attributes.email,
-        })
+        Ok(User { id: r.id, name: r.attributes.name, email: r.attributes.email })
     }
 
     async fn get_organization(&self) -> ForgeResult<Organization> {
         let doc = self.doc(Call::get(self.org(""))).await?;
         let r = jsonapi::single::<OrganizationAttributes>(&doc)?;
-        Ok(Organization {
-            id: r.id,
-            name: r.attributes.name,
-            slug: r.attributes.slug,
-        })
+        Ok(Organization { id: r.id, name: r.attributes.name, slug: r.attributes.slug })
     }
 
     async fn list_servers(&self) -> ForgeResult<Vec<Server>> {
@@ -406,26 +339,16 @@ impl ForgeApi for HttpForgeClient {
         self.list(self.org("/servers"), q, None, |v, inc| {
             let r = jsonapi::resource::<Server>(v)?;
             let tags = inc.tag_names(&r.relationships);
-            Ok(Server {
-                id: r.id,
-                tags,
-                ..r.attributes
-            })
+            Ok(Server { id: r.id, tags, ..r.attributes })
         })
         .await
     }
 
     async fn get_server(&self, server: u64) -> ForgeResult<Server> {
-        let doc = self
-            .doc(Call::get(self.server_path(server, "")).with_query("include", "tags"))
-            .await?;
+        let doc = self.doc(Call::get(self.server_path(server, "")).with_query("include", "tags")).await?;
         let r = jsonapi::single::<Server>(&doc)?;
         let tags = Included::from_doc(&doc).tag_names(&r.relationships);
-        Ok(Server {
-            id: r.id,
-            tags,
-            ..r.attributes
-        })
+        Ok(Server { id: r.id, tags, ..r.attributes })
     }
 
     async fn list_sites(&self, name: Option<&str>) -> ForgeResult<Vec<Site>> {
@@ -437,9 +360,7 @@ impl ForgeApi for HttpForgeClient {
     async fn list_server_sites(&self, server: u64, name: Option<&str>) -> ForgeResult<Vec<Site>> {
         let mut q = name_filter(name);
         q.push(("include".into(), "tags".into()));
-        let mut sites = self
-            .list(self.server_path(server, "/sites"), q, None, site_from)
-            .await?;
+        let mut sites = self.list(self.server_path(server, "/sites"), q, None, site_from).await?;
         for s in &mut sites {
             s.server_id.get_or_insert(server);
         }
@@ -447,11 +368,7 @@ impl ForgeApi for HttpForgeClient {
     }
 
     async fn get_site(&self, site: u64) -> ForgeResult<Site> {
-        let doc = self
-            .doc(
-                Call::get(self.org(&format!("/sites/{site}"))).with_query("include", "tags,server"),
-            )
-            .await?;
+        let doc = self.doc(Call::get(self.org(&format!("/sites/{site}"))).with_query("include", "tags,server")).await?;
         site_from(&doc["data"], &Included::from_doc(&doc))
     }
 
@@ -465,23 +382,11 @@ impl ForgeApi for HttpForgeClient {
     }
 
     async fn update_site(&self, server: u64, site: u64, req: &UpdateSite) -> ForgeResult<()> {
-        self.send(Call::send(
-            Method::PUT,
-            self.site_path(server, site, ""),
-            Some(req),
-        ))
-        .await
-        .map(drop)
+        self.send(Call::send(Method::PUT, self.site_path(server, site, ""), Some(req))).await.map(drop)
     }
 
     async fn delete_site(&self, server: u64, site: u64) -> ForgeResult<()> {
-        self.send(Call::send::<()>(
-            Method::DELETE,
-            self.site_path(server, site, ""),
-            None,
-        ))
-        .await
-        .map(drop)
+        self.send(Call::send::<()>(Method::DELETE, self.site_path(server, site, ""), None)).await.map(drop)
     }
 
     async fn get_environment(&self, server: u64, site: u64) -> ForgeResult<String> {
@@ -490,60 +395,25 @@ impl ForgeApi for HttpForgeClient {
             #[serde(default)]
             content: Option<String>,
         }
-        let doc = self
-            .doc(Call::get(self.site_path(server, site, "/environment")))
-            .await?;
-        Ok(jsonapi::attributes::<Env>(&doc)?
-            .content
-            .unwrap_or_default())
+        let doc = self.doc(Call::get(self.site_path(server, site, "/environment"))).await?;
+        Ok(jsonapi::attributes::<Env>(&doc)?.content.unwrap_or_default())
     }
 
-    async fn put_environment(
-        &self,
-        server: u64,
-        site: u64,
-        req: &PutEnvironment,
-    ) -> ForgeResult<()> {
-        self.send(Call::send(
-            Method::PUT,
-            self.site_path(server, site, "/environment"),
-            Some(req),
-        ))
-        .await
-        .map(drop)
+    async fn put_environment(&self, server: u64, site: u64, req: &PutEnvironment) -> ForgeResult<()> {
+        self.send(Call::send(Method::PUT, self.site_path(server, site, "/environment"), Some(req))).await.map(drop)
     }
 
     async fn trigger_deployment(&self, server: u64, site: u64) -> ForgeResult<Deployment> {
-        let call = Call::send::<()>(
-            Method::POST,
-            self.site_path(server, site, "/deployments"),
-            None,
-        );
+        let call = Call::send::<()>(Method::POST, self.site_path(server, site, "/deployments"), None);
         self.one(call, |d: &mut Deployment, id| d.id = id).await
     }
 
-    async fn list_deployments(
-        &self,
-        server: u64,
-        site: u64,
-        limit: Option<usize>,
-    ) -> ForgeResult<Vec<Deployment>> {
+    async fn list_deployments(&self, server: u64, site: u64, limit: Option<usize>) -> ForgeResult<Vec<Deployment>> {
         let q = vec![("sort".to_string(), "-created_at".to_string())];
-        self.list(
-            self.site_path(server, site, "/deployments"),
-            q,
-            limit,
-            with_id!(Deployment),
-        )
-        .await
+        self.list(self.site_path(server, site, "/deployments"), q, limit, with_id!(Deployment)).await
     }
 
-    async fn get_deployment(
-        &self,
-        server: u64,
-        site: u64,
-        deployment: u64,
-    ) -> ForgeResult<Deployment> {
+    async fn get_deployment(&self, server: u64, site: u64, deployment: u64) -> ForgeResult<Deployment> {
         self.one(
             Call::get(self.site_path(server, site, &format!("/deployments/{deployment}"))),
             |d: &mut Deployment, id| d.id = id,
@@ -552,13 +422,7 @@ impl ForgeApi for HttpForgeClient {
     }
 
     async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus> {
-        let doc = self
-            .doc(Call::get(self.site_path(
-                server,
-                site,
-                "/deployments/status",
-            )))
-            .await?;
+        let doc = self.doc(Call::get(self.site_path(server, site, "/deployments/status"))).await?;
         jsonapi::attributes(&doc)
     }
 
@@ -568,24 +432,12 @@ impl ForgeApi for HttpForgeClient {
             #[serde(default)]
             output: Option<String>,
         }
-        let doc = self
-            .doc(Call::get(self.site_path(
-                server,
-                site,
-                &format!("/deployments/{deployment}/log"),
-            )))
-            .await?;
+        let doc = self.doc(Call::get(self.site_path(server, site, &format!("/deployments/{deployment}/log")))).await?;
         Ok(jsonapi::attributes::<Out>(&doc)?.output.unwrap_or_default())
     }
 
     async fn get_deployment_script(&self, server: u64, site: u64) -> ForgeResult<DeploymentScript> {
-        let doc = self
-            .doc(Call::get(self.site_path(
-                server,
-                site,
-                "/deployments/script",
-            )))
-            .await?;
+        let doc = self.doc(Call::get(self.site_path(server, site, "/deployments/script"))).await?;
         jsonapi::attributes(&doc)
     }
 
@@ -600,69 +452,40 @@ impl ForgeApi for HttpForgeClient {
         if let Some(a) = auto_source {
             body["auto_source"] = json!(a);
         }
-        let doc = self
-            .doc(Call::send(
-                Method::PUT,
-                self.site_path(server, site, "/deployments/script"),
-                Some(&body),
-            ))
-            .await?;
+        let doc =
+            self.doc(Call::send(Method::PUT, self.site_path(server, site, "/deployments/script"), Some(&body))).await?;
         jsonapi::attributes(&doc)
     }
 
     async fn set_push_to_deploy(&self, server: u64, site: u64, enabled: bool) -> ForgeResult<()> {
         let path = self.site_path(server, site, "/deployments/push-to-deploy");
-        let call = if enabled {
-            Call::idempotent_post(path)
-        } else {
-            Call::send::<()>(Method::DELETE, path, None)
-        };
+        let call = if enabled { Call::idempotent_post(path) } else { Call::send::<()>(Method::DELETE, path, None) };
         self.send(call).await.map(drop)
     }
 
     async fn list_domains(&self, server: u64, site: u64) -> ForgeResult<Vec<DomainRecord>> {
-        self.list(
-            self.site_path(server, site, "/domains"),
-            vec![],
-            None,
-            with_id!(DomainRecord),
-        )
-        .await
+        self.list(self.site_path(server, site, "/domains"), vec![], None, with_id!(DomainRecord)).await
     }
 
-    async fn create_domain(
-        &self,
-        server: u64,
-        site: u64,
-        req: &CreateDomain,
-    ) -> ForgeResult<DomainRecord> {
+    async fn create_domain(&self, server: u64, site: u64, req: &CreateDomain) -> ForgeResult<DomainRecord> {
         self.one(
-            Call::send(
-                Method::POST,
-                self.site_path(server, site, "/domains"),
-                Some(req),
-            ),
+            Call::send(Method::POST, self.site_path(server, site, "/domains"), Some(req)),
             |d: &mut DomainRecord, id| d.id = id,
         )
         .await
     }
 
     async fn get_domain(&self, server: u64, site: u64, domain: u64) -> ForgeResult<DomainRecord> {
-        self.one(
-            Call::get(self.site_path(server, site, &format!("/domains/{domain}"))),
-            |d: &mut DomainRecord, id| d.id = id,
-        )
+        self.one(Call::get(self.site_path(server, site, &format!("/domains/{domain}"))), |d: &mut DomainRecord, id| {
+            d.id = id
+        })
         .await
     }
 
     async fn delete_domain(&self, server: u64, site: u64, domain: u64) -> ForgeResult<()> {
-        self.send(Call::send::<()>(
-            Method::DELETE,
-            self.site_path(server, site, &format!("/domains/{domain}")),
-            None,
-        ))
-        .await
-        .map(drop)
+        self.send(Call::send::<()>(Method::DELETE, self.site_path(server, site, &format!("/domains/{domain}")), None))
+            .await
+            .map(drop)
     }
 
     async fn request_certificate(
@@ -680,12 +503,7 @@ impl ForgeApi for HttpForgeClient {
         self.one(call, |c: &mut Certificate, id| c.id = id).await
     }
 
-    async fn list_certificates(
-        &self,
-        server: u64,
-        site: u64,
-        domain: Option<u64>,
-    ) -> ForgeResult<Vec<Certificate>> {
+    async fn list_certificates(&self, server: u64, site: u64, domain: Option<u64>) -> ForgeResult<Vec<Certificate>> {
         let path = match domain {
             Some(d) => self.site_path(server, site, &format!("/domains/{d}/certificates")),
             None => self.site_path(server, site, "/certificates"),
@@ -693,19 +511,10 @@ impl ForgeApi for HttpForgeClient {
         self.list_certificates_at(path).await
     }
 
-    async fn active_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-    ) -> ForgeResult<Option<Certificate>> {
+    async fn active_certificate(&self, server: u64, site: u64, domain: u64) -> ForgeResult<Option<Certificate>> {
         match self
             .one(
-                Call::get(self.site_path(
-                    server,
-                    site,
-                    &format!("/domains/{domain}/certificates/active"),
-                )),
+                Call::get(self.site_path(server, site, &format!("/domains/{domain}/certificates/active"))),
                 |c: &mut Certificate, id| c.id = id,
             )
             .await
@@ -716,56 +525,23 @@ impl ForgeApi for HttpForgeClient {
         }
     }
 
-    async fn get_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-        certificate: u64,
-    ) -> ForgeResult<Certificate> {
-        let path = self.site_path(
-            server,
-            site,
-            &format!("/domains/{domain}/certificates/{certificate}"),
-        );
-        self.one(Call::get(path), |c: &mut Certificate, id| c.id = id)
-            .await
+    async fn get_certificate(&self, server: u64, site: u64, domain: u64, certificate: u64) -> ForgeResult<Certificate> {
+        let path = self.site_path(server, site, &format!("/domains/{domain}/certificates/{certificate}"));
+        self.one(Call::get(path), |c: &mut Certificate, id| c.id = id).await
     }
 
-    async fn delete_certificate(
-        &self,
-        server: u64,
-        site: u64,
-        domain: u64,
-        certificate: u64,
-    ) -> ForgeResult<()> {
-        let path = self.site_path(
-            server,
-            site,
-            &format!("/domains/{domain}/certificates/{certificate}"),
-        );
-        self.send(Call::send::<()>(Method::DELETE, path, None))
-            .await
-            .map(drop)
+    async fn delete_certificate(&self, server: u64, site: u64, domain: u64, certificate: u64) -> ForgeResult<()> {
+        let path = self.site_path(server, site, &format!("/domains/{domain}/certificates/{certificate}"));
+        self.send(Call::send::<()>(Method::DELETE, path, None)).await.map(drop)
     }
 
     async fn list_databases(&self, server: u64, name: Option<&str>) -> ForgeResult<Vec<Database>> {
-        self.list(
-            self.server_path(server, "/database/schemas"),
-            name_filter(name),
-            None,
-            with_id!(Database),
-        )
-        .await
+        self.list(self.server_path(server, "/database/schemas"), name_filter(name), None, with_id!(Database)).await
     }
 
     async fn create_database(&self, server: u64, req: &CreateDatabase) -> ForgeResult<Database> {
         self.one(
-            Call::send(
-                Method::POST,
-                self.server_path(server, "/database/schemas"),
-                Some(req),
-            ),
+            Call::send(Method::POST, self.server_path(server, "/database/schemas"), Some(req)),
             |d: &mut Database, id| d.id = id,
         )
         .await
@@ -789,67 +565,35 @@ impl ForgeApi for HttpForgeClient {
         .map(drop)
     }
 
-    async fn list_database_users(
-        &self,
-        server: u64,
-        name: Option<&str>,
-    ) -> ForgeResult<Vec<DatabaseUser>> {
-        self.list(
-            self.server_path(server, "/database/users"),
-            name_filter(name),
-            None,
-            with_id!(DatabaseUser),
-        )
-        .await
+    async fn list_database_users(&self, server: u64, name: Option<&str>) -> ForgeResult<Vec<DatabaseUser>> {
+        self.list(self.server_path(server, "/database/users"), name_filter(name), None, with_id!(DatabaseUser)).await
     }
 
-    async fn create_database_user(
-        &self,
-        server: u64,
-        req: &CreateDatabaseUser,
-    ) -> ForgeResult<DatabaseUser> {
+    async fn create_database_user(&self, server: u64, req: &CreateDatabaseUser) -> ForgeResult<DatabaseUser> {
         self.one(
-            Call::send(
-                Method::POST,
-                self.server_path(server, "/database/users"),
-                Some(req),
-            ),
+            Call::send(Method::POST, self.server_path(server, "/database/users"), Some(req)),
             |u: &mut DatabaseUser, id| u.id = id,
         )
         .await
     }
 
     async fn get_database_user(&self, server: u64, user: u64) -> ForgeResult<DatabaseUser> {
-        self.one(
-            Call::get(self.server_path(server, &format!("/database/users/{user}"))),
-            |u: &mut DatabaseUser, id| u.id = id,
-        )
+        self.one(Call::get(self.server_path(server, &format!("/database/users/{user}"))), |u: &mut DatabaseUser, id| {
+            u.id = id
+        })
         .await
     }
 
-    async fn update_database_user(
-        &self,
-        server: u64,
-        user: u64,
-        req: &UpdateDatabaseUser,
-    ) -> ForgeResult<()> {
-        self.send(Call::send(
-            Method::PUT,
-            self.server_path(server, &format!("/database/users/{user}")),
-            Some(req),
-        ))
-        .await
-        .map(drop)
+    async fn update_database_user(&self, server: u64, user: u64, req: &UpdateDatabaseUser) -> ForgeResult<()> {
+        self.send(Call::send(Method::PUT, self.server_path(server, &format!("/database/users/{user}")), Some(req)))
+            .await
+            .map(drop)
     }
 
     async fn delete_database_user(&self, server: u64, user: u64) -> ForgeResult<()> {
-        self.send(Call::send::<()>(
-            Method::DELETE,
-            self.server_path(server, &format!("/database/users/{user}")),
-            None,
-        ))
-        .await
-        .map(drop)
+        self.send(Call::send::<()>(Method::DELETE, self.server_path(server, &format!("/database/users/{user}")), None))
+            .await
+            .map(drop)
     }
 
     async fn list_background_processes(
@@ -857,16 +601,8 @@ impl ForgeApi for HttpForgeClient {
         server: u64,
         site_id: Option<u64>,
     ) -> ForgeResult<Vec<BackgroundProcess>> {
-        let q = site_id
-            .map(|s| vec![("filter[site_id]".to_string(), s.to_string())])
-            .unwrap_or_default();
-        self.list(
-            self.server_path(server, "/background-processes"),
-            q,
-            None,
-            with_id!(BackgroundProcess),
-        )
-        .await
+        let q = site_id.map(|s| vec![("filter[site_id]".to_string(), s.to_string())]).unwrap_or_default();
+        self.list(self.server_path(server, "/background-processes"), q, None, with_id!(BackgroundProcess)).await
     }
 
     async fn create_background_process(
@@ -874,20 +610,11 @@ impl ForgeApi for HttpForgeClient {
         server: u64,
         req: &CreateBackgroundProcess,
     ) -> ForgeResult<BackgroundProcess> {
-        let call = Call::send(
-            Method::POST,
-            self.server_path(server, "/background-processes"),
-            Some(req),
-        );
-        self.one(call, |p: &mut BackgroundProcess, id| p.id = id)
-            .await
+        let call = Call::send(Method::POST, self.server_path(server, "/background-processes"), Some(req));
+        self.one(call, |p: &mut BackgroundProcess, id| p.id = id).await
     }
 
-    async fn get_background_process(
-        &self,
-        server: u64,
-        process: u64,
-    ) -> ForgeResult<BackgroundProcess> {
+    async fn get_background_process(&self, server: u64, process: u64) -> ForgeResult<BackgroundProcess> {
         self.one(
             Call::get(self.server_path(server, &format!("/background-processes/{process}"))),
             |p: &mut BackgroundProcess, id| p.id = id,
@@ -920,27 +647,14 @@ impl ForgeApi for HttpForgeClient {
         .map(drop)
     }
 
-    async fn run_site_command(
-        &self,
-        server: u64,
-        site: u64,
-        command: &str,
-    ) -> ForgeResult<Option<u64>> {
+    async fn run_site_command(&self, server: u64, site: u64, command: &str) -> ForgeResult<Option<u64>> {
         let body = json!({"command": command});
-        let bytes = self
-            .send(Call::send(
-                Method::POST,
-                self.site_path(server, site, "/commands"),
-                Some(&body),
-            ))
-            .await?;
+        let bytes = self.send(Call::send(Method::POST, self.site_path(server, site, "/commands"), Some(&body))).await?;
         // Usually 202 with no body; tolerate a body carrying the command (UNCERTAIN).
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        Ok(serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| jsonapi::parse_id(&v["data"]["id"])))
+        Ok(serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| jsonapi::parse_id(&v["data"]["id"])))
     }
 
     async fn list_site_commands(
@@ -954,87 +668,41 @@ impl ForgeApi for HttpForgeClient {
         if let Some(c) = command {
             q.push(("filter[command]".into(), c.into()));
         }
-        self.list(
-            self.site_path(server, site, "/commands"),
-            q,
-            limit,
-            with_id!(SiteCommand),
-        )
+        self.list(self.site_path(server, site, "/commands"), q, limit, with_id!(SiteCommand)).await
+    }
+
+    async fn get_site_command(&self, server: u64, site: u64, command: u64) -> ForgeResult<SiteCommand> {
+        self.one(Call::get(self.site_path(server, site, &format!("/commands/{command}"))), |c: &mut SiteCommand, id| {
+            c.id = id
+        })
         .await
     }
 
-    async fn get_site_command(
-        &self,
-        server: u64,
-        site: u64,
-        command: u64,
-    ) -> ForgeResult<SiteCommand> {
-        self.one(
-            Call::get(self.site_path(server, site, &format!("/commands/{command}"))),
-            |c: &mut SiteCommand, id| c.id = id,
-        )
-        .await
-    }
-
-    async fn site_command_output(
-        &self,
-        server: u64,
-        site: u64,
-        command: u64,
-    ) -> ForgeResult<String> {
+    async fn site_command_output(&self, server: u64, site: u64, command: u64) -> ForgeResult<String> {
         #[derive(serde::Deserialize, Default)]
         struct Out {
             #[serde(default)]
             output: Option<String>,
         }
-        let doc = self
-            .doc(Call::get(self.site_path(
-                server,
-                site,
-                &format!("/commands/{command}/output"),
-            )))
-            .await?;
+        let doc = self.doc(Call::get(self.site_path(server, site, &format!("/commands/{command}/output")))).await?;
         Ok(jsonapi::attributes::<Out>(&doc)?.output.unwrap_or_default())
     }
 
     async fn list_scheduled_jobs(&self, scope: JobScope) -> ForgeResult<Vec<ScheduledJob>> {
-        self.list(
-            self.job_path(scope, ""),
-            vec![],
-            None,
-            with_id!(ScheduledJob),
-        )
-        .await
+        self.list(self.job_path(scope, ""), vec![], None, with_id!(ScheduledJob)).await
     }
 
-    async fn create_scheduled_job(
-        &self,
-        scope: JobScope,
-        req: &CreateScheduledJob,
-    ) -> ForgeResult<ScheduledJob> {
-        self.one(
-            Call::send(Method::POST, self.job_path(scope, ""), Some(req)),
-            |j: &mut ScheduledJob, id| j.id = id,
-        )
-        .await
+    async fn create_scheduled_job(&self, scope: JobScope, req: &CreateScheduledJob) -> ForgeResult<ScheduledJob> {
+        self.one(Call::send(Method::POST, self.job_path(scope, ""), Some(req)), |j: &mut ScheduledJob, id| j.id = id)
+            .await
     }
 
     async fn get_scheduled_job(&self, scope: JobScope, job: u64) -> ForgeResult<ScheduledJob> {
-        self.one(
-            Call::get(self.job_path(scope, &format!("/{job}"))),
-            |j: &mut ScheduledJob, id| j.id = id,
-        )
-        .await
+        self.one(Call::get(self.job_path(scope, &format!("/{job}"))), |j: &mut ScheduledJob, id| j.id = id).await
     }
 
     async fn delete_scheduled_job(&self, scope: JobScope, job: u64) -> ForgeResult<()> {
-        self.send(Call::send::<()>(
-            Method::DELETE,
-            self.job_path(scope, &format!("/{job}")),
-            None,
-        ))
-        .await
-        .map(drop)
+        self.send(Call::send::<()>(Method::DELETE, self.job_path(scope, &format!("/{job}")), None)).await.map(drop)
     }
 }
 
@@ -1048,19 +716,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        h.insert(
-            "x-ratelimit-reset",
-            HeaderValue::from_str(&(now + 30).to_string()).unwrap(),
-        );
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&(now + 30).to_string()).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(
-            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
-            "{d:?}"
-        );
+        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28), "{d:?}");
         h.insert("retry-after", HeaderValue::from_static("3"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
     }

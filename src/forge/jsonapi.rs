@@ -8,9 +8,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 fn decode_err(message: impl Into<String>) -> ForgeError {
-    ForgeError::Decode {
-        message: message.into(),
-    }
+    ForgeError::Decode { message: message.into() }
 }
 
 /// Parse a body as JSON (ignores the content type: Forge may send either media type).
@@ -42,12 +40,8 @@ pub fn resource<A: DeserializeOwned>(obj: &Value) -> Result<Resource<A>, ForgeEr
         Value::Null => Value::Object(Default::default()),
         v => v.clone(),
     };
-    let attributes = serde_json::from_value(attrs).map_err(|e| {
-        decode_err(format!(
-            "{} {id}: {e}",
-            obj["type"].as_str().unwrap_or("resource")
-        ))
-    })?;
+    let attributes = serde_json::from_value(attrs)
+        .map_err(|e| decode_err(format!("{} {id}: {e}", obj["type"].as_str().unwrap_or("resource"))))?;
     Ok(Resource {
         id,
         kind: obj["type"].as_str().unwrap_or_default().to_string(),
@@ -125,11 +119,7 @@ fn cursor_from_link(link: &Value) -> Option<String> {
     let query = href.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        let k = k
-            .replace("%5B", "[")
-            .replace("%5D", "]")
-            .replace("%5b", "[")
-            .replace("%5d", "]");
+        let k = k.replace("%5B", "[").replace("%5D", "]").replace("%5b", "[").replace("%5d", "]");
         (k == "page[cursor]").then(|| percent_decode(v))
     })
 }
@@ -141,9 +131,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(b);
             i += 3;
@@ -167,11 +155,7 @@ pub fn page(doc: &Value) -> Result<Page, ForgeError> {
         Some(_) => None,
         None => cursor_from_link(&doc["links"]["next"]),
     };
-    Ok(Page {
-        items,
-        included: Included::from_doc(doc),
-        next_cursor,
-    })
+    Ok(Page { items, included: Included::from_doc(doc), next_cursor })
 }
 
 /// A Laravel (`{message, errors{field:[..]}}`) or JSON:API (`{errors:[{detail,title,source}]}`)
@@ -179,20 +163,14 @@ pub fn page(doc: &Value) -> Result<Page, ForgeError> {
 pub fn error_body(body: &[u8]) -> (String, std::collections::BTreeMap<String, Vec<String>>) {
     let mut errors = std::collections::BTreeMap::new();
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return (
-            String::from_utf8_lossy(body).chars().take(200).collect(),
-            errors,
-        );
+        return (String::from_utf8_lossy(body).chars().take(200).collect(), errors);
     };
     let mut message = v["message"].as_str().unwrap_or_default().to_string();
     match &v["errors"] {
         Value::Object(map) => {
             for (field, msgs) in map {
                 let list = match msgs {
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(|m| m.as_str().map(str::to_string))
-                        .collect(),
+                    Value::Array(a) => a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect(),
                     Value::String(s) => vec![s.clone()],
                     _ => vec![],
                 };
@@ -201,18 +179,10 @@ pub fn error_body(body: &[u8]) -> (String, std::collections::BTreeMap<String, Ve
         }
         Value::Array(items) => {
             for item in items {
-                let text = item["detail"]
-                    .as_str()
-                    .or(item["title"].as_str())
-                    .unwrap_or_default()
-                    .to_string();
+                let text = item["detail"].as_str().or(item["title"].as_str()).unwrap_or_default().to_string();
                 let field = item["source"]["pointer"]
                     .as_str()
-                    .map(|p| {
-                        p.trim_start_matches("/data/attributes/")
-                            .trim_start_matches('/')
-                            .replace('/', ".")
-                    })
+                    .map(|p| p.trim_start_matches("/data/attributes/").trim_start_matches('/').replace('/', "."))
                     .or_else(|| item["source"]["parameter"].as_str().map(str::to_string))
                     .unwrap_or_else(|| "general".into());
                 if message.is_empty() {
@@ -252,11 +222,12 @@ mod tests {
 
     #[test]
     fn both_error_shapes() {
-        let (m, e) =
-            error_body(br#"{"message":"The given data was invalid.","errors":{"name":["taken"]}}"#);
+        let (m, e) = error_body(br#"{"message":"The given data was invalid.","errors":{"name":["taken"]}}"#);
         assert_eq!(m, "The given data was invalid.");
         assert_eq!(e["name"], vec!["taken"]);
-        let (m, e) = error_body(br#"{"errors":[{"title":"Invalid","detail":"name is bad","source":{"pointer":"/data/attributes/name"}}]}"#);
+        let (m, e) = error_body(
+            br#"{"errors":[{"title":"Invalid","detail":"name is bad","source":{"pointer":"/data/attributes/name"}}]}"#,
+        );
         assert_eq!(m, "name is bad");
         assert_eq!(e["name"], vec!["name is bad"]);
         let (m, _) = error_body(b"<html>oops</html>");
@@ -270,9 +241,6 @@ mod tests {
             "included": [{"id": "9", "type": "tags", "attributes": {"name": "preview"}}]
         });
         let inc = Included::from_doc(&doc);
-        assert_eq!(
-            inc.tag_names(&doc["data"]["relationships"]),
-            vec!["preview"]
-        );
+        assert_eq!(inc.tag_names(&doc["data"]["relationships"]), vec!["preview"]);
     }
 }

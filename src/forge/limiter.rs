@@ -35,14 +35,7 @@ pub struct TokenLimiter {
 
 impl TokenLimiter {
     pub fn new(rate: RateLimit) -> Self {
-        Self {
-            rate,
-            period: rate.period(),
-            schedule: Mutex::new(Schedule {
-                next_slot: None,
-                paused_until: None,
-            }),
-        }
+        Self { rate, period: rate.period(), schedule: Mutex::new(Schedule { next_slot: None, paused_until: None }) }
     }
 
     pub fn rate(&self) -> RateLimit {
@@ -90,8 +83,7 @@ impl TokenLimiter {
     }
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<[u8; 32], Arc<TokenLimiter>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static REGISTRY: LazyLock<Mutex<HashMap<[u8; 32], Arc<TokenLimiter>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The process-wide limiter of `token`, keyed by the token's SHA-256 (never its text).
 /// A different `rate` for the same token replaces the bucket for new clients.
@@ -127,12 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn paces_requests_after_the_burst() {
-        let rate = RateLimit {
-            requests: 50,
-            per: Duration::from_secs(1),
-            burst: 1,
-            safety_margin: 0.0,
-        };
+        let rate = RateLimit { requests: 50, per: Duration::from_secs(1), burst: 1, safety_margin: 0.0 };
         let l = TokenLimiter::new(rate);
         let start = std::time::Instant::now();
         for _ in 0..6 {
@@ -146,12 +133,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_pacing_on_a_fixed_schedule() {
-        let rate = RateLimit {
-            requests: 10,
-            per: Duration::from_secs(1),
-            burst: 3,
-            safety_margin: 0.0,
-        };
+        let rate = RateLimit { requests: 10, per: Duration::from_secs(1), burst: 3, safety_margin: 0.0 };
         let l = TokenLimiter::new(rate);
         let start = Instant::now();
         let mut at = vec![];

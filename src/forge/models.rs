@@ -120,11 +120,7 @@ impl Site {
     /// Provisioned, and its repository (if any) installed.
     pub fn is_ready(&self) -> bool {
         self.status == "installed"
-            && self
-                .repository
-                .as_ref()
-                .and_then(|r| r.status.as_deref())
-                .is_none_or(|s| s == "installed")
+            && self.repository.as_ref().and_then(|r| r.status.as_deref()).is_none_or(|s| s == "installed")
     }
 }
 
@@ -161,10 +157,7 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "finished" | "failed" | "failed-build" | "cancelled"
-        )
+        matches!(self.status.as_str(), "finished" | "failed" | "failed-build" | "cancelled")
     }
     pub fn succeeded(&self) -> bool {
         self.status == "finished"
@@ -363,12 +356,7 @@ pub struct CreateSite {
 impl CreateSite {
     /// A site on a Forge-provided subdomain (`<label>.on-forge.com`).
     pub fn on_forge(label: impl Into<String>, site_type: impl Into<String>) -> Self {
-        Self {
-            site_type: site_type.into(),
-            domain_mode: "on-forge".into(),
-            name: label.into(),
-            ..Default::default()
-        }
+        Self { site_type: site_type.into(), domain_mode: "on-forge".into(), name: label.into(), ..Default::default() }
     }
 
     /// A site on a custom domain (requires the redirect and wildcard settings).
@@ -416,9 +404,7 @@ pub struct PutEnvironment {
 impl std::fmt::Debug for PutEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // .env files hold secrets: show only the size.
-        f.debug_struct("PutEnvironment")
-            .field("environment_bytes", &self.environment.len())
-            .finish()
+        f.debug_struct("PutEnvironment").field("environment_bytes", &self.environment.len()).finish()
     }
 }
 

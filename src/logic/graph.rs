@@ -39,8 +39,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::api::repo_dependency_graph::{
-    DiscoveryError, EdgeStatus, GraphOptions, RepoDependencyGraphStatus, Repository,
-    RepositoryStatus,
+    DiscoveryError, EdgeStatus, GraphOptions, RepoDependencyGraphStatus, Repository, RepositoryStatus,
 };
 
 /// Most cycles listed in the status; more set `cyclesTruncated`.
@@ -115,22 +114,9 @@ pub struct Analysis {
 }
 
 /// Analyses `repositories` (with their declared `dependsOn`) plus `discovered` edges.
-pub fn analyse(
-    repositories: &[Repository],
-    discovered: &[EdgeStatus],
-    options: &GraphOptions,
-) -> Analysis {
-    let names: Vec<String> = repositories
-        .iter()
-        .map(|r| r.name.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let index: HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
+pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: &GraphOptions) -> Analysis {
+    let names: Vec<String> = repositories.iter().map(|r| r.name.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let n = names.len();
 
     let mut all_edges: Vec<EdgeStatus> = repositories
@@ -147,26 +133,17 @@ pub fn analyse(
         .collect();
     all_edges.sort();
     all_edges.dedup();
-    let (edges, missing): (Vec<_>, Vec<_>) = all_edges
-        .into_iter()
-        .partition(|e| index.contains_key(e.from.as_str()) && index.contains_key(e.to.as_str()));
+    let (edges, missing): (Vec<_>, Vec<_>) =
+        all_edges.into_iter().partition(|e| index.contains_key(e.from.as_str()) && index.contains_key(e.to.as_str()));
 
     // Merge parallel edges: a pair is required when any of its edges is.
     let mut merged: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     for e in &edges {
-        *merged
-            .entry((index[e.from.as_str()], index[e.to.as_str()]))
-            .or_insert(false) |= e.required;
+        *merged.entry((index[e.from.as_str()], index[e.to.as_str()])).or_insert(false) |= e.required;
     }
     let mut links: Vec<Link> = merged
         .into_iter()
-        .map(|((from, to), required)| Link {
-            from,
-            to,
-            required,
-            in_cycle: false,
-            relaxed: false,
-        })
+        .map(|((from, to), required)| Link { from, to, required, in_cycle: false, relaxed: false })
         .collect();
 
     // Required subgraph: cycles and what is blocked by them or by missing repositories.
@@ -185,10 +162,8 @@ pub fn analyse(
         }
         v
     };
-    let cyclic_component: Vec<bool> = required_sccs
-        .iter()
-        .map(|members| members.len() > 1 || self_loop[members[0].index()])
-        .collect();
+    let cyclic_component: Vec<bool> =
+        required_sccs.iter().map(|members| members.len() > 1 || self_loop[members[0].index()]).collect();
     for l in links.iter_mut().filter(|l| l.required) {
         let c = required_component[l.from];
         l.in_cycle = c == required_component[l.to] && cyclic_component[c];
@@ -196,15 +171,8 @@ pub fn analyse(
 
     let (cycles, cycles_truncated) = elementary_cycles(n, &links, MAX_REPORTED_CYCLES);
 
-    let waiting_on = waiting_on(
-        &names,
-        &index,
-        &links,
-        &missing,
-        &required_sccs,
-        &required_component,
-        &cyclic_component,
-    );
+    let waiting_on =
+        waiting_on(&names, &index, &links, &missing, &required_sccs, &required_component, &cyclic_component);
     let schedulable: Vec<bool> = waiting_on.iter().map(Vec::is_empty).collect();
 
     // Ordering graph: links between schedulable repositories, minus optional links that
@@ -219,16 +187,10 @@ pub fn analyse(
         }
     }
     for l in links.iter_mut() {
-        l.relaxed = !l.required
-            && schedulable[l.from]
-            && schedulable[l.to]
-            && loose_component[l.from] == loose_component[l.to];
+        l.relaxed =
+            !l.required && schedulable[l.from] && schedulable[l.to] && loose_component[l.from] == loose_component[l.to];
     }
-    let ordering: Vec<&Link> = links
-        .iter()
-        .filter(ordering_candidates)
-        .filter(|l| !l.relaxed)
-        .collect();
+    let ordering: Vec<&Link> = links.iter().filter(ordering_candidates).filter(|l| !l.relaxed).collect();
     let ordering_graph = graph_of(n, ordering.iter().copied());
 
     // tarjan_scc lists components dependencies-first; here every component is one node.
@@ -239,12 +201,7 @@ pub fn analyse(
             if !schedulable[v] {
                 continue;
             }
-            let p = ordering_graph
-                .neighbors(m)
-                .filter_map(|d| phase[d.index()])
-                .map(|p| p + 1)
-                .max()
-                .unwrap_or(0);
+            let p = ordering_graph.neighbors(m).filter_map(|d| phase[d.index()]).map(|p| p + 1).max().unwrap_or(0);
             phase[v] = Some(p);
         }
     }
@@ -264,11 +221,7 @@ pub fn analyse(
                 chain.push(v);
                 let wanted = phase[v].and_then(|p| p.checked_sub(1));
                 current = wanted.and_then(|w| {
-                    ordering
-                        .iter()
-                        .filter(|l| l.from == v && phase[l.to] == Some(w))
-                        .map(|l| l.to)
-                        .min()
+                    ordering.iter().filter(|l| l.from == v && phase[l.to] == Some(w)).map(|l| l.to).min()
                 });
             }
             chain
@@ -353,14 +306,7 @@ fn waiting_on(
         }
         per_component.push(set);
     }
-    (0..n)
-        .map(|v| {
-            per_component[required_component[v]]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        })
-        .collect()
+    (0..n).map(|v| per_component[required_component[v]].iter().map(|s| s.to_string()).collect()).collect()
 }
 
 /// Reachability over every link, per strongly connected component, both directions.
@@ -417,11 +363,8 @@ fn closure(n: usize, links: &[Link]) -> (Vec<FixedBitSet>, Vec<FixedBitSet>, Vec
 /// yields at least one cycle, so stopping at `cap` bounds the work even when the
 /// graph holds exponentially many cycles.
 fn elementary_cycles(n: usize, links: &[Link], cap: usize) -> (Vec<Vec<usize>>, bool) {
-    let mut cycles: Vec<Vec<usize>> = links
-        .iter()
-        .filter(|l| l.required && l.from == l.to)
-        .map(|l| vec![l.from, l.from])
-        .collect();
+    let mut cycles: Vec<Vec<usize>> =
+        links.iter().filter(|l| l.required && l.from == l.to).map(|l| vec![l.from, l.from]).collect();
     let mut truncated = cycles.len() > cap;
     let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); n];
     for l in links.iter().filter(|l| l.required && l.from != l.to) {
@@ -492,9 +435,7 @@ fn elementary_cycles(n: usize, links: &[Link], cap: usize) -> (Vec<Vec<usize>>, 
                     }
                 }
             }
-            let exhausted = stack
-                .last()
-                .is_some_and(|&(_, p)| p >= adjacency[this].len());
+            let exhausted = stack.last().is_some_and(|&(_, p)| p >= adjacency[this].len());
             if exhausted {
                 if closed[this] {
                     unblock(this, &mut blocked, &mut b);
@@ -579,35 +520,22 @@ impl Analysis {
             .filter(|l| l.relaxed)
             .map(|l| (self.names[l.from].as_str(), self.names[l.to].as_str()))
             .collect();
-        self.edges
-            .iter()
-            .filter(|e| relaxed.contains(&(e.from.as_str(), e.to.as_str())))
-            .collect()
+        self.edges.iter().filter(|e| relaxed.contains(&(e.from.as_str(), e.to.as_str()))).collect()
     }
 
     /// The deployment order: phase by phase, by name within a phase.
     pub fn order(&self) -> Vec<&str> {
-        self.phases
-            .iter()
-            .flatten()
-            .map(|&v| self.names[v].as_str())
-            .collect()
+        self.phases.iter().flatten().map(|&v| self.names[v].as_str()).collect()
     }
 
     /// Parallel phases, each sorted by name.
     pub fn phases(&self) -> Vec<Vec<&str>> {
-        self.phases
-            .iter()
-            .map(|p| p.iter().map(|&v| self.names[v].as_str()).collect())
-            .collect()
+        self.phases.iter().map(|p| p.iter().map(|&v| self.names[v].as_str()).collect()).collect()
     }
 
     /// Every cycle (up to [`MAX_REPORTED_CYCLES`]), as paths back to their first repository.
     pub fn cycles(&self) -> Vec<Vec<&str>> {
-        self.cycles
-            .iter()
-            .map(|c| c.iter().map(|&v| self.names[v].as_str()).collect())
-            .collect()
+        self.cycles.iter().map(|c| c.iter().map(|&v| self.names[v].as_str()).collect()).collect()
     }
 
     /// Whether more cycles exist than [`Analysis::cycles`] lists.
@@ -622,20 +550,17 @@ impl Analysis {
 
     /// Cyclic or missing repositories that `repository` requires (empty when it has a phase).
     pub fn waiting_on(&self, repository: &str) -> &[String] {
-        self.position(repository)
-            .map_or(&[], |v| &self.waiting_on[v])
+        self.position(repository).map_or(&[], |v| &self.waiting_on[v])
     }
 
     /// Everything `repository` depends on, directly or not, sorted.
     pub fn transitive_dependencies(&self, repository: &str) -> Vec<&str> {
-        self.position(repository)
-            .map_or_else(Vec::new, |v| self.reach(&self.closure_down, v))
+        self.position(repository).map_or_else(Vec::new, |v| self.reach(&self.closure_down, v))
     }
 
     /// Everything that depends on `repository`, directly or not, sorted.
     pub fn transitive_dependents(&self, repository: &str) -> Vec<&str> {
-        self.position(repository)
-            .map_or_else(Vec::new, |v| self.reach(&self.closure_up, v))
+        self.position(repository).map_or_else(Vec::new, |v| self.reach(&self.closure_up, v))
     }
 
     /// Number of edges in the longest ordering chain (phases − 1).
@@ -645,10 +570,7 @@ impl Analysis {
 
     /// The longest ordering chain, dependent first.
     pub fn longest_chain(&self) -> Vec<&str> {
-        self.longest_chain
-            .iter()
-            .map(|&v| self.names[v].as_str())
-            .collect()
+        self.longest_chain.iter().map(|&v| self.names[v].as_str()).collect()
     }
 
     /// `Err` when the graph violates its options (today: `maxDepth`).
@@ -657,11 +579,7 @@ impl Analysis {
             Some(max_depth) if self.depth() > max_depth => Err(GraphError::DepthExceeded {
                 depth: self.depth(),
                 max_depth,
-                chain: self
-                    .longest_chain()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
+                chain: self.longest_chain().into_iter().map(str::to_string).collect(),
             }),
             _ => Ok(()),
         }
@@ -680,16 +598,8 @@ impl Analysis {
             phase: self.phase[index].map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
             dependencies,
             dependents,
-            transitive_dependencies: self
-                .reach(&self.closure_down, index)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            transitive_dependents: self
-                .reach(&self.closure_up, index)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            transitive_dependencies: self.reach(&self.closure_down, index).into_iter().map(str::to_string).collect(),
+            transitive_dependents: self.reach(&self.closure_up, index).into_iter().map(str::to_string).collect(),
             waiting_on: self.waiting_on[index].clone(),
         }
     }
@@ -699,14 +609,10 @@ impl Analysis {
     pub fn to_status(&self, discovery_errors: &[DiscoveryError]) -> RepoDependencyGraphStatus {
         let count = |n: usize| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let owned = |v: Vec<Vec<&str>>| -> Vec<Vec<String>> {
-            v.into_iter()
-                .map(|p| p.into_iter().map(str::to_string).collect())
-                .collect()
+            v.into_iter().map(|p| p.into_iter().map(str::to_string).collect()).collect()
         };
         let mut errors = discovery_errors.to_vec();
-        errors.sort_by(|a, b| {
-            (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message))
-        });
+        errors.sort_by(|a, b| (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message)));
         errors.dedup();
         RepoDependencyGraphStatus {
             conditions: Vec::new(),
@@ -718,9 +624,7 @@ impl Analysis {
             phases: owned(self.phases()),
             cycles: owned(self.cycles()),
             cycles_truncated: self.cycles_truncated.then_some(true),
-            repositories: (0..self.names.len())
-                .map(|i| self.repository_status(i))
-                .collect(),
+            repositories: (0..self.names.len()).map(|i| self.repository_status(i)).collect(),
             edges: self.edges.clone(),
             missing: self.missing.clone(),
             discovery_errors: errors,
@@ -730,17 +634,11 @@ impl Analysis {
     }
 
     fn position(&self, repository: &str) -> Option<usize> {
-        self.names
-            .binary_search_by(|n| n.as_str().cmp(repository))
-            .ok()
+        self.names.binary_search_by(|n| n.as_str().cmp(repository)).ok()
     }
 
     fn reach(&self, closure: &[FixedBitSet], v: usize) -> Vec<&str> {
-        closure[self.component[v]]
-            .ones()
-            .filter(|&w| w != v)
-            .map(|w| self.names[w].as_str())
-            .collect()
+        closure[self.component[v]].ones().filter(|&w| w != v).map(|w| self.names[w].as_str()).collect()
     }
 }
 

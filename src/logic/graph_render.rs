@@ -17,19 +17,14 @@ const CYCLE_COLOUR: &str = "#d00";
 pub fn text(analysis: &Analysis, discovery_errors: &[DiscoveryError]) -> String {
     let mut out = String::new();
     let cycles = analysis.cycles();
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let _ = writeln!(
         out,
         "{}, {}, {}{}",
         plural(analysis.names().len(), "repository", "repositories"),
         plural(analysis.phases().len(), "phase", "phases"),
         plural(cycles.len(), "cycle", "cycles"),
-        if analysis.cycles_truncated() {
-            " (truncated)"
-        } else {
-            ""
-        },
+        if analysis.cycles_truncated() { " (truncated)" } else { "" },
     );
     let _ = writeln!(out, "\nOrder: {}", analysis.order().join(", "));
     let _ = writeln!(out, "\nPhases:");
@@ -42,19 +37,11 @@ pub fn text(analysis: &Analysis, discovery_errors: &[DiscoveryError]) -> String 
             let _ = writeln!(out, "  {}", cycle.join(" -> "));
         }
     }
-    let waiting: Vec<_> = analysis
-        .names()
-        .iter()
-        .filter(|n| !analysis.waiting_on(n).is_empty())
-        .collect();
+    let waiting: Vec<_> = analysis.names().iter().filter(|n| !analysis.waiting_on(n).is_empty()).collect();
     if !waiting.is_empty() {
         let _ = writeln!(out, "\nWithout a phase:");
         for name in waiting {
-            let _ = writeln!(
-                out,
-                "  {name} waits on {}",
-                analysis.waiting_on(name).join(", ")
-            );
+            let _ = writeln!(out, "  {name} waits on {}", analysis.waiting_on(name).join(", "));
         }
     }
     if !analysis.missing().is_empty() {
@@ -72,12 +59,7 @@ pub fn text(analysis: &Analysis, discovery_errors: &[DiscoveryError]) -> String 
     }
     match analysis.check() {
         Ok(()) => {
-            let _ = writeln!(
-                out,
-                "\nDepth: {} ({})",
-                analysis.depth(),
-                analysis.longest_chain().join(" -> ")
-            );
+            let _ = writeln!(out, "\nDepth: {} ({})", analysis.depth(), analysis.longest_chain().join(" -> "));
         }
         Err(e) => {
             let _ = writeln!(out, "\nError: {e}");
@@ -104,10 +86,7 @@ fn edge_line(e: &EdgeStatus) -> String {
 }
 
 /// The status (without conditions) as pretty JSON.
-pub fn json(
-    analysis: &Analysis,
-    discovery_errors: &[DiscoveryError],
-) -> Result<String, serde_json::Error> {
+pub fn json(analysis: &Analysis, discovery_errors: &[DiscoveryError]) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(&analysis.to_status(discovery_errors))
 }
 
@@ -124,12 +103,7 @@ fn arrows(analysis: &Analysis) -> (Vec<Arrow<'_>>, BTreeSet<&str>) {
     let mut arrows: Vec<Arrow<'_>> = analysis
         .links()
         .iter()
-        .map(|l| Arrow {
-            from: &names[l.from],
-            to: &names[l.to],
-            required: l.required,
-            in_cycle: l.in_cycle,
-        })
+        .map(|l| Arrow { from: &names[l.from], to: &names[l.to], required: l.required, in_cycle: l.in_cycle })
         .collect();
     let known: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut missing_nodes = BTreeSet::new();
@@ -141,12 +115,7 @@ fn arrows(analysis: &Analysis) -> (Vec<Arrow<'_>>, BTreeSet<&str>) {
         }
         match arrows.last_mut() {
             Some(last) if last.from == e.from && last.to == e.to => last.required |= e.required,
-            _ => arrows.push(Arrow {
-                from: &e.from,
-                to: &e.to,
-                required: e.required,
-                in_cycle: false,
-            }),
+            _ => arrows.push(Arrow { from: &e.from, to: &e.to, required: e.required, in_cycle: false }),
         }
     }
     (arrows, missing_nodes)
@@ -159,11 +128,7 @@ pub fn dot(analysis: &Analysis) -> String {
     let cyclic: HashSet<&str> = analysis.cycles().into_iter().flatten().collect();
     let mut out = String::from("digraph dependencies {\n  rankdir=LR;\n  node [shape=box];\n");
     for name in analysis.names() {
-        let style = if cyclic.contains(name.as_str()) {
-            format!(" [color=\"{CYCLE_COLOUR}\"]")
-        } else {
-            String::new()
-        };
+        let style = if cyclic.contains(name.as_str()) { format!(" [color=\"{CYCLE_COLOUR}\"]") } else { String::new() };
         let _ = writeln!(out, "  {}{style};", quote(name));
     }
     for name in &missing {
@@ -177,11 +142,7 @@ pub fn dot(analysis: &Analysis) -> String {
         if a.in_cycle {
             attrs.push(format!("color=\"{CYCLE_COLOUR}\", penwidth=2"));
         }
-        let attrs = if attrs.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", attrs.join(", "))
-        };
+        let attrs = if attrs.is_empty() { String::new() } else { format!(" [{}]", attrs.join(", ")) };
         let _ = writeln!(out, "  {} -> {}{attrs};", quote(a.from), quote(a.to));
     }
     out.push_str("}\n");
@@ -191,12 +152,7 @@ pub fn dot(analysis: &Analysis) -> String {
 /// A Mermaid `flowchart LR`.
 pub fn mermaid(analysis: &Analysis) -> String {
     let (arrows, missing) = arrows(analysis);
-    let all: Vec<&str> = analysis
-        .names()
-        .iter()
-        .map(String::as_str)
-        .chain(missing.iter().copied())
-        .collect();
+    let all: Vec<&str> = analysis.names().iter().map(String::as_str).chain(missing.iter().copied()).collect();
     let ids = node_ids(&all);
     let cyclic: HashSet<&str> = analysis.cycles().into_iter().flatten().collect();
     let mut out = String::from("flowchart LR\n");
@@ -208,12 +164,7 @@ pub fn mermaid(analysis: &Analysis) -> String {
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "  {}[\"{}\"]{class}",
-            ids[name],
-            name.replace('"', "#quot;")
-        );
+        let _ = writeln!(out, "  {}[\"{}\"]{class}", ids[name], name.replace('"', "#quot;"));
     }
     let mut cycle_links = Vec::new();
     for (i, a) in arrows.iter().enumerate() {
@@ -230,11 +181,7 @@ pub fn mermaid(analysis: &Analysis) -> String {
         let _ = writeln!(out, "  classDef cycle stroke:{CYCLE_COLOUR}");
     }
     if !cycle_links.is_empty() {
-        let _ = writeln!(
-            out,
-            "  linkStyle {} stroke:{CYCLE_COLOUR},stroke-width:2px",
-            cycle_links.join(",")
-        );
+        let _ = writeln!(out, "  linkStyle {} stroke:{CYCLE_COLOUR},stroke-width:2px", cycle_links.join(","));
     }
     out
 }
@@ -248,13 +195,7 @@ fn node_ids<'a>(names: &[&'a str]) -> HashMap<&'a str, String> {
     for &name in names {
         let base: String = std::iter::once("r_")
             .flat_map(str::chars)
-            .chain(name.chars().map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            }))
+            .chain(name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }))
             .collect();
         let mut id = base.clone();
         let mut n = 2;
@@ -276,13 +217,7 @@ mod tests {
     fn repo(name: &str, deps: &[(&str, bool)]) -> Repository {
         Repository {
             name: name.into(),
-            depends_on: deps
-                .iter()
-                .map(|(d, r)| Dependency {
-                    repository: (*d).into(),
-                    required: *r,
-                })
-                .collect(),
+            depends_on: deps.iter().map(|(d, r)| Dependency { repository: (*d).into(), required: *r }).collect(),
             discovery: vec![],
         }
     }
@@ -290,10 +225,7 @@ mod tests {
     fn sample() -> Analysis {
         analyse(
             &[
-                repo(
-                    "o/app",
-                    &[("o/api", true), ("o/docs", false), ("x/ghost", true)],
-                ),
+                repo("o/app", &[("o/api", true), ("o/docs", false), ("x/ghost", true)]),
                 repo("o/api", &[("o/db", true)]),
                 repo("o/db", &[]),
                 repo("o/docs", &[]),
@@ -315,28 +247,16 @@ mod tests {
         assert!(m.contains("  r_o_app --> r_x_ghost\n"), "{m}");
         assert!(m.contains("  r_x_ghost[\"x/ghost\"]:::missing\n"), "{m}");
         // Links are sorted: a-b -> a_b (0), a_b -> a-b (1) are the cycle.
-        assert!(
-            m.contains("  linkStyle 0,1 stroke:#d00,stroke-width:2px\n"),
-            "{m}"
-        );
+        assert!(m.contains("  linkStyle 0,1 stroke:#d00,stroke-width:2px\n"), "{m}");
     }
 
     #[test]
     fn dot_quotes_names_and_styles_edges() {
         let d = dot(&sample());
         assert!(d.starts_with("digraph dependencies {"), "{d}");
-        assert!(
-            d.contains("  \"o/app\" -> \"o/docs\" [style=dashed];\n"),
-            "{d}"
-        );
-        assert!(
-            d.contains("  \"o/a-b\" -> \"o/a_b\" [color=\"#d00\", penwidth=2];\n"),
-            "{d}"
-        );
-        assert!(
-            d.contains("  \"x/ghost\" [style=dashed, color=gray];\n"),
-            "{d}"
-        );
+        assert!(d.contains("  \"o/app\" -> \"o/docs\" [style=dashed];\n"), "{d}");
+        assert!(d.contains("  \"o/a-b\" -> \"o/a_b\" [color=\"#d00\", penwidth=2];\n"), "{d}");
+        assert!(d.contains("  \"x/ghost\" [style=dashed, color=gray];\n"), "{d}");
     }
 
     #[test]
@@ -346,20 +266,14 @@ mod tests {
         assert!(t.contains("Order: o/db, o/docs, o/api\n"), "{t}");
         assert!(t.contains("  o/a-b -> o/a_b -> o/a-b\n"), "{t}");
         assert!(t.contains("  o/app waits on x/ghost\n"), "{t}");
-        assert!(
-            t.contains("  o/app -> x/ghost (required, explicit)\n"),
-            "{t}"
-        );
+        assert!(t.contains("  o/app -> x/ghost (required, explicit)\n"), "{t}");
     }
 
     #[test]
     fn json_is_the_status_shape() {
         let v: serde_json::Value = serde_json::from_str(&json(&sample(), &[]).unwrap()).unwrap();
         assert_eq!(v["repositoryCount"], 6);
-        assert_eq!(
-            v["cycles"][0],
-            serde_json::json!(["o/a-b", "o/a_b", "o/a-b"])
-        );
+        assert_eq!(v["cycles"][0], serde_json::json!(["o/a-b", "o/a_b", "o/a-b"]));
         assert_eq!(v["missing"][0]["to"], "x/ghost");
         assert!(v["mermaid"].as_str().unwrap().starts_with("flowchart LR"));
     }

@@ -12,18 +12,11 @@ pub const ASYNC_DELAY: Duration = Duration::from_millis(50);
 /// A token no other test in this process uses (the limiter registry is process-wide).
 pub fn unique_token(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "tok-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("tok-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 /// A simulator with generous limits so contract tests are never throttled.
-pub async fn sim_with(
-    tokens: Vec<TokenSpec>,
-    tweak: impl FnOnce(&mut ForgeSimConfig),
-) -> ForgeSimHandle {
+pub async fn sim_with(tokens: Vec<TokenSpec>, tweak: impl FnOnce(&mut ForgeSimConfig)) -> ForgeSimHandle {
     let mut config = ForgeSimConfig {
         tokens,
         async_delay: ASYNC_DELAY,
@@ -35,18 +28,11 @@ pub async fn sim_with(
     ForgeSim::start(config).await.expect("simulator starts")
 }
 
-pub fn client_with(
-    base_url: &str,
-    token: &str,
-    tweak: impl FnOnce(&mut ForgeConfig),
-) -> HttpForgeClient {
+pub fn client_with(base_url: &str, token: &str, tweak: impl FnOnce(&mut ForgeConfig)) -> HttpForgeClient {
     let mut config = ForgeConfig::new(base_url, "demo", ForgeToken::new(token));
     config.rate_limit = RateLimit::new(1_000_000, Duration::from_secs(60));
-    config.retry = RetryPolicy {
-        max_retries: 3,
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-    };
+    config.retry =
+        RetryPolicy { max_retries: 3, min_delay: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
     config.request_timeout = Duration::from_secs(5);
     tweak(&mut config);
     HttpForgeClient::new(config).expect("client builds")
@@ -70,9 +56,5 @@ pub fn fast_poll() -> PollOptions {
 }
 
 pub fn fast_ensure() -> EnsureOptions {
-    EnsureOptions {
-        attempts: 10,
-        min_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(200),
-    }
+    EnsureOptions { attempts: 10, min_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(200) }
 }

@@ -59,14 +59,7 @@ pub struct FaultSpec {
 
 impl FaultSpec {
     pub fn new(action: FaultAction) -> Self {
-        Self {
-            method: None,
-            route: None,
-            action,
-            after_processing: false,
-            probability: None,
-            times: None,
-        }
+        Self { method: None, route: None, action, after_processing: false, probability: None, times: None }
     }
     pub fn method(mut self, m: &str) -> Self {
         self.method = Some(m.to_string());
@@ -90,20 +83,12 @@ impl FaultSpec {
     }
 
     fn matches(&self, method: &str, route: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self
-                .route
-                .as_deref()
-                .is_none_or(|pat| glob(pat, route) || glob(pat, path))
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.route.as_deref().is_none_or(|pat| glob(pat, route) || glob(pat, path))
     }
 
     fn is_outcome_fault(&self) -> bool {
-        matches!(
-            self.action,
-            FaultAction::CertificateFailure | FaultAction::DeploymentFailure
-        )
+        matches!(self.action, FaultAction::CertificateFailure | FaultAction::DeploymentFailure)
     }
 }
 
@@ -162,10 +147,7 @@ impl FaultSet {
     }
 
     pub fn list(&self) -> Vec<Value> {
-        self.faults
-            .iter()
-            .map(|(s, fired)| serde_json::json!({"spec": s, "fired": fired}))
-            .collect()
+        self.faults.iter().map(|(s, fired)| serde_json::json!({"spec": s, "fired": fired})).collect()
     }
 
     fn fire(&mut self, idx: usize, roll: &mut dyn FnMut() -> f64) -> bool {
@@ -185,13 +167,7 @@ impl FaultSet {
     }
 
     /// Decide the transport-level faults for one request. `roll` yields uniform [0,1).
-    pub fn plan(
-        &mut self,
-        method: &str,
-        route: &str,
-        path: &str,
-        roll: &mut dyn FnMut() -> f64,
-    ) -> Plan {
+    pub fn plan(&mut self, method: &str, route: &str, path: &str, roll: &mut dyn FnMut() -> f64) -> Plan {
         let mut plan = Plan::default();
         for i in 0..self.faults.len() {
             let spec = &self.faults[i].0;
@@ -200,11 +176,7 @@ impl FaultSet {
             }
             let after = spec.after_processing;
             let is_latency = matches!(spec.action, FaultAction::Latency { .. });
-            let slot_taken = if after {
-                plan.after.is_some()
-            } else {
-                plan.before.is_some()
-            };
+            let slot_taken = if after { plan.after.is_some() } else { plan.before.is_some() };
             if !is_latency && (slot_taken || plan.before.is_some()) {
                 continue;
             }
@@ -256,10 +228,7 @@ mod tests {
     #[test]
     fn glob_matches_templates_and_paths() {
         assert!(glob("*/sites", "/api/orgs/{org}/servers/{server}/sites"));
-        assert!(glob(
-            "/api/orgs/*/database/*",
-            "/api/orgs/demo/servers/1/database/schemas"
-        ));
+        assert!(glob("/api/orgs/*/database/*", "/api/orgs/demo/servers/1/database/schemas"));
         assert!(!glob("*/sites", "/api/orgs/demo/sites/4"));
         assert!(glob("exact", "exact"));
     }
@@ -268,13 +237,7 @@ mod tests {
     fn next_n_faults_expire() {
         let mut set = FaultSet::default();
         set.add(
-            FaultSpec::new(FaultAction::Status {
-                status: 500,
-                body: None,
-                retry_after: None,
-            })
-            .method("POST")
-            .times(2),
+            FaultSpec::new(FaultAction::Status { status: 500, body: None, retry_after: None }).method("POST").times(2),
         );
         let mut roll = always();
         assert!(set.plan("GET", "/x", "/x", &mut roll).before.is_none());
@@ -287,16 +250,9 @@ mod tests {
     #[test]
     fn probability_is_rolled_per_request() {
         let mut set = FaultSet::default();
-        set.add(
-            FaultSpec::new(FaultAction::Hang { ms: None })
-                .probability(0.2)
-                .after_processing(),
-        );
+        set.add(FaultSpec::new(FaultAction::Hang { ms: None }).probability(0.2).after_processing());
         assert!(set.plan("GET", "/x", "/x", &mut || 0.5).after.is_none());
-        assert_eq!(
-            set.plan("GET", "/x", "/x", &mut || 0.1).after,
-            Some(FaultAction::Hang { ms: None })
-        );
+        assert_eq!(set.plan("GET", "/x", "/x", &mut || 0.1).after, Some(FaultAction::Hang { ms: None }));
     }
 
     #[test]

@@ -23,8 +23,7 @@ pub type ApiResult = Result<Response, ApiError>;
 
 fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response {
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -40,17 +39,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => message(StatusCode::BAD_REQUEST, &m),
             ApiError::Server(m) => message(StatusCode::INTERNAL_SERVER_ERROR, &m),
             ApiError::Validation(errors) => {
-                let first = errors
-                    .values()
-                    .flatten()
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| "The given data was invalid.".into());
-                let extra = errors
-                    .values()
-                    .map(Vec::len)
-                    .sum::<usize>()
-                    .saturating_sub(1);
+                let first =
+                    errors.values().flatten().next().cloned().unwrap_or_else(|| "The given data was invalid.".into());
+                let extra = errors.values().map(Vec::len).sum::<usize>().saturating_sub(1);
                 let msg = match extra {
                     0 => first,
                     1 => format!("{first} (and 1 more error)"),
@@ -101,35 +92,18 @@ impl FromRequestParts<Sim> for Api {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, sim: &Sim) -> Result<Self, Self::Rejection> {
-        let params = Path::<HashMap<String, String>>::from_request_parts(parts, sim)
-            .await
-            .map(|p| p.0)
-            .unwrap_or_default();
-        let query = Query::<HashMap<String, String>>::from_request_parts(parts, sim)
-            .await
-            .map(|q| q.0)
-            .unwrap_or_default();
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-            .to_string();
+        let params =
+            Path::<HashMap<String, String>>::from_request_parts(parts, sim).await.map(|p| p.0).unwrap_or_default();
+        let query =
+            Query::<HashMap<String, String>>::from_request_parts(parts, sim).await.map(|q| q.0).unwrap_or_default();
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
         let origin = format!("http://{host}");
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default();
+        let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
         Ok(Api {
             sim: sim.clone(),
             params,
             query,
-            ctx: super::render::Ctx {
-                base: format!("{origin}/api"),
-                now: Utc::now(),
-                delay: sim.config.async_delay,
-            },
+            ctx: super::render::Ctx { base: format!("{origin}/api"), now: Utc::now(), delay: sim.config.async_delay },
             method: parts.method.to_string(),
             route,
             path: parts.uri.path().to_string(),
@@ -140,21 +114,13 @@ impl FromRequestParts<Sim> for Api {
 
 impl Api {
     pub fn org(&self) -> &str {
-        self.params
-            .get("org")
-            .map(String::as_str)
-            .unwrap_or_default()
+        self.params.get("org").map(String::as_str).unwrap_or_default()
     }
 
     /// An integer path id; anything else is a 404, as Laravel's route model binding answers.
     pub fn id(&self, name: &str) -> Result<u64, ApiError> {
-        let raw = self
-            .params
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default();
-        raw.parse()
-            .map_err(|_| ApiError::NotFound(format!("No query results for model [{name}] {raw}")))
+        let raw = self.params.get(name).map(String::as_str).unwrap_or_default();
+        raw.parse().map_err(|_| ApiError::NotFound(format!("No query results for model [{name}] {raw}")))
     }
 
     pub fn list_url(&self) -> String {
@@ -164,10 +130,7 @@ impl Api {
 
 /// The request body as a JSON object. Laravel treats a missing or non-JSON body as no input.
 pub fn body_map(body: &Bytes) -> Map<String, Value> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default()
+    serde_json::from_slice::<Value>(body).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
 }
 
 /// Scope each route needs (`x-permissions`), for tokens created with a scope list.
@@ -212,19 +175,12 @@ fn required_scope(method: &Method, route: &str) -> Option<&'static str> {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
 
 fn fault_response(action: &FaultAction, limit: u32) -> Response {
     match action {
-        FaultAction::Status {
-            status,
-            body,
-            retry_after,
-        } => {
+        FaultAction::Status { status, body, retry_after } => {
             let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let default_msg = match *status {
                 429 => "Too Many Attempts.",
@@ -233,36 +189,21 @@ fn fault_response(action: &FaultAction, limit: u32) -> Response {
                 503 => "Service Unavailable",
                 _ => code.canonical_reason().unwrap_or("Error"),
             };
-            let body = body
-                .clone()
-                .unwrap_or_else(|| json!({"message": default_msg}));
+            let body = body.clone().unwrap_or_else(|| json!({"message": default_msg}));
             let mut resp = json_response(code, "application/json", &body);
             if *status == 429 {
                 let secs = retry_after.unwrap_or(1);
                 let h = resp.headers_mut();
                 h.insert("retry-after", HeaderValue::from(secs));
-                h.insert(
-                    "x-ratelimit-reset",
-                    HeaderValue::from(Utc::now().timestamp() as u64 + secs),
-                );
+                h.insert("x-ratelimit-reset", HeaderValue::from(Utc::now().timestamp() as u64 + secs));
                 h.insert("x-ratelimit-limit", HeaderValue::from(limit));
                 h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
             }
             resp
         }
-        FaultAction::RawBody {
-            status,
-            body,
-            content_type,
-        } => {
-            let mut resp = (
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-                body.clone(),
-            )
-                .into_response();
-            let ct = content_type
-                .clone()
-                .unwrap_or_else(|| "application/json".into());
+        FaultAction::RawBody { status, body, content_type } => {
+            let mut resp = (StatusCode::from_u16(*status).unwrap_or(StatusCode::OK), body.clone()).into_response();
+            let ct = content_type.clone().unwrap_or_else(|| "application/json".into());
             if let Ok(v) = HeaderValue::from_str(&ct) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, v);
             }
@@ -287,11 +228,7 @@ fn fault_name(action: &FaultAction, after: bool) -> String {
         FaultAction::CertificateFailure => "certificate failure".into(),
         FaultAction::DeploymentFailure => "deployment failure".into(),
     };
-    if after {
-        format!("{kind} after processing")
-    } else {
-        kind
-    }
+    if after { format!("{kind} after processing") } else { kind }
 }
 
 /// The pipeline every `/api` request goes through.
@@ -299,11 +236,7 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| path.clone());
     let token = bearer(req.headers()).map(str::to_string);
     let fp = token.as_deref().map(fingerprint);
     let mut fault_label = None;
@@ -333,10 +266,7 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
                 h.insert("x-ratelimit-limit", HeaderValue::from(limit));
                 h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
                 h.insert("retry-after", HeaderValue::from(secs));
-                h.insert(
-                    "x-ratelimit-reset",
-                    HeaderValue::from(Utc::now().timestamp() as u64 + secs),
-                );
+                h.insert("x-ratelimit-reset", HeaderValue::from(Utc::now().timestamp() as u64 + secs));
                 break 'resp resp;
             }
         };
@@ -367,10 +297,8 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
             }
         };
         let h = resp.headers_mut();
-        h.entry("x-ratelimit-limit")
-            .or_insert(HeaderValue::from(limit));
-        h.entry("x-ratelimit-remaining")
-            .or_insert(HeaderValue::from(remaining));
+        h.entry("x-ratelimit-limit").or_insert(HeaderValue::from(limit));
+        h.entry("x-ratelimit-remaining").or_insert(HeaderValue::from(remaining));
         resp
     };
 
@@ -393,10 +321,7 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
 
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().trim_start_matches('/').to_string();
-    message(
-        StatusCode::NOT_FOUND,
-        &format!("The route {path} could not be found."),
-    )
+    message(StatusCode::NOT_FOUND, &format!("The route {path} could not be found."))
 }
 
 // ---- control endpoints (no auth, not rate limited, not logged) ----
@@ -411,11 +336,7 @@ async fn control_clear_requests(State(sim): State<Sim>) -> Response {
 }
 
 async fn control_faults_list(State(sim): State<Sim>) -> Response {
-    json_response(
-        StatusCode::OK,
-        "application/json",
-        &json!({"faults": sim.faults().list()}),
-    )
+    json_response(StatusCode::OK, "application/json", &json!({"faults": sim.faults().list()}))
 }
 
 async fn control_faults_add(State(sim): State<Sim>, body: Bytes) -> Response {
@@ -428,17 +349,11 @@ async fn control_faults_add(State(sim): State<Sim>, body: Bytes) -> Response {
             for s in specs {
                 faults.add(s);
             }
-            json_response(
-                StatusCode::CREATED,
-                "application/json",
-                &json!({"faults": faults.list()}),
-            )
+            json_response(StatusCode::CREATED, "application/json", &json!({"faults": faults.list()}))
         }
-        Err(e) => json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "application/json",
-            &json!({"message": e.to_string()}),
-        ),
+        Err(e) => {
+            json_response(StatusCode::UNPROCESSABLE_ENTITY, "application/json", &json!({"message": e.to_string()}))
+        }
     }
 }
 
@@ -449,11 +364,7 @@ async fn control_faults_clear(State(sim): State<Sim>) -> Response {
 
 async fn control_state(State(sim): State<Sim>) -> Response {
     let world = sim.world(Utc::now()).clone();
-    json_response(
-        StatusCode::OK,
-        "application/json",
-        &serde_json::to_value(world).unwrap_or(Value::Null),
-    )
+    json_response(StatusCode::OK, "application/json", &serde_json::to_value(world).unwrap_or(Value::Null))
 }
 
 async fn control_reset(State(sim): State<Sim>) -> Response {
@@ -468,20 +379,10 @@ async fn control_health() -> Response {
 pub fn router(sim: Sim) -> Router {
     let control = Router::new()
         .route("/_sim/health", get(control_health))
-        .route(
-            "/_sim/requests",
-            get(control_requests).delete(control_clear_requests),
-        )
-        .route(
-            "/_sim/faults",
-            get(control_faults_list)
-                .post(control_faults_add)
-                .delete(control_faults_clear),
-        )
+        .route("/_sim/requests", get(control_requests).delete(control_clear_requests))
+        .route("/_sim/faults", get(control_faults_list).post(control_faults_add).delete(control_faults_clear))
         .route("/_sim/state", get(control_state))
         .route("/_sim/reset", post(control_reset));
-    let api = handlers::routes()
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(sim.clone(), api_middleware));
+    let api = handlers::routes().fallback(not_found).layer(middleware::from_fn_with_state(sim.clone(), api_middleware));
     Router::new().merge(control).merge(api).with_state(sim)
 }

@@ -64,23 +64,10 @@ pub struct DeploymentView {
 }
 
 /// Deployment: `queued → deploying → finished | failed`, one delay per step.
-pub fn deployment_view(
-    created_at: DateTime<Utc>,
-    fails: bool,
-    now: DateTime<Utc>,
-    delay: Duration,
-) -> DeploymentView {
+pub fn deployment_view(created_at: DateTime<Utc>, fails: bool, now: DateTime<Utc>, delay: Duration) -> DeploymentView {
     match steps_elapsed(created_at, now, delay, 2) {
-        0 => DeploymentView {
-            status: "queued",
-            started_at: None,
-            ended_at: None,
-        },
-        1 => DeploymentView {
-            status: "deploying",
-            started_at: Some(after(created_at, delay, 1)),
-            ended_at: None,
-        },
+        0 => DeploymentView { status: "queued", started_at: None, ended_at: None },
+        1 => DeploymentView { status: "deploying", started_at: Some(after(created_at, delay, 1)), ended_at: None },
         _ => DeploymentView {
             status: if fails { "failed" } else { "finished" },
             started_at: Some(after(created_at, delay, 1)),
@@ -130,26 +117,10 @@ pub fn certificate_view(
 ) -> CertificateView {
     let step = steps_elapsed(created_at, now, delay, 2);
     let mut view = match (fails, step) {
-        (_, 0) => CertificateView {
-            request_status: "verifying",
-            status: "installing",
-            installed: false,
-        },
-        (true, _) => CertificateView {
-            request_status: "verifying",
-            status: "failed",
-            installed: false,
-        },
-        (false, 1) => CertificateView {
-            request_status: "created",
-            status: "installing",
-            installed: false,
-        },
-        (false, _) => CertificateView {
-            request_status: "created",
-            status: "installed",
-            installed: true,
-        },
+        (_, 0) => CertificateView { request_status: "verifying", status: "installing", installed: false },
+        (true, _) => CertificateView { request_status: "verifying", status: "failed", installed: false },
+        (false, 1) => CertificateView { request_status: "created", status: "installing", installed: false },
+        (false, _) => CertificateView { request_status: "created", status: "installed", installed: true },
     };
     if deleted_at.is_some() {
         view.status = "deleting";
@@ -159,12 +130,7 @@ pub fn certificate_view(
 }
 
 /// Site command: `waiting → running → finished | failed`.
-pub fn command_status(
-    created_at: DateTime<Utc>,
-    fails: bool,
-    now: DateTime<Utc>,
-    delay: Duration,
-) -> &'static str {
+pub fn command_status(created_at: DateTime<Utc>, fails: bool, now: DateTime<Utc>, delay: Duration) -> &'static str {
     match steps_elapsed(created_at, now, delay, 2) {
         0 => "waiting",
         1 => "running",
@@ -178,9 +144,7 @@ mod tests {
     use super::*;
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
     }
     fn at(ms: i64) -> DateTime<Utc> {
         t0() + ChronoDuration::milliseconds(ms)
@@ -211,11 +175,7 @@ mod tests {
     fn deployment_walks_queued_deploying_finished() {
         assert_eq!(
             deployment_view(t0(), false, at(50), D),
-            DeploymentView {
-                status: "queued",
-                started_at: None,
-                ended_at: None
-            }
+            DeploymentView { status: "queued", started_at: None, ended_at: None }
         );
         let deploying = deployment_view(t0(), false, at(150), D);
         assert_eq!(deploying.status, "deploying");
@@ -230,40 +190,22 @@ mod tests {
 
     #[test]
     fn certificate_installs_or_fails() {
-        assert_eq!(
-            certificate_view(t0(), false, None, at(0), D).request_status,
-            "verifying"
-        );
+        assert_eq!(certificate_view(t0(), false, None, at(0), D).request_status, "verifying");
         let mid = certificate_view(t0(), false, None, at(100), D);
-        assert_eq!(
-            (mid.request_status, mid.status, mid.installed),
-            ("created", "installing", false)
-        );
+        assert_eq!((mid.request_status, mid.status, mid.installed), ("created", "installing", false));
         let done = certificate_view(t0(), false, None, at(200), D);
-        assert_eq!(
-            (done.request_status, done.status, done.installed),
-            ("created", "installed", true)
-        );
+        assert_eq!((done.request_status, done.status, done.installed), ("created", "installed", true));
         let failed = certificate_view(t0(), true, None, at(200), D);
         assert_eq!((failed.status, failed.installed), ("failed", false));
-        assert_eq!(
-            certificate_view(t0(), false, Some(at(300)), at(310), D).status,
-            "deleting"
-        );
+        assert_eq!(certificate_view(t0(), false, Some(at(300)), at(310), D).status, "deleting");
     }
 
     #[test]
     fn domain_and_user_update_statuses() {
         assert_eq!(domain_status(t0(), None, at(0), D), "pending");
         assert_eq!(domain_status(t0(), None, at(100), D), "enabled");
-        assert_eq!(
-            database_user_status(t0(), Some(at(500)), None, at(550), D),
-            "updating"
-        );
-        assert_eq!(
-            database_user_status(t0(), Some(at(500)), None, at(600), D),
-            "installed"
-        );
+        assert_eq!(database_user_status(t0(), Some(at(500)), None, at(550), D), "updating");
+        assert_eq!(database_user_status(t0(), Some(at(500)), None, at(600), D), "installed");
     }
 
     #[test]

@@ -39,25 +39,16 @@ pub struct TokenSpec {
 
 impl std::fmt::Debug for TokenSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSpec")
-            .field("token", &fingerprint(&self.token))
-            .field("scopes", &self.scopes)
-            .finish()
+        f.debug_struct("TokenSpec").field("token", &fingerprint(&self.token)).field("scopes", &self.scopes).finish()
     }
 }
 
 impl TokenSpec {
     pub fn all_scopes(token: impl Into<String>) -> Self {
-        Self {
-            token: token.into(),
-            scopes: None,
-        }
+        Self { token: token.into(), scopes: None }
     }
     pub fn with_scopes(token: impl Into<String>, scopes: &[&str]) -> Self {
-        Self {
-            token: token.into(),
-            scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
-        }
+        Self { token: token.into(), scopes: Some(scopes.iter().map(|s| s.to_string()).collect()) }
     }
 }
 
@@ -66,24 +57,13 @@ impl FromStr for TokenSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (token, scopes) = match s.split_once('=') {
-            Some((t, sc)) => (
-                t,
-                Some(
-                    sc.split(',')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect(),
-                ),
-            ),
+            Some((t, sc)) => (t, Some(sc.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())),
             None => (s, None),
         };
         if token.is_empty() {
             return Err("empty token".into());
         }
-        Ok(TokenSpec {
-            token: token.to_string(),
-            scopes,
-        })
+        Ok(TokenSpec { token: token.to_string(), scopes })
     }
 }
 
@@ -219,9 +199,7 @@ impl Shared {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
         for r in log.iter() {
-            *counts
-                .entry(format!("{} {}", r.method, r.route))
-                .or_default() += 1;
+            *counts.entry(format!("{} {}", r.method, r.route)).or_default() += 1;
             *by_status.entry(r.status.to_string()).or_default() += 1;
         }
         serde_json::json!({"total": log.len(), "counts": counts, "by_status": by_status, "requests": &*log})
@@ -232,10 +210,8 @@ fn load_world(config: &ForgeSimConfig) -> Result<World, SimError> {
     if let Some(path) = &config.state_file
         && path.exists()
     {
-        let bytes =
-            std::fs::read(path).map_err(|e| SimError::StateFile(path.clone(), e.to_string()))?;
-        return serde_json::from_slice(&bytes)
-            .map_err(|e| SimError::StateFile(path.clone(), e.to_string()));
+        let bytes = std::fs::read(path).map_err(|e| SimError::StateFile(path.clone(), e.to_string()))?;
+        return serde_json::from_slice(&bytes).map_err(|e| SimError::StateFile(path.clone(), e.to_string()));
     }
     Ok(World::new(&config.org, Utc::now()))
 }
@@ -246,22 +222,11 @@ pub struct ForgeSim;
 impl ForgeSim {
     pub async fn start(config: ForgeSimConfig) -> Result<ForgeSimHandle, SimError> {
         let world = load_world(&config)?;
-        let mysql = config
-            .mysql_url
-            .as_deref()
-            .map(mysql::MysqlBackend::new)
-            .transpose()?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| SimError::Bind(config.listen, e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SimError::Bind(config.listen, e))?;
+        let mysql = config.mysql_url.as_deref().map(mysql::MysqlBackend::new).transpose()?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| SimError::Bind(config.listen, e))?;
+        let addr = listener.local_addr().map_err(|e| SimError::Bind(config.listen, e))?;
         let shared = Arc::new(Shared {
-            limiter: Mutex::new(FixedWindowLimiter::new(
-                config.rate_limit,
-                config.rate_window,
-            )),
+            limiter: Mutex::new(FixedWindowLimiter::new(config.rate_limit, config.rate_window)),
             config,
             world: Mutex::new(world),
             faults: Mutex::new(FaultSet::default()),
@@ -281,12 +246,7 @@ impl ForgeSim {
             }
         });
         tracing::info!(%addr, "forge simulator listening");
-        Ok(ForgeSimHandle {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        Ok(ForgeSimHandle { addr, shared, shutdown: Some(tx), task: Some(task) })
     }
 }
 
@@ -314,20 +274,12 @@ impl ForgeSimHandle {
 
     /// How many requests hit `method route` (route template, e.g. `/api/orgs/{org}/servers/{server}/sites`).
     pub fn count(&self, method: &str, route: &str) -> usize {
-        self.shared
-            .log()
-            .iter()
-            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.route == route)
-            .count()
+        self.shared.log().iter().filter(|r| r.method.eq_ignore_ascii_case(method) && r.route == route).count()
     }
 
     /// How many responses had `status`.
     pub fn status_count(&self, status: u16) -> usize {
-        self.shared
-            .log()
-            .iter()
-            .filter(|r| r.status == status)
-            .count()
+        self.shared.log().iter().filter(|r| r.status == status).count()
     }
 
     pub fn clear_requests(&self) {

@@ -22,9 +22,7 @@ pub enum ApiError {
 
 impl ApiError {
     fn missing(model: &str, id: u64) -> Self {
-        ApiError::NotFound(format!(
-            "No query results for model [App\\Models\\{model}] {id}"
-        ))
+        ApiError::NotFound(format!("No query results for model [App\\Models\\{model}] {id}"))
     }
 }
 
@@ -282,15 +280,8 @@ impl World {
             scheduled_jobs: BTreeMap::new(),
             commands: BTreeMap::new(),
         };
-        w.organizations.insert(
-            1,
-            Organization {
-                id: 1,
-                name: org.to_string(),
-                slug: org.to_string(),
-                created_at: now,
-            },
-        );
+        w.organizations
+            .insert(1, Organization { id: 1, name: org.to_string(), slug: org.to_string(), created_at: now });
         w.servers.insert(
             1,
             Server {
@@ -319,35 +310,21 @@ impl World {
     /// Drops every record whose deletion has completed (`removing → gone`).
     pub fn settle(&mut self, now: DateTime<Utc>, delay: Duration) -> bool {
         let before = self.record_count();
-        let gone_sites: Vec<u64> = self
-            .sites
-            .values()
-            .filter(|s| is_gone(s.deleted_at, now, delay))
-            .map(|s| s.id)
-            .collect();
+        let gone_sites: Vec<u64> =
+            self.sites.values().filter(|s| is_gone(s.deleted_at, now, delay)).map(|s| s.id).collect();
         for id in &gone_sites {
             self.sites.remove(id);
         }
         let site_alive = |sites: &BTreeMap<u64, Site>, id: u64| sites.contains_key(&id);
-        self.deployments
-            .retain(|_, d| site_alive(&self.sites, d.site_id));
-        self.commands
-            .retain(|_, c| site_alive(&self.sites, c.site_id));
-        self.domains.retain(|_, d| {
-            site_alive(&self.sites, d.site_id) && !is_gone(d.deleted_at, now, delay)
-        });
+        self.deployments.retain(|_, d| site_alive(&self.sites, d.site_id));
+        self.commands.retain(|_, c| site_alive(&self.sites, c.site_id));
+        self.domains.retain(|_, d| site_alive(&self.sites, d.site_id) && !is_gone(d.deleted_at, now, delay));
         let domains = &self.domains;
-        self.certificates.retain(|_, c| {
-            domains.contains_key(&c.domain_id) && !is_gone(c.deleted_at, now, delay)
-        });
-        self.databases
-            .retain(|_, d| !is_gone(d.deleted_at, now, delay));
-        self.database_users
-            .retain(|_, u| !is_gone(u.deleted_at, now, delay));
-        self.background_processes
-            .retain(|_, p| !is_gone(p.deleted_at, now, delay));
-        self.scheduled_jobs
-            .retain(|_, j| !is_gone(j.deleted_at, now, delay));
+        self.certificates.retain(|_, c| domains.contains_key(&c.domain_id) && !is_gone(c.deleted_at, now, delay));
+        self.databases.retain(|_, d| !is_gone(d.deleted_at, now, delay));
+        self.database_users.retain(|_, u| !is_gone(u.deleted_at, now, delay));
+        self.background_processes.retain(|_, p| !is_gone(p.deleted_at, now, delay));
+        self.scheduled_jobs.retain(|_, j| !is_gone(j.deleted_at, now, delay));
         before != self.record_count()
     }
 
@@ -369,9 +346,7 @@ impl World {
         self.organizations
             .values()
             .find(|o| o.slug == slug)
-            .ok_or_else(|| {
-                ApiError::NotFound("No query results for model [App\\Models\\Organization].".into())
-            })
+            .ok_or_else(|| ApiError::NotFound("No query results for model [App\\Models\\Organization].".into()))
     }
 
     pub fn server(&self, org: &str, server_id: u64) -> OpResult<&Server> {
@@ -384,15 +359,10 @@ impl World {
 
     /// A site in `org` (and on `server_id` when given). Sites being removed still resolve.
     pub fn site(&self, org: &str, server_id: Option<u64>, site_id: u64) -> OpResult<&Site> {
-        let site = self
-            .sites
-            .get(&site_id)
-            .ok_or_else(|| ApiError::missing("Site", site_id))?;
+        let site = self.sites.get(&site_id).ok_or_else(|| ApiError::missing("Site", site_id))?;
         let server = match server_id {
             Some(s) if s != site.server_id => return Err(ApiError::missing("Site", site_id)),
-            _ => self
-                .server(org, site.server_id)
-                .map_err(|_| ApiError::missing("Site", site_id))?,
+            _ => self.server(org, site.server_id).map_err(|_| ApiError::missing("Site", site_id))?,
         };
         debug_assert_eq!(server.id, site.server_id);
         Ok(site)
@@ -400,17 +370,11 @@ impl World {
 
     fn site_mut(&mut self, org: &str, server_id: u64, site_id: u64) -> OpResult<&mut Site> {
         self.site(org, Some(server_id), site_id)?;
-        self.sites
-            .get_mut(&site_id)
-            .ok_or_else(|| ApiError::missing("Site", site_id))
+        self.sites.get_mut(&site_id).ok_or_else(|| ApiError::missing("Site", site_id))
     }
 
     pub fn sites_in_org<'a>(&'a self, org: &'a str) -> impl Iterator<Item = &'a Site> + 'a {
-        self.sites.values().filter(move |s| {
-            self.servers
-                .get(&s.server_id)
-                .is_some_and(|srv| srv.organization == org)
-        })
+        self.sites.values().filter(move |s| self.servers.get(&s.server_id).is_some_and(|srv| srv.organization == org))
     }
 
     fn tag_id(&mut self, name: &str, now: DateTime<Utc>) -> u64 {
@@ -418,14 +382,7 @@ impl World {
             return t.id;
         }
         let id = self.alloc();
-        self.tags.insert(
-            id,
-            Tag {
-                id,
-                name: name.to_string(),
-                created_at: now,
-            },
-        );
+        self.tags.insert(id, Tag { id, name: name.to_string(), created_at: now });
         id
     }
 
@@ -447,10 +404,7 @@ impl World {
         let tags = input.string_list("tags");
         validated(input)?;
         let tag_ids = tags.map(|t| t.iter().map(|n| self.tag_id(n, now)).collect::<Vec<_>>());
-        let server = self
-            .servers
-            .get_mut(&server_id)
-            .ok_or_else(|| ApiError::missing("Server", server_id))?;
+        let server = self.servers.get_mut(&server_id).ok_or_else(|| ApiError::missing("Server", server_id))?;
         if let Some(n) = name {
             server.name = n;
         }
@@ -490,17 +444,12 @@ impl World {
             www_redirect_type = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
             wildcards = input.boolean("allow_wildcard_subdomains", true);
         } else {
-            www_redirect_type = www_redirect_type.or(input.one_of(
-                "www_redirect_type",
-                false,
-                v::WWW_REDIRECT_TYPES,
-            ));
+            www_redirect_type = www_redirect_type.or(input.one_of("www_redirect_type", false, v::WWW_REDIRECT_TYPES));
             wildcards = wildcards.or(input.boolean("allow_wildcard_subdomains", false));
         }
         if let (Some(n), Some("on-forge")) = (&name, domain_mode.as_deref()) {
-            let label_ok = !n.contains('.')
-                && !n.is_empty()
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let label_ok =
+                !n.contains('.') && !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if !label_ok {
                 input.error("name", "The name field must be a single subdomain label.");
             }
@@ -517,29 +466,14 @@ impl World {
         }
         let root_directory = input.string("root_directory", false);
         let web_directory = input.string("web_directory", false);
-        for (field, value) in [
-            ("root_directory", &root_directory),
-            ("web_directory", &web_directory),
-        ] {
-            if value
-                .as_deref()
-                .is_some_and(|d| d.contains(char::is_whitespace))
-            {
-                input.error(
-                    field,
-                    format!("The {} field format is invalid.", field.replace('_', " ")),
-                );
+        for (field, value) in [("root_directory", &root_directory), ("web_directory", &web_directory)] {
+            if value.as_deref().is_some_and(|d| d.contains(char::is_whitespace)) {
+                input.error(field, format!("The {} field format is invalid.", field.replace('_', " ")));
             }
         }
         let php_version = input.one_of("php_version", false, v::PHP_VERSIONS);
-        let zero_downtime = input
-            .boolean("zero_downtime_deployments", false)
-            .unwrap_or(false);
-        let provider = input.one_of(
-            "source_control_provider",
-            false,
-            v::SOURCE_CONTROL_PROVIDERS,
-        );
+        let zero_downtime = input.boolean("zero_downtime_deployments", false).unwrap_or(false);
+        let provider = input.one_of("source_control_provider", false, v::SOURCE_CONTROL_PROVIDERS);
         let repository = input.string("repository", false);
         let branch = input.string("branch", false);
         let database_id = input.integer("database_id", false, 1).map(|i| i as u64);
@@ -547,43 +481,28 @@ impl World {
         let push_to_deploy = input.boolean("push_to_deploy", false).unwrap_or(false);
         let tags = input.string_list("tags").unwrap_or_default();
         if let Some(db) = database_id
-            && self
-                .databases
-                .get(&db)
-                .is_none_or(|d| d.server_id != server_id)
+            && self.databases.get(&db).is_none_or(|d| d.server_id != server_id)
         {
             input.error("database_id", "The selected database id is invalid.");
         }
         if let Some(n) = &name
             && !input.has_error("name")
-            && self
-                .sites
-                .values()
-                .any(|s| s.server_id == server_id && &s.name == n)
+            && self.sites.values().any(|s| s.server_id == server_id && &s.name == n)
         {
             v::taken(&mut input, "name");
         }
         validated(input)?;
         let name = name.unwrap_or_default();
         let domain_mode = domain_mode.unwrap_or_default();
-        let user = if is_isolated {
-            isolated_user.unwrap_or_default()
-        } else {
-            "forge".to_string()
-        };
+        let user = if is_isolated { isolated_user.unwrap_or_default() } else { "forge".to_string() };
         let root = root_directory.unwrap_or_else(|| format!("/home/{user}/{name}"));
-        let root = if root.starts_with('/') {
-            root
-        } else {
-            format!("/home/{user}/{name}/{}", root.trim_start_matches('/'))
-        };
+        let root =
+            if root.starts_with('/') { root } else { format!("/home/{user}/{name}/{}", root.trim_start_matches('/')) };
         let web = web_directory.unwrap_or_else(|| "/public".into());
         let web = if web.starts_with(&root) {
             web
         } else {
-            format!("{root}/{}", web.trim_start_matches('/'))
-                .trim_end_matches('/')
-                .to_string()
+            format!("{root}/{}", web.trim_start_matches('/')).trim_end_matches('/').to_string()
         };
         let tag_ids = tags.iter().map(|t| self.tag_id(t, now)).collect();
         let id = self.alloc();
@@ -596,8 +515,7 @@ impl World {
                 name: name.clone(),
                 site_type: site_type.unwrap_or_default(),
                 domain_mode: domain_mode.clone(),
-                php_version: php_version
-                    .or_else(|| self.servers.get(&server_id).map(|s| s.php_version.clone())),
+                php_version: php_version.or_else(|| self.servers.get(&server_id).map(|s| s.php_version.clone())),
                 isolated: is_isolated,
                 user,
                 root_directory: root,
@@ -623,11 +541,7 @@ impl World {
                 deleted_at: None,
             },
         );
-        let domain_name = if domain_mode == "on-forge" {
-            format!("{name}.on-forge.com")
-        } else {
-            name
-        };
+        let domain_name = if domain_mode == "on-forge" { format!("{name}.on-forge.com") } else { name };
         let domain_id = self.alloc();
         self.domains.insert(
             domain_id,
@@ -664,10 +578,7 @@ impl World {
         let branch = input.string("repository_branch", false);
         let retention = input.integer("deployment_retention", false, 1);
         if retention.is_some_and(|r| r > 100) {
-            input.error(
-                "deployment_retention",
-                "The deployment retention field must not be greater than 100.",
-            );
+            input.error("deployment_retention", "The deployment retention field must not be greater than 100.");
         }
         validated(input)?;
         let site = self.site_mut(org, server_id, site_id)?;
@@ -675,9 +586,8 @@ impl World {
             site.root_directory = r;
         }
         if let Some(d) = directory {
-            site.web_directory = format!("{}/{}", site.root_directory, d.trim_start_matches('/'))
-                .trim_end_matches('/')
-                .to_string();
+            site.web_directory =
+                format!("{}/{}", site.root_directory, d.trim_start_matches('/')).trim_end_matches('/').to_string();
         }
         if let Some(t) = site_type {
             site.site_type = t;
@@ -700,30 +610,16 @@ impl World {
 
     /// Deleting a site takes its workers and site scheduler jobs with it, but **not** its
     /// database or database user (Forge keeps those on the server).
-    pub fn delete_site(
-        &mut self,
-        org: &str,
-        server_id: u64,
-        site_id: u64,
-        now: DateTime<Utc>,
-    ) -> OpResult<()> {
+    pub fn delete_site(&mut self, org: &str, server_id: u64, site_id: u64, now: DateTime<Utc>) -> OpResult<()> {
         let site = self.site_mut(org, server_id, site_id)?;
         if site.deleted_at.is_some() {
             return Ok(());
         }
         site.deleted_at = Some(now);
-        for p in self
-            .background_processes
-            .values_mut()
-            .filter(|p| p.site_id == Some(site_id))
-        {
+        for p in self.background_processes.values_mut().filter(|p| p.site_id == Some(site_id)) {
             p.deleted_at.get_or_insert(now);
         }
-        for j in self
-            .scheduled_jobs
-            .values_mut()
-            .filter(|j| j.site_id == Some(site_id))
-        {
+        for j in self.scheduled_jobs.values_mut().filter(|j| j.site_id == Some(site_id)) {
             j.deleted_at.get_or_insert(now);
         }
         Ok(())
@@ -800,13 +696,8 @@ impl World {
         now: DateTime<Utc>,
     ) -> OpResult<()> {
         let site = self.site_mut(org, server_id, site_id)?;
-        site.deploy_hook_token = format!(
-            "{:x}",
-            now.timestamp_millis()
-                .unsigned_abs()
-                .wrapping_mul(2_654_435_761)
-                ^ site_id
-        );
+        site.deploy_hook_token =
+            format!("{:x}", now.timestamp_millis().unsigned_abs().wrapping_mul(2_654_435_761) ^ site_id);
         Ok(())
     }
 
@@ -843,13 +734,7 @@ impl World {
         Ok(id)
     }
 
-    pub fn deployment(
-        &self,
-        org: &str,
-        server_id: u64,
-        site_id: u64,
-        deployment_id: u64,
-    ) -> OpResult<&Deployment> {
+    pub fn deployment(&self, org: &str, server_id: u64, site_id: u64, deployment_id: u64) -> OpResult<&Deployment> {
         self.site(org, Some(server_id), site_id)?;
         self.deployments
             .get(&deployment_id)
@@ -868,12 +753,7 @@ impl World {
             .values()
             .rev()
             .filter(|d| d.site_id == site_id)
-            .map(|d| {
-                (
-                    d,
-                    lifecycle::deployment_view(d.created_at, d.fails, now, delay),
-                )
-            })
+            .map(|d| (d, lifecycle::deployment_view(d.created_at, d.fails, now, delay)))
             .find(|(_, view)| !lifecycle::deployment_is_terminal(view.status))
     }
 
@@ -893,10 +773,7 @@ impl World {
         let wildcard = input.boolean("allow_wildcard_subdomains", true);
         let www = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
         if let Some(n) = &name
-            && self
-                .domains
-                .values()
-                .any(|d| d.site_id == site_id && &d.name == n)
+            && self.domains.values().any(|d| d.site_id == site_id && &d.name == n)
         {
             v::taken(&mut input, "name");
         }
@@ -919,13 +796,7 @@ impl World {
         Ok(id)
     }
 
-    pub fn domain(
-        &self,
-        org: &str,
-        server_id: u64,
-        site_id: u64,
-        domain_id: u64,
-    ) -> OpResult<&Domain> {
+    pub fn domain(&self, org: &str, server_id: u64, site_id: u64, domain_id: u64) -> OpResult<&Domain> {
         self.site(org, Some(server_id), site_id)?;
         self.domains
             .get(&domain_id)
@@ -947,10 +818,7 @@ impl World {
         let www = input.one_of("www_redirect_type", true, v::WWW_REDIRECT_TYPES);
         let wildcard = input.boolean("allow_wildcard_subdomains", false);
         validated(input)?;
-        let domain = self
-            .domains
-            .get_mut(&domain_id)
-            .ok_or_else(|| ApiError::missing("DomainRecord", domain_id))?;
+        let domain = self.domains.get_mut(&domain_id).ok_or_else(|| ApiError::missing("DomainRecord", domain_id))?;
         domain.www_redirect_type = www.unwrap_or_default();
         if let Some(w) = wildcard {
             domain.allow_wildcard_subdomains = w;
@@ -1022,10 +890,7 @@ impl World {
             }
         }
         if cert_type.as_deref().is_some_and(|t| t != "letsencrypt") {
-            input.error(
-                "type",
-                "Only letsencrypt certificates are supported by the simulator.",
-            );
+            input.error("type", "Only letsencrypt certificates are supported by the simulator.");
         }
         validated(input)?;
         let id = self.alloc();
@@ -1063,20 +928,12 @@ impl World {
     }
 
     /// The newest installed, non-deleted certificate of a domain is the active one.
-    pub fn active_certificate(
-        &self,
-        domain_id: u64,
-        now: DateTime<Utc>,
-        delay: Duration,
-    ) -> Option<&Certificate> {
+    pub fn active_certificate(&self, domain_id: u64, now: DateTime<Utc>, delay: Duration) -> Option<&Certificate> {
         self.certificates
             .values()
             .rev()
             .filter(|c| c.domain_id == domain_id)
-            .find(|c| {
-                lifecycle::certificate_view(c.created_at, c.fails, c.deleted_at, now, delay)
-                    .installed
-            })
+            .find(|c| lifecycle::certificate_view(c.created_at, c.fails, c.deleted_at, now, delay).installed)
     }
 
     pub fn delete_certificate(
@@ -1109,12 +966,7 @@ impl World {
         let name = input.string("name", true);
         if let Some(n) = &name {
             v::check_database_name(&mut input, "name", n);
-            if !input.has_error("name")
-                && self
-                    .databases
-                    .values()
-                    .any(|d| d.server_id == server_id && &d.name == n)
-            {
+            if !input.has_error("name") && self.databases.values().any(|d| d.server_id == server_id && &d.name == n) {
                 v::taken(&mut input, "name");
             }
         }
@@ -1122,34 +974,20 @@ impl World {
         if let Some(u) = &user {
             v::check_database_user(&mut input, "user", u);
             if !input.has_error("user")
-                && self
-                    .database_users
-                    .values()
-                    .any(|x| x.server_id == server_id && &x.name == u)
+                && self.database_users.values().any(|x| x.server_id == server_id && &x.name == u)
             {
                 v::taken(&mut input, "user");
             }
         }
         let password = input.string_max("password", false, 255);
         if user.is_some() && password.is_none() {
-            input.error(
-                "password",
-                "The password field is required when user is present.",
-            );
+            input.error("password", "The password field is required when user is present.");
         }
         input.id_list("backup_configuration_ids");
         validated(input)?;
         let id = self.alloc();
-        self.databases.insert(
-            id,
-            Database {
-                id,
-                server_id,
-                name: name.unwrap_or_default(),
-                created_at: now,
-                deleted_at: None,
-            },
-        );
+        self.databases
+            .insert(id, Database { id, server_id, name: name.unwrap_or_default(), created_at: now, deleted_at: None });
         let user_id = user.map(|name| {
             let uid = self.alloc();
             self.database_users.insert(
@@ -1172,19 +1010,10 @@ impl World {
 
     pub fn database(&self, org: &str, server_id: u64, id: u64) -> OpResult<&Database> {
         self.server(org, server_id)?;
-        self.databases
-            .get(&id)
-            .filter(|d| d.server_id == server_id)
-            .ok_or_else(|| ApiError::missing("Database", id))
+        self.databases.get(&id).filter(|d| d.server_id == server_id).ok_or_else(|| ApiError::missing("Database", id))
     }
 
-    pub fn delete_database(
-        &mut self,
-        org: &str,
-        server_id: u64,
-        id: u64,
-        now: DateTime<Utc>,
-    ) -> OpResult<()> {
+    pub fn delete_database(&mut self, org: &str, server_id: u64, id: u64, now: DateTime<Utc>) -> OpResult<()> {
         self.database(org, server_id, id)?;
         if let Some(d) = self.databases.get_mut(&id) {
             d.deleted_at.get_or_insert(now);
@@ -1202,12 +1031,10 @@ impl World {
     }
 
     fn check_database_ids(&self, input: &mut Input<'_>, server_id: u64, ids: &[u64]) {
-        if ids.iter().any(|id| {
-            !self
-                .databases
-                .get(id)
-                .is_some_and(|d| d.server_id == server_id && d.deleted_at.is_none())
-        }) {
+        if ids
+            .iter()
+            .any(|id| !self.databases.get(id).is_some_and(|d| d.server_id == server_id && d.deleted_at.is_none()))
+        {
             input.error("database_ids", "The selected database ids is invalid.");
         }
     }
@@ -1225,10 +1052,7 @@ impl World {
         if let Some(n) = &name {
             v::check_database_user(&mut input, "name", n);
             if !input.has_error("name")
-                && self
-                    .database_users
-                    .values()
-                    .any(|u| u.server_id == server_id && &u.name == n)
+                && self.database_users.values().any(|u| u.server_id == server_id && &u.name == n)
             {
                 v::taken(&mut input, "name");
             }
@@ -1280,10 +1104,7 @@ impl World {
             self.check_database_ids(&mut input, server_id, ids);
         }
         validated(input)?;
-        let user = self
-            .database_users
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::missing("DatabaseUser", id))?;
+        let user = self.database_users.get_mut(&id).ok_or_else(|| ApiError::missing("DatabaseUser", id))?;
         if let Some(ids) = ids {
             user.database_ids = ids;
         }
@@ -1291,13 +1112,7 @@ impl World {
         Ok(())
     }
 
-    pub fn delete_database_user(
-        &mut self,
-        org: &str,
-        server_id: u64,
-        id: u64,
-        now: DateTime<Utc>,
-    ) -> OpResult<()> {
+    pub fn delete_database_user(&mut self, org: &str, server_id: u64, id: u64, now: DateTime<Utc>) -> OpResult<()> {
         self.database_user(org, server_id, id)?;
         if let Some(u) = self.database_users.get_mut(&id) {
             u.deleted_at.get_or_insert(now);
@@ -1325,10 +1140,8 @@ impl World {
         let startsecs = input.integer("startsecs", false, 0);
         let stopwaitsecs = input.integer("stopwaitsecs", false, 0);
         let stopsignal = input.string("stopsignal", false);
-        let site_user = site_id
-            .and_then(|s| self.sites.get(&s))
-            .filter(|s| s.server_id == server_id)
-            .map(|s| s.user.clone());
+        let site_user =
+            site_id.and_then(|s| self.sites.get(&s)).filter(|s| s.server_id == server_id).map(|s| s.user.clone());
         if site_id.is_some() && site_user.is_none() {
             input.error("site_id", "The selected site id is invalid.");
         }
@@ -1364,12 +1177,7 @@ impl World {
         Ok(id)
     }
 
-    pub fn background_process(
-        &self,
-        org: &str,
-        server_id: u64,
-        id: u64,
-    ) -> OpResult<&BackgroundProcess> {
+    pub fn background_process(&self, org: &str, server_id: u64, id: u64) -> OpResult<&BackgroundProcess> {
         self.server(org, server_id)?;
         self.background_processes
             .get(&id)
@@ -1394,10 +1202,7 @@ impl World {
         let Some(config) = config else {
             return Err(ApiError::Server("Server Error".into()));
         };
-        let p = self
-            .background_processes
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::missing("BackgroundProcess", id))?;
+        let p = self.background_processes.get_mut(&id).ok_or_else(|| ApiError::missing("BackgroundProcess", id))?;
         p.name = name.unwrap_or_default();
         p.config = Some(config);
         p.updated_at = Some(now);
@@ -1465,11 +1270,8 @@ impl World {
         let heartbeat = input.boolean("heartbeat", false);
         validated(input)?;
         let frequency = frequency.unwrap_or_default();
-        let cron = if frequency == "custom" {
-            cron.unwrap_or_default()
-        } else {
-            frequency_cron(&frequency).to_string()
-        };
+        let cron =
+            if frequency == "custom" { cron.unwrap_or_default() } else { frequency_cron(&frequency).to_string() };
         let id = self.alloc();
         self.scheduled_jobs.insert(
             id,
@@ -1490,13 +1292,7 @@ impl World {
         Ok(id)
     }
 
-    pub fn job(
-        &self,
-        org: &str,
-        server_id: u64,
-        site_id: Option<u64>,
-        id: u64,
-    ) -> OpResult<&ScheduledJob> {
+    pub fn job(&self, org: &str, server_id: u64, site_id: Option<u64>, id: u64) -> OpResult<&ScheduledJob> {
         self.server(org, server_id)?;
         if let Some(s) = site_id {
             self.site(org, Some(server_id), s)?;
@@ -1540,41 +1336,16 @@ impl World {
         let id = self.alloc();
         let fails = command.contains("exit 1");
         let user_id = self.user_id;
-        self.commands.insert(
-            id,
-            SiteCommand {
-                id,
-                site_id,
-                command,
-                user_id,
-                fails,
-                created_at: now,
-            },
-        );
+        self.commands.insert(id, SiteCommand { id, site_id, command, user_id, fails, created_at: now });
         Ok(id)
     }
 
-    pub fn command(
-        &self,
-        org: &str,
-        server_id: u64,
-        site_id: u64,
-        id: u64,
-    ) -> OpResult<&SiteCommand> {
+    pub fn command(&self, org: &str, server_id: u64, site_id: u64, id: u64) -> OpResult<&SiteCommand> {
         self.site(org, Some(server_id), site_id)?;
-        self.commands
-            .get(&id)
-            .filter(|c| c.site_id == site_id)
-            .ok_or_else(|| ApiError::missing("SiteCommand", id))
+        self.commands.get(&id).filter(|c| c.site_id == site_id).ok_or_else(|| ApiError::missing("SiteCommand", id))
     }
 
-    pub fn delete_command(
-        &mut self,
-        org: &str,
-        server_id: u64,
-        site_id: u64,
-        id: u64,
-    ) -> OpResult<()> {
+    pub fn delete_command(&mut self, org: &str, server_id: u64, site_id: u64, id: u64) -> OpResult<()> {
         self.command(org, server_id, site_id, id)?;
         self.commands.remove(&id);
         Ok(())
@@ -1589,9 +1360,7 @@ mod tests {
     const D: Duration = Duration::from_millis(100);
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -1612,62 +1381,35 @@ mod tests {
     #[test]
     fn duplicate_database_name_is_a_validation_error() {
         let mut w = World::new("demo", now());
-        w.create_database("demo", 1, &obj(json!({"name": "app"})), now())
-            .unwrap();
-        let errs = validation(
-            w.create_database("demo", 1, &obj(json!({"name": "app"})), now())
-                .unwrap_err(),
-        );
+        w.create_database("demo", 1, &obj(json!({"name": "app"})), now()).unwrap();
+        let errs = validation(w.create_database("demo", 1, &obj(json!({"name": "app"})), now()).unwrap_err());
         assert_eq!(errs["name"], vec!["The name has already been taken."]);
     }
 
     #[test]
     fn database_and_user_names_are_capped() {
         let mut w = World::new("demo", now());
+        let errs = validation(w.create_database("demo", 1, &obj(json!({"name": "d".repeat(64)})), now()).unwrap_err());
+        assert!(errs.contains_key("name"));
         let errs = validation(
-            w.create_database("demo", 1, &obj(json!({"name": "d".repeat(64)})), now())
+            w.create_database_user("demo", 1, &obj(json!({"name": "u".repeat(33), "password": "x"})), now())
                 .unwrap_err(),
         );
         assert!(errs.contains_key("name"));
-        let errs = validation(
-            w.create_database_user(
-                "demo",
-                1,
-                &obj(json!({"name": "u".repeat(33), "password": "x"})),
-                now(),
-            )
-            .unwrap_err(),
-        );
-        assert!(errs.contains_key("name"));
+        assert!(w.create_database("demo", 1, &obj(json!({"name": "d".repeat(63)})), now()).is_ok());
         assert!(
-            w.create_database("demo", 1, &obj(json!({"name": "d".repeat(63)})), now())
-                .is_ok()
-        );
-        assert!(
-            w.create_database_user(
-                "demo",
-                1,
-                &obj(json!({"name": "u".repeat(32), "password": "x"})),
-                now()
-            )
-            .is_ok()
+            w.create_database_user("demo", 1, &obj(json!({"name": "u".repeat(32), "password": "x"})), now()).is_ok()
         );
     }
 
     #[test]
     fn required_fields_are_named_in_errors() {
         let mut w = World::new("demo", now());
-        let errs = validation(
-            w.create_site("demo", 1, &obj(json!({})), now())
-                .unwrap_err(),
-        );
+        let errs = validation(w.create_site("demo", 1, &obj(json!({})), now()).unwrap_err());
         for field in ["type", "domain_mode", "name"] {
             assert!(errs.contains_key(field), "{field} missing from {errs:?}");
         }
-        let errs = validation(
-            w.create_database_user("demo", 1, &obj(json!({"name": "x"})), now())
-                .unwrap_err(),
-        );
+        let errs = validation(w.create_database_user("demo", 1, &obj(json!({"name": "x"})), now()).unwrap_err());
         assert_eq!(errs["password"], vec!["The password field is required."]);
     }
 
@@ -1685,12 +1427,7 @@ mod tests {
     fn deleting_a_site_removes_workers_and_jobs_but_keeps_database() {
         let mut w = World::new("demo", now());
         let (db, user) = w
-            .create_database(
-                "demo",
-                1,
-                &obj(json!({"name": "pr_1", "user": "pr_1", "password": "pw"})),
-                now(),
-            )
+            .create_database("demo", 1, &obj(json!({"name": "pr_1", "user": "pr_1", "password": "pw"})), now())
             .unwrap();
         let site = w.create_site("demo", 1, &site_body("pr-1"), now()).unwrap();
         let worker = w
@@ -1704,7 +1441,15 @@ mod tests {
                 now(),
             )
             .unwrap();
-        let job = w.create_job("demo", 1, Some(site), &obj(json!({"command": "php artisan schedule:run", "user": "forge", "frequency": "minutely"})), now()).unwrap();
+        let job = w
+            .create_job(
+                "demo",
+                1,
+                Some(site),
+                &obj(json!({"command": "php artisan schedule:run", "user": "forge", "frequency": "minutely"})),
+                now(),
+            )
+            .unwrap();
         w.delete_site("demo", 1, site, now()).unwrap();
         let later = now() + chrono::Duration::milliseconds(150);
         w.settle(later, D);
@@ -1720,32 +1465,17 @@ mod tests {
     fn nesting_is_enforced() {
         let mut w = World::new("demo", now());
         let site = w.create_site("demo", 1, &site_body("pr-2"), now()).unwrap();
-        assert!(matches!(
-            w.site("other", None, site),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            w.site("demo", Some(99), site),
-            Err(ApiError::NotFound(_))
-        ));
-        let db = w
-            .create_database("demo", 1, &obj(json!({"name": "n"})), now())
-            .unwrap()
-            .0;
-        assert!(matches!(
-            w.site("demo", None, db),
-            Err(ApiError::NotFound(_))
-        ));
+        assert!(matches!(w.site("other", None, site), Err(ApiError::NotFound(_))));
+        assert!(matches!(w.site("demo", Some(99), site), Err(ApiError::NotFound(_))));
+        let db = w.create_database("demo", 1, &obj(json!({"name": "n"})), now()).unwrap().0;
+        assert!(matches!(w.site("demo", None, db), Err(ApiError::NotFound(_))));
     }
 
     #[test]
     fn duplicate_site_name_on_a_server_is_rejected() {
         let mut w = World::new("demo", now());
         w.create_site("demo", 1, &site_body("pr-3"), now()).unwrap();
-        let errs = validation(
-            w.create_site("demo", 1, &site_body("pr-3"), now())
-                .unwrap_err(),
-        );
+        let errs = validation(w.create_site("demo", 1, &site_body("pr-3"), now()).unwrap_err());
         assert_eq!(errs["name"], vec!["The name has already been taken."]);
     }
 }

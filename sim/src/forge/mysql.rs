@@ -33,11 +33,7 @@ pub fn native_password_hash(password: &str) -> String {
 
 /// A single-quoted account name part; only alpha-dash names are accepted.
 fn quote_account(name: &str) -> Result<String, MysqlError> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(MysqlError::UnsafeIdentifier);
     }
     Ok(format!("'{name}'@'%'"))
@@ -51,25 +47,18 @@ pub struct MysqlBackend {
 impl MysqlBackend {
     pub fn new(url: &str) -> Result<Self, MysqlError> {
         let opts = Opts::from_url(url).map_err(|e| MysqlError::Url(e.to_string()))?;
-        Ok(Self {
-            pool: Pool::new(opts),
-        })
+        Ok(Self { pool: Pool::new(opts) })
     }
 
     pub async fn create_database(&self, name: &str) -> Result<(), MysqlError> {
         let mut conn = self.pool.get_conn().await?;
-        conn.query_drop(format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_ident(name)?
-        ))
-        .await?;
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(name)?)).await?;
         Ok(())
     }
 
     pub async fn drop_database(&self, name: &str) -> Result<(), MysqlError> {
         let mut conn = self.pool.get_conn().await?;
-        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(name)?))
-            .await?;
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(name)?)).await?;
         Ok(())
     }
 
@@ -94,22 +83,9 @@ impl MysqlBackend {
         Ok(())
     }
 
-    async fn grant(
-        conn: &mut mysql_async::Conn,
-        account: &str,
-        db: &str,
-        read_only: bool,
-    ) -> Result<(), MysqlError> {
-        let privileges = if read_only {
-            "SELECT"
-        } else {
-            "ALL PRIVILEGES"
-        };
-        conn.query_drop(format!(
-            "GRANT {privileges} ON {}.* TO {account}",
-            quote_ident(db)?
-        ))
-        .await?;
+    async fn grant(conn: &mut mysql_async::Conn, account: &str, db: &str, read_only: bool) -> Result<(), MysqlError> {
+        let privileges = if read_only { "SELECT" } else { "ALL PRIVILEGES" };
+        conn.query_drop(format!("GRANT {privileges} ON {}.* TO {account}", quote_ident(db)?)).await?;
         Ok(())
     }
 
@@ -124,17 +100,11 @@ impl MysqlBackend {
         let account = quote_account(name)?;
         let mut conn = self.pool.get_conn().await?;
         if let Some(pw) = password {
-            conn.query_drop(format!(
-                "ALTER USER {account} IDENTIFIED BY PASSWORD '{}'",
-                native_password_hash(pw)
-            ))
-            .await?;
+            conn.query_drop(format!("ALTER USER {account} IDENTIFIED BY PASSWORD '{}'", native_password_hash(pw)))
+                .await?;
         }
         if let Some(dbs) = databases {
-            conn.query_drop(format!(
-                "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
-            ))
-            .await?;
+            conn.query_drop(format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}")).await?;
             for db in dbs {
                 Self::grant(&mut conn, &account, db, read_only).await?;
             }
@@ -145,8 +115,7 @@ impl MysqlBackend {
     pub async fn drop_user(&self, name: &str) -> Result<(), MysqlError> {
         let account = quote_account(name)?;
         let mut conn = self.pool.get_conn().await?;
-        conn.query_drop(format!("DROP USER IF EXISTS {account}"))
-            .await?;
+        conn.query_drop(format!("DROP USER IF EXISTS {account}")).await?;
         Ok(())
     }
 
@@ -166,9 +135,6 @@ mod tests {
         assert!(quote_account("x'@'%").is_err());
         assert_eq!(quote_account("pr-1").unwrap(), "'pr-1'@'%'");
         // Known value: PASSWORD('password') in MySQL/MariaDB.
-        assert_eq!(
-            native_password_hash("password"),
-            "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
-        );
+        assert_eq!(native_password_hash("password"), "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19");
     }
 }

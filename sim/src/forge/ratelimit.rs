@@ -20,11 +20,7 @@ pub struct FixedWindowLimiter {
 
 impl FixedWindowLimiter {
     pub fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit: limit.max(1),
-            window: window.max(Duration::from_millis(1)),
-            windows: HashMap::new(),
-        }
+        Self { limit: limit.max(1), window: window.max(Duration::from_millis(1)), windows: HashMap::new() }
     }
 
     pub fn limit(&self) -> u32 {
@@ -39,16 +35,10 @@ impl FixedWindowLimiter {
         }
         if entry.1 >= self.limit {
             let retry_after = (entry.0 + self.window).saturating_duration_since(now);
-            return Decision::Limited {
-                limit: self.limit,
-                retry_after,
-            };
+            return Decision::Limited { limit: self.limit, retry_after };
         }
         entry.1 += 1;
-        Decision::Allowed {
-            limit: self.limit,
-            remaining: self.limit - entry.1,
-        }
+        Decision::Allowed { limit: self.limit, remaining: self.limit - entry.1 }
     }
 
     pub fn reset(&mut self) {
@@ -64,43 +54,13 @@ mod tests {
     fn allows_limit_then_rejects_until_window_ends() {
         let t0 = Instant::now();
         let mut l = FixedWindowLimiter::new(3, Duration::from_secs(60));
-        assert_eq!(
-            l.hit("a", t0),
-            Decision::Allowed {
-                limit: 3,
-                remaining: 2
-            }
-        );
-        assert_eq!(
-            l.hit("a", t0),
-            Decision::Allowed {
-                limit: 3,
-                remaining: 1
-            }
-        );
-        assert_eq!(
-            l.hit("a", t0),
-            Decision::Allowed {
-                limit: 3,
-                remaining: 0
-            }
-        );
+        assert_eq!(l.hit("a", t0), Decision::Allowed { limit: 3, remaining: 2 });
+        assert_eq!(l.hit("a", t0), Decision::Allowed { limit: 3, remaining: 1 });
+        assert_eq!(l.hit("a", t0), Decision::Allowed { limit: 3, remaining: 0 });
         let after_10s = t0 + Duration::from_secs(10);
-        assert_eq!(
-            l.hit("a", after_10s),
-            Decision::Limited {
-                limit: 3,
-                retry_after: Duration::from_secs(50)
-            }
-        );
+        assert_eq!(l.hit("a", after_10s), Decision::Limited { limit: 3, retry_after: Duration::from_secs(50) });
         // A rejected request is not a hit: the window still ends at t0 + 60s.
-        assert_eq!(
-            l.hit("a", t0 + Duration::from_secs(60)),
-            Decision::Allowed {
-                limit: 3,
-                remaining: 2
-            }
-        );
+        assert_eq!(l.hit("a", t0 + Duration::from_secs(60)), Decision::Allowed { limit: 3, remaining: 2 });
     }
 
     #[test]

@@ -25,10 +25,7 @@ pub struct Rendered {
 
 impl From<Value> for Rendered {
     fn from(data: Value) -> Self {
-        Rendered {
-            data,
-            included: vec![],
-        }
+        Rendered { data, included: vec![] }
     }
 }
 
@@ -59,22 +56,14 @@ pub fn document(r: Rendered) -> Value {
 
 fn dedupe(items: Vec<Value>) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
-    items
-        .into_iter()
-        .filter(|v| seen.insert((v["type"].to_string(), v["id"].to_string())))
-        .collect()
+    items.into_iter().filter(|v| seen.insert((v["type"].to_string(), v["id"].to_string()))).collect()
 }
 
 /// Parsed `include=a,b`.
 pub fn includes(query: &HashMap<String, String>) -> Vec<String> {
     query
         .get("include")
-        .map(|s| {
-            s.split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect()
-        })
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
         .unwrap_or_default()
 }
 
@@ -106,15 +95,8 @@ impl Ctx {
     }
 
     fn tag_relationship(&self, w: &World, ids: &[u64]) -> (Value, Vec<Value>) {
-        let data: Vec<Value> = ids
-            .iter()
-            .map(|id| json!({"type": "tags", "id": id.to_string()}))
-            .collect();
-        let included = ids
-            .iter()
-            .filter_map(|id| w.tags.get(id))
-            .map(|t| self.tag(t))
-            .collect();
+        let data: Vec<Value> = ids.iter().map(|id| json!({"type": "tags", "id": id.to_string()})).collect();
+        let included = ids.iter().filter_map(|id| w.tags.get(id)).map(|t| self.tag(t)).collect();
         (json!({"data": data}), included)
     }
 
@@ -131,11 +113,7 @@ impl Ctx {
                 "created_at": ts(s.created_at), "updated_at": ts(s.updated_at), "connection_status": "successful",
                 "timezone": s.timezone, "local_public_key": null, "is_ready": true
             }),
-            Some(format!(
-                "{}/servers/{}",
-                self.org_url(&s.organization),
-                s.id
-            )),
+            Some(format!("{}/servers/{}", self.org_url(&s.organization), s.id)),
         );
         let mut included = vec![];
         if include.iter().any(|i| i == "tags") {
@@ -148,14 +126,8 @@ impl Ctx {
 
     pub fn site(&self, w: &World, s: &Site, include: &[String]) -> Rendered {
         let status = lc::install_status(s.created_at, s.deleted_at, self.now, self.delay);
-        let running = w
-            .running_deployment(s.id, self.now, self.delay)
-            .map(|(_, v)| v.status);
-        let org = w
-            .servers
-            .get(&s.server_id)
-            .map(|srv| srv.organization.clone())
-            .unwrap_or_default();
+        let running = w.running_deployment(s.id, self.now, self.delay).map(|(_, v)| v.status);
+        let org = w.servers.get(&s.server_id).map(|srv| srv.organization.clone()).unwrap_or_default();
         let fresh = status == "installing";
         let url = if s.domain_mode == "on-forge" {
             format!("https://{}.on-forge.com", s.name)
@@ -200,10 +172,8 @@ impl Ctx {
                     included.extend(items);
                 }
                 "server" => {
-                    relationships.insert(
-                        "server".into(),
-                        json!({"data": {"type": "servers", "id": s.server_id.to_string()}}),
-                    );
+                    relationships
+                        .insert("server".into(), json!({"data": {"type": "servers", "id": s.server_id.to_string()}}));
                     if let Some(srv) = w.servers.get(&s.server_id) {
                         included.push(self.server(w, srv, &[]).data);
                     }
@@ -241,11 +211,7 @@ impl Ctx {
     }
 
     fn server_url(&self, w: &World, server_id: u64) -> String {
-        let org = w
-            .servers
-            .get(&server_id)
-            .map(|s| s.organization.clone())
-            .unwrap_or_default();
+        let org = w.servers.get(&server_id).map(|s| s.organization.clone()).unwrap_or_default();
         format!("{}/servers/{server_id}", self.org_url(&org))
     }
 
@@ -269,11 +235,7 @@ impl Ctx {
                 "type": d.kind, "status": view.status, "started_at": tsn(view.started_at), "ended_at": tsn(view.ended_at),
                 "created_at": ts(d.created_at), "updated_at": ts(view.ended_at.or(view.started_at).unwrap_or(d.created_at))
             }),
-            Some(format!(
-                "{}/deployments/{}",
-                self.site_url(w, d.site_id),
-                d.id
-            )),
+            Some(format!("{}/deployments/{}", self.site_url(w, d.site_id), d.id)),
         )
     }
 
@@ -281,10 +243,7 @@ impl Ctx {
         let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
         let mut output = String::new();
         if view.started_at.is_some() {
-            output.push_str(&format!(
-                "Deploying {}\n",
-                d.commit_hash.clone().unwrap_or_default()
-            ));
+            output.push_str(&format!("Deploying {}\n", d.commit_hash.clone().unwrap_or_default()));
         }
         match view.status {
             "finished" => output.push_str("Deployment finished.\n"),
@@ -331,9 +290,7 @@ impl Ctx {
 
     pub fn certificate(&self, w: &World, c: &Certificate) -> Value {
         let view = lc::certificate_view(c.created_at, c.fails, c.deleted_at, self.now, self.delay);
-        let active = w
-            .active_certificate(c.domain_id, self.now, self.delay)
-            .is_some_and(|a| a.id == c.id);
+        let active = w.active_certificate(c.domain_id, self.now, self.delay).is_some_and(|a| a.id == c.id);
         // SPEC: Certificate requires only id and type; omit links like the spec allows.
         resource(
             "certificates",
@@ -354,11 +311,7 @@ impl Ctx {
             d.id,
             json!({"name": d.name, "status": lc::install_status(d.created_at, d.deleted_at, self.now, self.delay),
                    "created_at": ts(d.created_at), "updated_at": ts(d.created_at)}),
-            Some(format!(
-                "{}/database/schemas/{}",
-                self.server_url(w, d.server_id),
-                d.id
-            )),
+            Some(format!("{}/database/schemas/{}", self.server_url(w, d.server_id), d.id)),
         )
     }
 
@@ -368,20 +321,13 @@ impl Ctx {
             u.id,
             json!({"name": u.name, "status": lc::database_user_status(u.created_at, u.updated_at, u.deleted_at, self.now, self.delay),
                    "created_at": ts(u.created_at), "updated_at": ts(u.updated_at.unwrap_or(u.created_at))}),
-            Some(format!(
-                "{}/database/users/{}",
-                self.server_url(w, u.server_id),
-                u.id
-            )),
+            Some(format!("{}/database/users/{}", self.server_url(w, u.server_id), u.id)),
         )
     }
 
     pub fn background_process(&self, p: &BackgroundProcess) -> Value {
         let mut status = lc::install_status(p.created_at, p.deleted_at, self.now, self.delay);
-        if status == "installed"
-            && p.updated_at
-                .is_some_and(|u| lc::steps_elapsed(u, self.now, self.delay, 1) == 0)
-        {
+        if status == "installed" && p.updated_at.is_some_and(|u| lc::steps_elapsed(u, self.now, self.delay, 1) == 0) {
             status = "restarting";
         }
         // R2 #26: no name, site_id or updated_at in the resource.
@@ -397,11 +343,7 @@ impl Ctx {
     pub fn job(&self, w: &World, j: &ScheduledJob) -> Value {
         let url = match j.site_id {
             Some(site) => format!("{}/scheduled-jobs/{}", self.site_url(w, site), j.id),
-            None => format!(
-                "{}/scheduled-jobs/{}",
-                self.server_url(w, j.server_id),
-                j.id
-            ),
+            None => format!("{}/scheduled-jobs/{}", self.server_url(w, j.server_id), j.id),
         };
         resource(
             "jobs",
@@ -426,8 +368,7 @@ impl Ctx {
                    "user_id": c.user_id, "created_at": ts(c.created_at), "updated_at": ts(c.created_at)}),
             Some(format!("{}/commands/{}", self.site_url(w, c.site_id), c.id)),
         );
-        v["relationships"] =
-            json!({"user": {"data": {"type": "users", "id": c.user_id.to_string()}}});
+        v["relationships"] = json!({"user": {"data": {"type": "users", "id": c.user_id.to_string()}}});
         v
     }
 
@@ -505,10 +446,8 @@ pub fn paginate<T>(
             Ok(n) if n >= 1 => n.min(MAX_PAGE_SIZE),
             _ => {
                 let mut errors = super::validation::FieldErrors::new();
-                errors.insert(
-                    "page.size".into(),
-                    vec!["The page.size field must be an integer greater than 0.".into()],
-                );
+                errors
+                    .insert("page.size".into(), vec!["The page.size field must be an integer greater than 0.".into()]);
                 return Err(ApiError::Validation(errors));
             }
         },
@@ -518,10 +457,7 @@ pub fn paginate<T>(
         None => (0, per_page),
         Some(None) => {
             let mut errors = super::validation::FieldErrors::new();
-            errors.insert(
-                "page.cursor".into(),
-                vec!["The page.cursor is invalid.".into()],
-            );
+            errors.insert("page.cursor".into(), vec!["The page.cursor is invalid.".into()]);
             return Err(ApiError::Validation(errors));
         }
         Some(Some(c)) => {
@@ -538,35 +474,16 @@ pub fn paginate<T>(
     let total = items.len();
     let start = start.min(total);
     let end = end.min(total);
-    let next_cursor = (end < total && end > start).then(|| {
-        encode_cursor(&Cursor {
-            id: id_of(&items[end - 1]),
-            next: true,
-            offset: end,
-        })
-    });
-    let prev_cursor = (start > 0 && start < total).then(|| {
-        encode_cursor(&Cursor {
-            id: id_of(&items[start]),
-            next: false,
-            offset: start,
-        })
-    });
+    let next_cursor = (end < total && end > start)
+        .then(|| encode_cursor(&Cursor { id: id_of(&items[end - 1]), next: true, offset: end }));
+    let prev_cursor = (start > 0 && start < total)
+        .then(|| encode_cursor(&Cursor { id: id_of(&items[start]), next: false, offset: start }));
     let items = items.into_iter().skip(start).take(end - start).collect();
-    Ok(PageSlice {
-        items,
-        per_page,
-        next_cursor,
-        prev_cursor,
-    })
+    Ok(PageSlice { items, per_page, next_cursor, prev_cursor })
 }
 
 /// The list document for a page whose items were rendered by the caller.
-pub fn list_document(
-    path_url: &str,
-    page: PageSlice<Rendered>,
-    query: &HashMap<String, String>,
-) -> Value {
+pub fn list_document(path_url: &str, page: PageSlice<Rendered>, query: &HashMap<String, String>) -> Value {
     let link = |cursor: &Option<String>| -> Value {
         match cursor {
             Some(c) => {
@@ -577,10 +494,7 @@ pub fn list_document(
                     .collect();
                 q.sort();
                 q.push(("page[cursor]".into(), c.clone()));
-                let qs: Vec<String> = q
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-                    .collect();
+                let qs: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect();
                 Value::String(format!("{path_url}?{}", qs.join("&")))
             }
             None => Value::Null,
@@ -607,16 +521,9 @@ fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b'['
-            | b']'
-            | b',' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'[' | b']' | b',' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -628,10 +535,7 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -656,29 +560,16 @@ mod tests {
 
     #[test]
     fn first_page_has_no_prev_and_last_has_no_next() {
-        let first = paginate(
-            (1..=4).collect::<Vec<u64>>(),
-            |i| *i,
-            &q(&[("page[size]", "2")]),
-        )
-        .unwrap();
+        let first = paginate((1..=4).collect::<Vec<u64>>(), |i| *i, &q(&[("page[size]", "2")])).unwrap();
         assert!(first.prev_cursor.is_none());
         let next = first.next_cursor.unwrap();
-        let last = paginate(
-            (1..=4).collect::<Vec<u64>>(),
-            |i| *i,
-            &q(&[("page[size]", "2"), ("page[cursor]", &next)]),
-        )
-        .unwrap();
+        let last = paginate((1..=4).collect::<Vec<u64>>(), |i| *i, &q(&[("page[size]", "2"), ("page[cursor]", &next)]))
+            .unwrap();
         assert_eq!(last.items, vec![3, 4]);
         assert!(last.next_cursor.is_none());
         let prev = last.prev_cursor.unwrap();
-        let back = paginate(
-            (1..=4).collect::<Vec<u64>>(),
-            |i| *i,
-            &q(&[("page[size]", "2"), ("page[cursor]", &prev)]),
-        )
-        .unwrap();
+        let back = paginate((1..=4).collect::<Vec<u64>>(), |i| *i, &q(&[("page[size]", "2"), ("page[cursor]", &prev)]))
+            .unwrap();
         assert_eq!(back.items, vec![1, 2]);
     }
 

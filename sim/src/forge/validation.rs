@@ -13,9 +13,8 @@ pub const MAX_DATABASE_USER: usize = 32;
 /// Longest isolated site user name Forge accepts.
 pub const MAX_ISOLATED_USER: usize = 32;
 /// Isolated user names Forge refuses.
-pub const RESERVED_USERS: &[&str] = &[
-    "forge", "root", "www-data", "mysql", "redis", "backup", "admin", "nobody", "isolated",
-];
+pub const RESERVED_USERS: &[&str] =
+    &["forge", "root", "www-data", "mysql", "redis", "backup", "admin", "nobody", "isolated"];
 
 pub const SITE_TYPES: &[&str] = &[
     "laravel",
@@ -48,11 +47,8 @@ pub const PHP_VERSIONS: &[&str] = &[
 ];
 pub const DOMAIN_MODES: &[&str] = &["on-forge", "custom"];
 pub const WWW_REDIRECT_TYPES: &[&str] = &["from-www", "to-www", "none"];
-pub const SOURCE_CONTROL_PROVIDERS: &[&str] =
-    &["github", "gitlab", "bitbucket", "gitlab-custom", "custom"];
-pub const JOB_FREQUENCIES: &[&str] = &[
-    "minutely", "hourly", "nightly", "weekly", "monthly", "reboot", "custom",
-];
+pub const SOURCE_CONTROL_PROVIDERS: &[&str] = &["github", "gitlab", "bitbucket", "gitlab-custom", "custom"];
+pub const JOB_FREQUENCIES: &[&str] = &["minutely", "hourly", "nightly", "weekly", "monthly", "reboot", "custom"];
 pub const CERTIFICATE_TYPES: &[&str] = &["letsencrypt", "csr", "existing", "clone"];
 
 /// Laravel shows `isolated_user` as "isolated user" in messages.
@@ -68,17 +64,11 @@ pub struct Input<'a> {
 
 impl<'a> Input<'a> {
     pub fn new(body: &'a Map<String, Value>) -> Self {
-        Self {
-            body,
-            errors: FieldErrors::new(),
-        }
+        Self { body, errors: FieldErrors::new() }
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors
-            .entry(field.to_string())
-            .or_default()
-            .push(message.into());
+        self.errors.entry(field.to_string()).or_default().push(message.into());
     }
 
     pub fn has_error(&self, field: &str) -> bool {
@@ -107,10 +97,7 @@ impl<'a> Input<'a> {
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.error(
-                    field,
-                    format!("The {} field must be a string.", label(field)),
-                );
+                self.error(field, format!("The {} field must be a string.", label(field)));
                 None
             }
         }
@@ -119,13 +106,7 @@ impl<'a> Input<'a> {
     pub fn string_max(&mut self, field: &str, required: bool, max: usize) -> Option<String> {
         let s = self.string(field, required)?;
         if s.chars().count() > max {
-            self.error(
-                field,
-                format!(
-                    "The {} field must not be greater than {max} characters.",
-                    label(field)
-                ),
-            );
+            self.error(field, format!("The {} field must not be greater than {max} characters.", label(field)));
             return None;
         }
         Some(s)
@@ -149,14 +130,9 @@ impl<'a> Input<'a> {
                 None
             }
             Some(Value::Bool(b)) => Some(*b),
-            Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
-                Some(n.as_u64() == Some(1))
-            }
+            Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Some(n.as_u64() == Some(1)),
             Some(_) => {
-                self.error(
-                    field,
-                    format!("The {} field must be true or false.", label(field)),
-                );
+                self.error(field, format!("The {} field must be true or false.", label(field)));
                 None
             }
         }
@@ -173,19 +149,13 @@ impl<'a> Input<'a> {
             Some(Value::Number(n)) if n.as_i64().is_some() => {
                 let v = n.as_i64().unwrap_or_default();
                 if v < min {
-                    self.error(
-                        field,
-                        format!("The {} field must be at least {min}.", label(field)),
-                    );
+                    self.error(field, format!("The {} field must be at least {min}.", label(field)));
                     return None;
                 }
                 Some(v)
             }
             Some(_) => {
-                self.error(
-                    field,
-                    format!("The {} field must be an integer.", label(field)),
-                );
+                self.error(field, format!("The {} field must be an integer.", label(field)));
                 None
             }
         }
@@ -200,10 +170,7 @@ impl<'a> Input<'a> {
                     match item {
                         Value::String(s) => out.push(s.clone()),
                         _ => {
-                            self.error(
-                                field,
-                                format!("The {} field must be an array of strings.", label(field)),
-                            );
+                            self.error(field, format!("The {} field must be an array of strings.", label(field)));
                             return None;
                         }
                     }
@@ -211,10 +178,7 @@ impl<'a> Input<'a> {
                 Some(out)
             }
             Some(_) => {
-                self.error(
-                    field,
-                    format!("The {} field must be an array.", label(field)),
-                );
+                self.error(field, format!("The {} field must be an array.", label(field)));
                 None
             }
         }
@@ -226,18 +190,12 @@ impl<'a> Input<'a> {
             Some(Value::Array(items)) => {
                 let ids: Option<Vec<u64>> = items.iter().map(Value::as_u64).collect();
                 if ids.is_none() {
-                    self.error(
-                        field,
-                        format!("The {} field must be an array of integers.", label(field)),
-                    );
+                    self.error(field, format!("The {} field must be an array of integers.", label(field)));
                 }
                 ids
             }
             Some(_) => {
-                self.error(
-                    field,
-                    format!("The {} field must be an array.", label(field)),
-                );
+                self.error(field, format!("The {} field must be an array.", label(field)));
                 None
             }
         }
@@ -248,11 +206,7 @@ impl<'a> Input<'a> {
     }
 
     pub fn finish(self) -> Result<(), FieldErrors> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(self.errors)
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
     }
 
     pub fn into_errors(self) -> FieldErrors {
@@ -263,9 +217,7 @@ impl<'a> Input<'a> {
 /// Laravel's `alpha_dash` (ASCII): letters, digits, `-` and `_`. Keeps identifiers safe to
 /// quote and matches what Forge's database forms accept.
 pub fn is_alpha_dash(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `^[a-z][-a-z0-9_]*$`
@@ -280,18 +232,12 @@ pub fn check_database_name(input: &mut Input<'_>, field: &str, name: &str) {
     if name.chars().count() > MAX_DATABASE_NAME {
         input.error(
             field,
-            format!(
-                "The {} field must not be greater than {MAX_DATABASE_NAME} characters.",
-                label(field)
-            ),
+            format!("The {} field must not be greater than {MAX_DATABASE_NAME} characters.", label(field)),
         );
     } else if !is_alpha_dash(name) {
         input.error(
             field,
-            format!(
-                "The {} field must only contain letters, numbers, dashes, and underscores.",
-                label(field)
-            ),
+            format!("The {} field must only contain letters, numbers, dashes, and underscores.", label(field)),
         );
     }
 }
@@ -301,18 +247,12 @@ pub fn check_database_user(input: &mut Input<'_>, field: &str, name: &str) {
     if name.chars().count() > MAX_DATABASE_USER {
         input.error(
             field,
-            format!(
-                "The {} field must not be greater than {MAX_DATABASE_USER} characters.",
-                label(field)
-            ),
+            format!("The {} field must not be greater than {MAX_DATABASE_USER} characters.", label(field)),
         );
     } else if !is_alpha_dash(name) {
         input.error(
             field,
-            format!(
-                "The {} field must only contain letters, numbers, dashes, and underscores.",
-                label(field)
-            ),
+            format!("The {} field must only contain letters, numbers, dashes, and underscores.", label(field)),
         );
     }
 }
@@ -322,16 +262,10 @@ pub fn check_isolated_user(input: &mut Input<'_>, field: &str, name: &str) {
     if name.chars().count() > MAX_ISOLATED_USER {
         input.error(
             field,
-            format!(
-                "The {} field must not be greater than {MAX_ISOLATED_USER} characters.",
-                label(field)
-            ),
+            format!("The {} field must not be greater than {MAX_ISOLATED_USER} characters.", label(field)),
         );
     } else if !is_valid_isolated_user_syntax(name) {
-        input.error(
-            field,
-            format!("The {} field format is invalid.", label(field)),
-        );
+        input.error(field, format!("The {} field format is invalid.", label(field)));
     } else if RESERVED_USERS.contains(&name) {
         input.error(field, format!("The {} is reserved.", label(field)));
     }
@@ -339,10 +273,7 @@ pub fn check_isolated_user(input: &mut Input<'_>, field: &str, name: &str) {
 
 /// "has already been taken", as Laravel's `unique` rule says it.
 pub fn taken(input: &mut Input<'_>, field: &str) {
-    input.error(
-        field,
-        format!("The {} has already been taken.", label(field)),
-    );
+    input.error(field, format!("The {} has already been taken.", label(field)));
 }
 
 #[cfg(test)]
@@ -363,68 +294,32 @@ mod tests {
         let long = "a".repeat(64);
         assert!(errors_for(json!({}), |i| check_database_name(i, "name", &ok)).is_empty());
         let errs = errors_for(json!({}), |i| check_database_name(i, "name", &long));
-        assert_eq!(
-            errs["name"],
-            vec!["The name field must not be greater than 63 characters."]
-        );
+        assert_eq!(errs["name"], vec!["The name field must not be greater than 63 characters."]);
     }
 
     #[test]
     fn database_user_longer_than_32_is_rejected() {
-        assert!(
-            errors_for(json!({}), |i| check_database_user(
-                i,
-                "name",
-                &"u".repeat(32)
-            ))
-            .is_empty()
-        );
-        assert!(
-            errors_for(json!({}), |i| check_database_user(
-                i,
-                "name",
-                &"u".repeat(33)
-            ))
-            .contains_key("name")
-        );
+        assert!(errors_for(json!({}), |i| check_database_user(i, "name", &"u".repeat(32))).is_empty());
+        assert!(errors_for(json!({}), |i| check_database_user(i, "name", &"u".repeat(33))).contains_key("name"));
     }
 
     #[test]
     fn database_identifiers_cannot_carry_quotes() {
-        assert!(
-            !errors_for(json!({}), |i| check_database_name(
-                i,
-                "name",
-                "a`; DROP DATABASE x; --"
-            ))
-            .is_empty()
-        );
+        assert!(!errors_for(json!({}), |i| check_database_name(i, "name", "a`; DROP DATABASE x; --")).is_empty());
         assert!(!errors_for(json!({}), |i| check_database_user(i, "name", "a'@'%")).is_empty());
     }
 
     #[test]
     fn isolated_user_rules() {
         for ok in ["pr42", "a", "pr-42_app", &"a".repeat(32)] {
-            assert!(
-                errors_for(json!({}), |i| check_isolated_user(i, "isolated_user", ok)).is_empty(),
-                "{ok}"
-            );
+            assert!(errors_for(json!({}), |i| check_isolated_user(i, "isolated_user", ok)).is_empty(), "{ok}");
         }
         for bad in ["42pr", "Pr42", "-x", "pr.42", "", &"a".repeat(33)] {
-            assert!(
-                !errors_for(json!({}), |i| check_isolated_user(i, "isolated_user", bad)).is_empty(),
-                "{bad}"
-            );
+            assert!(!errors_for(json!({}), |i| check_isolated_user(i, "isolated_user", bad)).is_empty(), "{bad}");
         }
         for reserved in RESERVED_USERS {
-            let errs = errors_for(json!({}), |i| {
-                check_isolated_user(i, "isolated_user", reserved)
-            });
-            assert_eq!(
-                errs["isolated_user"],
-                vec!["The isolated user is reserved."],
-                "{reserved}"
-            );
+            let errs = errors_for(json!({}), |i| check_isolated_user(i, "isolated_user", reserved));
+            assert_eq!(errs["isolated_user"], vec!["The isolated user is reserved."], "{reserved}");
         }
     }
 
@@ -436,10 +331,7 @@ mod tests {
             i.one_of("domain_mode", true, DOMAIN_MODES);
         });
         assert_eq!(errs["name"], vec!["The name field is required."]);
-        assert_eq!(
-            errs["domain_mode"],
-            vec!["The domain mode field is required."]
-        );
+        assert_eq!(errs["domain_mode"], vec!["The domain mode field is required."]);
         assert!(!errs.contains_key("type"));
     }
 
@@ -450,10 +342,7 @@ mod tests {
             i.one_of("user", true, &["root", "forge"]);
             i.string_list("tags");
         });
-        assert_eq!(
-            errs["processes"],
-            vec!["The processes field must be at least 1."]
-        );
+        assert_eq!(errs["processes"], vec!["The processes field must be at least 1."]);
         assert_eq!(errs["user"], vec!["The selected user is invalid."]);
         assert!(errs.contains_key("tags"));
     }

@@ -21,42 +21,30 @@ fn run(what: &str, cmd: &mut Command) -> Result<String, LaunchError> {
     if !out.status.success() {
         return Err(LaunchError::Failed {
             what: what.into(),
-            detail: format!(
-                "{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+            detail: format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn current_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            Command::new("id")
-                .arg("-un")
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_else(|| "root".into())
-        })
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+        Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "root".into())
+    })
 }
 
 impl MariaDb {
     /// Start a fresh server (about 2–5 s). Fails fast with the error log if it dies.
     pub fn start() -> Result<Self, LaunchError> {
-        let install = find_binary(
-            "mariadb-install-db",
-            &["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"],
-        )?;
+        let install = find_binary("mariadb-install-db", &["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"])?;
         let server = find_binary("mariadbd", &["/usr/sbin/mariadbd", "/usr/sbin/mysqld"])?;
         let client = find_binary("mariadb", &["/usr/bin/mariadb", "/usr/bin/mysql"])?;
-        let dir = tempfile::Builder::new()
-            .prefix("switchyard-mariadb-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("switchyard-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let user = current_user();
         run(
@@ -74,32 +62,17 @@ impl MariaDb {
             match Self::launch(&server, dir.path(), &data, port, &user) {
                 Ok(child) => {
                     let password = format!("pw{}", std::process::id());
-                    let db = MariaDb {
-                        _child: child,
-                        dir,
-                        port,
-                        password,
-                        client,
-                    };
+                    let db = MariaDb { _child: child, dir, port, password, client };
                     db.set_root_password()?;
                     return Ok(db);
                 }
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or(LaunchError::Failed {
-            what: "mariadbd".into(),
-            detail: "no attempt".into(),
-        }))
+        Err(last_err.unwrap_or(LaunchError::Failed { what: "mariadbd".into(), detail: "no attempt".into() }))
     }
 
-    fn launch(
-        server: &Path,
-        dir: &Path,
-        data: &Path,
-        port: u16,
-        user: &str,
-    ) -> Result<ChildGuard, LaunchError> {
+    fn launch(server: &Path, dir: &Path, data: &Path, port: u16, user: &str) -> Result<ChildGuard, LaunchError> {
         let log = dir.join("error.log");
         let child = Command::new(server)
             .arg("--no-defaults")
@@ -121,10 +94,7 @@ impl MariaDb {
         let mut guard = ChildGuard(child);
         wait_for("mariadbd", Duration::from_secs(60), || {
             if let Some(status) = guard.exited() {
-                return Err(LaunchError::Failed {
-                    what: format!("mariadbd (exit {status})"),
-                    detail: tail(&log, 20),
-                });
+                return Err(LaunchError::Failed { what: format!("mariadbd (exit {status})"), detail: tail(&log, 20) });
             }
             Ok(accepts_tcp(port).then_some(()))
         })?;
@@ -160,24 +130,15 @@ impl MariaDb {
     /// Run SQL as root (over the socket) and return tab-separated rows.
     pub fn query(&self, sql: &str) -> Result<Vec<Vec<String>>, LaunchError> {
         let out = self.sql_socket(sql)?;
-        Ok(out
-            .lines()
-            .map(|l| l.split('\t').map(str::to_string).collect())
-            .collect())
+        Ok(out.lines().map(|l| l.split('\t').map(str::to_string).collect()).collect())
     }
 
     pub fn database_exists(&self, name: &str) -> Result<bool, LaunchError> {
-        Ok(self
-            .query("SHOW DATABASES")?
-            .iter()
-            .any(|r| r.first().is_some_and(|c| c == name)))
+        Ok(self.query("SHOW DATABASES")?.iter().any(|r| r.first().is_some_and(|c| c == name)))
     }
 
     pub fn user_exists(&self, name: &str) -> Result<bool, LaunchError> {
-        Ok(self
-            .query("SELECT User FROM mysql.user")?
-            .iter()
-            .any(|r| r.first().is_some_and(|c| c == name)))
+        Ok(self.query("SELECT User FROM mysql.user")?.iter().any(|r| r.first().is_some_and(|c| c == name)))
     }
 
     pub fn port(&self) -> u16 {
@@ -192,9 +153,6 @@ impl MariaDb {
 
 impl std::fmt::Debug for MariaDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaDb")
-            .field("port", &self.port)
-            .field("dir", &self.dir.path())
-            .finish_non_exhaustive()
+        f.debug_struct("MariaDb").field("port", &self.port).field("dir", &self.dir.path()).finish_non_exhaustive()
     }
 }

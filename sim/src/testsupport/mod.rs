@@ -19,11 +19,7 @@ pub enum LaunchError {
     #[error("{what} failed: {detail}")]
     Failed { what: String, detail: String },
     #[error("{what} not ready after {after:?}: {detail}")]
-    Timeout {
-        what: String,
-        after: Duration,
-        detail: String,
-    },
+    Timeout { what: String, after: Duration, detail: String },
 }
 
 /// First existing candidate, else a `PATH` lookup.
@@ -35,11 +31,7 @@ pub fn find_binary(name: &'static str, candidates: &[&str]) -> Result<PathBuf, L
         }
     }
     std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
         .ok_or(LaunchError::MissingBinary(name))
 }
 
@@ -74,11 +66,7 @@ pub fn wait_for<T>(
 }
 
 pub(crate) fn accepts_tcp(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
 }
 
 /// The last `n` lines of a log file, for error messages.

@@ -28,24 +28,13 @@ fn pong(port: u16) -> bool {
 impl Redis {
     pub fn start() -> Result<Self, LaunchError> {
         let bin = find_binary("redis-server", &["/usr/bin/redis-server"])?;
-        let dir = tempfile::Builder::new()
-            .prefix("switchyard-redis-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("switchyard-redis-").tempdir()?;
         let mut last_err = None;
         for _ in 0..3 {
             let port = free_port()?;
             let log = dir.path().join("redis.log");
             let child = Command::new(&bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .arg("--dir")
                 .arg(dir.path())
                 .arg("--logfile")
@@ -66,19 +55,12 @@ impl Redis {
             });
             match ready {
                 Ok(()) => {
-                    return Ok(Redis {
-                        _child: guard,
-                        dir,
-                        port,
-                    });
+                    return Ok(Redis { _child: guard, dir, port });
                 }
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or(LaunchError::Failed {
-            what: "redis-server".into(),
-            detail: "no attempt".into(),
-        }))
+        Err(last_err.unwrap_or(LaunchError::Failed { what: "redis-server".into(), detail: "no attempt".into() }))
     }
 
     pub fn port(&self) -> u16 {
@@ -93,9 +75,6 @@ impl Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis")
-            .field("port", &self.port)
-            .field("dir", &self.dir.path())
-            .finish_non_exhaustive()
+        f.debug_struct("Redis").field("port", &self.port).field("dir", &self.dir.path()).finish_non_exhaustive()
     }
 }

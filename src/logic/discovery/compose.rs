@@ -103,18 +103,14 @@ pub fn parse(text: &str) -> Result<ComposeFile, String> {
     };
     let mut file = ComposeFile::default();
     if let Some(networks) = root.get("networks").filter(|v| !v.is_null()) {
-        let networks = networks
-            .as_mapping()
-            .ok_or("networks: expected a mapping")?;
+        let networks = networks.as_mapping().ok_or("networks: expected a mapping")?;
         for (key, decl) in networks {
             let key = scalar(key).ok_or("networks: a key is not a string")?;
             file.networks.push(network(&key, decl)?);
         }
     }
     if let Some(services) = root.get("services").filter(|v| !v.is_null()) {
-        let services = services
-            .as_mapping()
-            .ok_or("services: expected a mapping")?;
+        let services = services.as_mapping().ok_or("services: expected a mapping")?;
         for (name, body) in services {
             let name = scalar(name).ok_or("services: a key is not a string")?;
             let body = match body {
@@ -139,31 +135,15 @@ fn network(key: &str, decl: &Value) -> Result<Network, String> {
         Some(Value::Bool(b)) => (*b, None),
         Some(Value::Mapping(m)) => match m.get("name") {
             None => (true, None),
-            Some(v) => (
-                true,
-                Some(
-                    scalar(v)
-                        .ok_or_else(|| format!("{}: expected a string", at("external.name")))?,
-                ),
-            ),
+            Some(v) => (true, Some(scalar(v).ok_or_else(|| format!("{}: expected a string", at("external.name")))?)),
         },
         Some(_) => {
-            return Err(format!(
-                "{}: expected a boolean or a mapping",
-                at("external")
-            ));
+            return Err(format!("{}: expected a boolean or a mapping", at("external")));
         }
     };
     let explicit_name = external_name.is_some() || declared_name.is_some() || key != "default";
-    let name = external_name
-        .or(declared_name)
-        .unwrap_or_else(|| key.to_string());
-    Ok(Network {
-        key: key.to_string(),
-        name,
-        external,
-        explicit_name,
-    })
+    let name = external_name.or(declared_name).unwrap_or_else(|| key.to_string());
+    Ok(Network { key: key.to_string(), name, external, explicit_name })
 }
 
 fn service(name: &str, body: &Mapping) -> Result<Service, String> {
@@ -173,51 +153,31 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
         None | Some(Value::Null) => {}
         Some(Value::Sequence(list)) => {
             for item in list {
-                let target = scalar(item)
-                    .ok_or_else(|| format!("{}: expected service names", at("depends_on")))?;
-                references.push(Reference {
-                    kind: ReferenceKind::DependsOn,
-                    service: target,
-                    required: true,
-                });
+                let target = scalar(item).ok_or_else(|| format!("{}: expected service names", at("depends_on")))?;
+                references.push(Reference { kind: ReferenceKind::DependsOn, service: target, required: true });
             }
         }
         Some(Value::Mapping(map)) => {
             for (target, options) in map {
-                let target = scalar(target)
-                    .ok_or_else(|| format!("{}: a key is not a string", at("depends_on")))?;
+                let target = scalar(target).ok_or_else(|| format!("{}: a key is not a string", at("depends_on")))?;
                 let required = match options.get("required") {
                     None | Some(Value::Null) => true,
                     Some(Value::Bool(b)) => *b,
                     Some(_) => {
-                        return Err(format!(
-                            "{}: expected a boolean",
-                            at(&format!("depends_on.{target}.required"))
-                        ));
+                        return Err(format!("{}: expected a boolean", at(&format!("depends_on.{target}.required"))));
                     }
                 };
-                references.push(Reference {
-                    kind: ReferenceKind::DependsOn,
-                    service: target,
-                    required,
-                });
+                references.push(Reference { kind: ReferenceKind::DependsOn, service: target, required });
             }
         }
         Some(_) => {
-            return Err(format!(
-                "{}: expected a list or a mapping",
-                at("depends_on")
-            ));
+            return Err(format!("{}: expected a list or a mapping", at("depends_on")));
         }
     }
     for link in strings(body.get("links"), &at("links"))? {
         // `service:alias`: the alias is the hostname the linking service sees.
         let target = link.split(':').next().unwrap_or_default().to_string();
-        references.push(Reference {
-            kind: ReferenceKind::Link,
-            service: target,
-            required: true,
-        });
+        references.push(Reference { kind: ReferenceKind::Link, service: target, required: true });
     }
     for source in strings(body.get("volumes_from"), &at("volumes_from"))? {
         if source.starts_with("container:") {
@@ -225,27 +185,14 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
         }
         let target = source.strip_prefix("service:").unwrap_or(&source);
         let target = target.split(':').next().unwrap_or_default().to_string();
-        references.push(Reference {
-            kind: ReferenceKind::VolumesFrom,
-            service: target,
-            required: true,
-        });
+        references.push(Reference { kind: ReferenceKind::VolumesFrom, service: target, required: true });
     }
     let network_mode = match body.get("network_mode") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            Some(scalar(v).ok_or_else(|| format!("{}: expected a string", at("network_mode")))?)
-        }
+        Some(v) => Some(scalar(v).ok_or_else(|| format!("{}: expected a string", at("network_mode")))?),
     };
-    if let Some(target) = network_mode
-        .as_deref()
-        .and_then(|m| m.strip_prefix("service:"))
-    {
-        references.push(Reference {
-            kind: ReferenceKind::NetworkMode,
-            service: target.to_string(),
-            required: true,
-        });
+    if let Some(target) = network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+        references.push(Reference { kind: ReferenceKind::NetworkMode, service: target.to_string(), required: true });
     }
     references.retain(|r| !r.service.is_empty());
 
@@ -267,9 +214,7 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
         name: name.to_string(),
         references,
         networks,
-        image: image
-            .filter(|i| !i.contains('$'))
-            .map(|i| normalize_image(&i)),
+        image: image.filter(|i| !i.contains('$')).map(|i| normalize_image(&i)),
         builds: body.get("build").is_some_and(|b| !b.is_null()),
     })
 }
@@ -277,21 +222,16 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
 /// `image` with the implicit `:latest` tag made explicit, so `app` and `app:latest` match.
 pub fn normalize_image(image: &str) -> String {
     let last_segment = image.rsplit('/').next().unwrap_or(image);
-    if last_segment.contains(':') || last_segment.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    }
+    if last_segment.contains(':') || last_segment.contains('@') { image.to_string() } else { format!("{image}:latest") }
 }
 
 /// A list of strings (absent or null is empty).
 fn strings(value: Option<&Value>, at: &str) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Sequence(list)) => list
-            .iter()
-            .map(|v| scalar(v).ok_or_else(|| format!("{at}: expected a list of strings")))
-            .collect(),
+        Some(Value::Sequence(list)) => {
+            list.iter().map(|v| scalar(v).ok_or_else(|| format!("{at}: expected a list of strings"))).collect()
+        }
         Some(_) => Err(format!("{at}: expected a list")),
     }
 }
@@ -318,15 +258,13 @@ fn resolve_merge_keys(value: &mut Value) -> Result<(), String> {
             while let Some(merge) = map.shift_remove("<<") {
                 let sources = match merge {
                     Value::Mapping(m) => vec![m],
-                    Value::Sequence(list) => {
-                        list.into_iter()
-                            .map(|v| match v {
-                                Value::Mapping(m) => Ok(m),
-                                _ => Err("a `<<` merge list holds something other than mappings"
-                                    .to_string()),
-                            })
-                            .collect::<Result<_, _>>()?
-                    }
+                    Value::Sequence(list) => list
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::Mapping(m) => Ok(m),
+                            _ => Err("a `<<` merge list holds something other than mappings".to_string()),
+                        })
+                        .collect::<Result<_, _>>()?,
                     _ => return Err("a `<<` merge key does not hold a mapping".into()),
                 };
                 for mut source in sources {
@@ -352,11 +290,7 @@ mod tests {
     use super::*;
 
     fn refs(service: &Service) -> Vec<(ReferenceKind, &str, bool)> {
-        service
-            .references
-            .iter()
-            .map(|r| (r.kind, r.service.as_str(), r.required))
-            .collect()
+        service.references.iter().map(|r| (r.kind, r.service.as_str(), r.required)).collect()
     }
 
     #[test]
@@ -417,21 +351,14 @@ networks:
         let worker = &file.services[1];
         assert_eq!(
             refs(worker),
-            vec![
-                (DependsOn, "queue", true),
-                (DependsOn, "metrics", false),
-                (NetworkMode, "web", true)
-            ]
+            vec![(DependsOn, "queue", true), (DependsOn, "metrics", false), (NetworkMode, "web", true)]
         );
         assert!(worker.networks.is_empty(), "network_mode replaces networks");
         let lone = &file.services[2];
         assert!(lone.references.is_empty());
         assert_eq!(lone.image, None, "interpolated images cannot be matched");
-        let names: Vec<(&str, &str, bool)> = file
-            .networks
-            .iter()
-            .map(|n| (n.key.as_str(), n.name.as_str(), n.external))
-            .collect();
+        let names: Vec<(&str, &str, bool)> =
+            file.networks.iter().map(|n| (n.key.as_str(), n.name.as_str(), n.external)).collect();
         assert_eq!(
             names,
             vec![
@@ -482,44 +409,18 @@ services:
     #[test]
     fn images_normalize_the_latest_tag_but_keep_registry_ports_and_digests() {
         assert_eq!(normalize_image("app"), "app:latest");
-        assert_eq!(
-            normalize_image("registry:5000/team/app"),
-            "registry:5000/team/app:latest"
-        );
-        assert_eq!(
-            normalize_image("registry:5000/team/app:1.2"),
-            "registry:5000/team/app:1.2"
-        );
+        assert_eq!(normalize_image("registry:5000/team/app"), "registry:5000/team/app:latest");
+        assert_eq!(normalize_image("registry:5000/team/app:1.2"), "registry:5000/team/app:1.2");
         assert_eq!(normalize_image("app@sha256:abc"), "app@sha256:abc");
     }
 
     #[test]
     fn malformed_files_name_the_offending_key() {
-        assert!(
-            parse("services: [a, b]")
-                .unwrap_err()
-                .contains("services: expected a mapping")
-        );
-        assert!(
-            parse("services:\n  a:\n    depends_on: 3\n")
-                .unwrap_err()
-                .contains("services.a.depends_on")
-        );
-        assert!(
-            parse("services:\n  a: {links: [{x: 1}]}\n")
-                .unwrap_err()
-                .contains("services.a.links")
-        );
-        assert!(
-            parse("services:\n  a: [\n")
-                .unwrap_err()
-                .starts_with("invalid YAML")
-        );
+        assert!(parse("services: [a, b]").unwrap_err().contains("services: expected a mapping"));
+        assert!(parse("services:\n  a:\n    depends_on: 3\n").unwrap_err().contains("services.a.depends_on"));
+        assert!(parse("services:\n  a: {links: [{x: 1}]}\n").unwrap_err().contains("services.a.links"));
+        assert!(parse("services:\n  a: [\n").unwrap_err().starts_with("invalid YAML"));
         assert!(parse("").unwrap_err().contains("empty"));
-        assert!(
-            parse("networks:\n  n:\n    external: maybe-ish\n")
-                .unwrap_err()
-                .contains("networks.n.external")
-        );
+        assert!(parse("networks:\n  n:\n    external: maybe-ish\n").unwrap_err().contains("networks.n.external"));
     }
 }

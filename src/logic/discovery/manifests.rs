@@ -69,8 +69,7 @@ pub struct ManifestFile {
 pub fn parse(text: &str) -> Result<ManifestFile, String> {
     let mut file = ManifestFile::default();
     for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document)
-            .map_err(|e| format!("document {}: invalid YAML: {e}", i + 1))?;
+        let value = Value::deserialize(document).map_err(|e| format!("document {}: invalid YAML: {e}", i + 1))?;
         object(&value, &mut file).map_err(|e| format!("document {}: {e}", i + 1))?;
     }
     Ok(file)
@@ -85,11 +84,7 @@ fn object(value: &Value, file: &mut ManifestFile) -> Result<(), String> {
     }
     let kind = value.get("kind").and_then(scalar).ok_or("no kind")?;
     if kind == "List" {
-        for item in value
-            .get("items")
-            .and_then(Value::as_sequence)
-            .ok_or("List without items")?
-        {
+        for item in value.get("items").and_then(Value::as_sequence).ok_or("List without items")? {
             object(item, file)?;
         }
         return Ok(());
@@ -99,10 +94,9 @@ fn object(value: &Value, file: &mut ManifestFile) -> Result<(), String> {
     let namespace = metadata.and_then(|m| m.get("namespace")).and_then(scalar);
     let pod_spec = match kind.as_str() {
         "Pod" => value.get("spec"),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => value
-            .get("spec")
-            .and_then(|s| s.get("template"))
-            .and_then(|t| t.get("spec")),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            value.get("spec").and_then(|s| s.get("template")).and_then(|t| t.get("spec"))
+        }
         "CronJob" => value
             .get("spec")
             .and_then(|s| s.get("jobTemplate"))
@@ -118,40 +112,27 @@ fn object(value: &Value, file: &mut ManifestFile) -> Result<(), String> {
             let name = name.ok_or("ConfigMap without metadata.name")?;
             let mut data = BTreeMap::new();
             if let Some(map) = value.get("data").filter(|d| !d.is_null()) {
-                let map = map
-                    .as_mapping()
-                    .ok_or_else(|| format!("ConfigMap/{name}: data is not a mapping"))?;
+                let map = map.as_mapping().ok_or_else(|| format!("ConfigMap/{name}: data is not a mapping"))?;
                 for (k, v) in map {
                     if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
                         data.insert(k, v);
                     }
                 }
             }
-            file.config_maps.push(ConfigMapObject {
-                name,
-                namespace,
-                data,
-            });
+            file.config_maps.push(ConfigMapObject { name, namespace, data });
             return Ok(());
         }
         _ => return Ok(()),
     };
     let name = name.ok_or_else(|| format!("{kind} without metadata.name"))?;
     let pod_spec = pod_spec.ok_or_else(|| format!("{kind}/{name}: no pod template spec"))?;
-    let mut workload = Workload {
-        kind: kind.clone(),
-        name,
-        namespace,
-        values: Vec::new(),
-        config_maps: Vec::new(),
-    };
+    let mut workload = Workload { kind: kind.clone(), name, namespace, values: Vec::new(), config_maps: Vec::new() };
     for field in ["initContainers", "containers"] {
         let Some(containers) = pod_spec.get(field).filter(|c| !c.is_null()) else {
             continue;
         };
-        let containers = containers
-            .as_sequence()
-            .ok_or_else(|| format!("{kind}/{}: {field} is not a list", workload.name))?;
+        let containers =
+            containers.as_sequence().ok_or_else(|| format!("{kind}/{}: {field} is not a list", workload.name))?;
         for container in containers {
             container_values(container, &mut workload)
                 .map_err(|e| format!("{kind}/{}: {field}: {e}", workload.name))?;
@@ -180,10 +161,7 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
                 let name = key_ref.and_then(|r| r.get("name")).and_then(scalar);
                 let key = key_ref.and_then(|r| r.get("key")).and_then(scalar);
                 if let (Some(name), Some(key)) = (name, key) {
-                    workload.config_maps.push(ConfigMapUse {
-                        name,
-                        key: Some(key),
-                    });
+                    workload.config_maps.push(ConfigMapUse { name, key: Some(key) });
                 }
             }
         }
@@ -193,11 +171,7 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
         None | Some(Value::Null) => {}
         Some(Value::Sequence(sources)) => {
             for source in sources {
-                if let Some(name) = source
-                    .get("configMapRef")
-                    .and_then(|r| r.get("name"))
-                    .and_then(scalar)
-                {
+                if let Some(name) = source.get("configMapRef").and_then(|r| r.get("name")).and_then(scalar) {
                     workload.config_maps.push(ConfigMapUse { name, key: None });
                 }
             }
@@ -229,20 +203,12 @@ pub fn service_hosts(value: &str) -> Vec<ServiceHost> {
 fn host_of(token: &str) -> Option<ServiceHost> {
     let rest = token.split_once("://").map_or(token, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = host_port
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = host_port.split(':').next().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
-            && l.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.starts_with(|c: char| c.is_ascii_lowercase())
@@ -251,17 +217,9 @@ fn host_of(token: &str) -> Option<ServiceHost> {
     if !labels.iter().all(|l| label_ok(l)) {
         return None;
     }
-    let qualified = |ns: &str| {
-        Some(ServiceHost {
-            name: labels[0].to_string(),
-            namespace: Some(ns.to_string()),
-        })
-    };
+    let qualified = |ns: &str| Some(ServiceHost { name: labels[0].to_string(), namespace: Some(ns.to_string()) });
     match labels.as_slice() {
-        [name] => Some(ServiceHost {
-            name: (*name).to_string(),
-            namespace: None,
-        }),
+        [name] => Some(ServiceHost { name: (*name).to_string(), namespace: None }),
         [_, ns] | [_, ns, "svc"] | [_, ns, "svc", "cluster", "local"] => qualified(ns),
         _ => None,
     }
@@ -272,10 +230,7 @@ mod tests {
     use super::*;
 
     fn host(name: &str, ns: Option<&str>) -> ServiceHost {
-        ServiceHost {
-            name: name.into(),
-            namespace: ns.map(str::to_string),
-        }
+        ServiceHost { name: name.into(), namespace: ns.map(str::to_string) }
     }
 
     #[test]
@@ -283,26 +238,11 @@ mod tests {
         assert_eq!(service_hosts("redis"), vec![host("redis", None)]);
         assert_eq!(service_hosts("db.data"), vec![host("db", Some("data"))]);
         assert_eq!(service_hosts("db.data.svc"), vec![host("db", Some("data"))]);
-        assert_eq!(
-            service_hosts("db.data.svc.cluster.local:5432"),
-            vec![host("db", Some("data"))]
-        );
-        assert_eq!(
-            service_hosts("http://api:8080/v1?x=1"),
-            vec![host("api", None)]
-        );
-        assert_eq!(
-            service_hosts("postgres://u:p@pg.db:5432/app"),
-            vec![host("pg", Some("db"))]
-        );
-        assert_eq!(
-            service_hosts("--broker=kafka:9092,zk:2181"),
-            vec![host("kafka", None), host("zk", None)]
-        );
-        assert!(
-            service_hosts("www.example.com").is_empty(),
-            "three labels not ending in svc are not a Service"
-        );
+        assert_eq!(service_hosts("db.data.svc.cluster.local:5432"), vec![host("db", Some("data"))]);
+        assert_eq!(service_hosts("http://api:8080/v1?x=1"), vec![host("api", None)]);
+        assert_eq!(service_hosts("postgres://u:p@pg.db:5432/app"), vec![host("pg", Some("db"))]);
+        assert_eq!(service_hosts("--broker=kafka:9092,zk:2181"), vec![host("kafka", None), host("zk", None)]);
+        assert!(service_hosts("www.example.com").is_empty(), "three labels not ending in svc are not a Service");
         assert!(service_hosts("10.0.0.1 /usr/bin/app 42").is_empty());
     }
 
@@ -351,39 +291,18 @@ items:
 "#,
         )
         .unwrap();
-        assert_eq!(
-            file.services,
-            vec![ServiceObject {
-                name: "api".into(),
-                namespace: Some("shop".into())
-            }]
-        );
+        assert_eq!(file.services, vec![ServiceObject { name: "api".into(), namespace: Some("shop".into()) }]);
         let web = &file.workloads[0];
-        assert_eq!(
-            (web.kind.as_str(), web.name.as_str()),
-            ("Deployment", "web")
-        );
+        assert_eq!((web.kind.as_str(), web.name.as_str()), ("Deployment", "web"));
         assert_eq!(
             web.values,
-            vec![
-                "sh",
-                "-c",
-                "until nc -z db 5432; do sleep 1; done",
-                "--api=http://api.shop:80",
-                "redis:6379"
-            ]
+            vec!["sh", "-c", "until nc -z db 5432; do sleep 1; done", "--api=http://api.shop:80", "redis:6379"]
         );
         assert_eq!(
             web.config_maps,
             vec![
-                ConfigMapUse {
-                    name: "endpoints".into(),
-                    key: Some("search".into())
-                },
-                ConfigMapUse {
-                    name: "settings".into(),
-                    key: None
-                },
+                ConfigMapUse { name: "endpoints".into(), key: Some("search".into()) },
+                ConfigMapUse { name: "settings".into(), key: None },
             ]
         );
         assert_eq!(file.workloads[1].values, vec!["report"]);
@@ -393,16 +312,8 @@ items:
 
     #[test]
     fn malformed_documents_are_named() {
-        assert!(
-            parse("kind: Service\nmetadata: {name: s}\n---\n- a\n")
-                .unwrap_err()
-                .starts_with("document 2")
-        );
-        assert!(
-            parse("kind: Deployment\nmetadata: {name: d}\nspec: {}\n")
-                .unwrap_err()
-                .contains("no pod template")
-        );
+        assert!(parse("kind: Service\nmetadata: {name: s}\n---\n- a\n").unwrap_err().starts_with("document 2"));
+        assert!(parse("kind: Deployment\nmetadata: {name: d}\nspec: {}\n").unwrap_err().contains("no pod template"));
         assert!(
             parse("kind: Pod\nmetadata: {name: p}\nspec: {containers: {a: 1}}\n")
                 .unwrap_err()

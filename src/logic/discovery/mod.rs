@@ -21,9 +21,7 @@ pub mod manifests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::repo_dependency_graph::{
-    DiscoveryError, DiscoveryFormat, DiscoverySource, EdgeStatus,
-};
+use crate::api::repo_dependency_graph::{DiscoveryError, DiscoveryFormat, DiscoverySource, EdgeStatus};
 
 /// One discovery file's text, fetched by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,13 +111,7 @@ struct Collector {
 impl Collector {
     /// Records `found` as an internal relation, an edge with `provenance`, or a problem
     /// (`unresolved` is the message when nobody owns the target and that is an error).
-    fn resolve(
-        &mut self,
-        resolved: Owner<'_>,
-        found: Found<'_>,
-        provenance: String,
-        unresolved: Option<String>,
-    ) {
+    fn resolve(&mut self, resolved: Owner<'_>, found: Found<'_>, provenance: String, unresolved: Option<String>) {
         match resolved {
             Owner::Itself => {
                 self.internal.insert(InternalRelation {
@@ -157,10 +149,7 @@ impl Collector {
     }
 
     fn problem(&mut self, repository: &str, file: &str, message: String) {
-        self.problems
-            .entry((repository.to_string(), file.to_string()))
-            .or_default()
-            .insert(message);
+        self.problems.entry((repository.to_string(), file.to_string())).or_default().insert(message);
     }
 }
 
@@ -170,11 +159,8 @@ pub fn discover(files: &[SourceFile]) -> Discovery {
     let mut composes = Vec::new();
     let mut manifest_files = Vec::new();
     for f in files {
-        let failed = |message: String| DiscoveryError {
-            repository: f.repository.clone(),
-            file: f.file.clone(),
-            message,
-        };
+        let failed =
+            |message: String| DiscoveryError { repository: f.repository.clone(), file: f.file.clone(), message };
         match f.format {
             DiscoveryFormat::Compose => match compose::parse(&f.content) {
                 Ok(parsed) => composes.push((f, parsed)),
@@ -198,11 +184,7 @@ pub fn discover(files: &[SourceFile]) -> Discovery {
                 images.entry(image).or_default().insert(repo);
             }
         }
-        for n in parsed
-            .networks
-            .iter()
-            .filter(|n| !n.external && n.explicit_name)
-        {
+        for n in parsed.networks.iter().filter(|n| !n.external && n.explicit_name) {
             networks.entry(&n.name).or_default().insert(repo);
         }
     }
@@ -210,56 +192,27 @@ pub fn discover(files: &[SourceFile]) -> Discovery {
     let mut config_maps: BTreeMap<(&str, &str), Vec<&manifests::ConfigMapObject>> = BTreeMap::new();
     for (f, parsed) in &manifest_files {
         for s in &parsed.services {
-            k8s_services
-                .entry(&s.name)
-                .or_default()
-                .push((&f.repository, s.namespace.as_deref()));
+            k8s_services.entry(&s.name).or_default().push((&f.repository, s.namespace.as_deref()));
         }
         for cm in &parsed.config_maps {
-            config_maps
-                .entry((&f.repository, &cm.name))
-                .or_default()
-                .push(cm);
+            config_maps.entry((&f.repository, &cm.name)).or_default().push(cm);
         }
     }
 
-    let mut out = Collector {
-        edges: BTreeSet::new(),
-        internal: BTreeSet::new(),
-        problems: BTreeMap::new(),
-    };
+    let mut out = Collector { edges: BTreeSet::new(), internal: BTreeSet::new(), problems: BTreeMap::new() };
     let none = BTreeSet::new();
     for (f, parsed) in &composes {
         let (repo, file) = (f.repository.as_str(), f.file.as_str());
         for s in &parsed.services {
             let provenance = format!("compose:{file}:{}", s.name);
-            let at = Found {
-                repository: repo,
-                file,
-                from: &s.name,
-                to: "",
-                via: "",
-                required: true,
-            };
+            let at = Found { repository: repo, file, from: &s.name, to: "", via: "", required: true };
             for r in &s.references {
-                let owners = services
-                    .get(r.service.as_str())
-                    .unwrap_or(&none)
-                    .iter()
-                    .copied();
+                let owners = services.get(r.service.as_str()).unwrap_or(&none).iter().copied();
                 let via = r.kind.as_str();
-                let unresolved = format!(
-                    "{}: {via} {} is defined by no repository",
-                    s.name, r.service
-                );
+                let unresolved = format!("{}: {via} {} is defined by no repository", s.name, r.service);
                 out.resolve(
                     owner(repo, owners),
-                    Found {
-                        to: &r.service,
-                        via,
-                        required: r.required,
-                        ..at
-                    },
+                    Found { to: &r.service, via, required: r.required, ..at },
                     provenance.clone(),
                     Some(unresolved),
                 );
@@ -268,110 +221,57 @@ pub fn discover(files: &[SourceFile]) -> Discovery {
                 let Some(network) = parsed.network(key).filter(|n| n.external) else {
                     continue;
                 };
-                let owners = networks
-                    .get(network.name.as_str())
-                    .unwrap_or(&none)
-                    .iter()
-                    .copied();
+                let owners = networks.get(network.name.as_str()).unwrap_or(&none).iter().copied();
                 let to = format!("network:{}", network.name);
-                out.resolve(
-                    owner(repo, owners),
-                    Found {
-                        to: &to,
-                        via: "networks",
-                        ..at
-                    },
-                    provenance.clone(),
-                    None,
-                );
+                out.resolve(owner(repo, owners), Found { to: &to, via: "networks", ..at }, provenance.clone(), None);
             }
             if let (false, Some(image)) = (s.builds, &s.image) {
                 let owners = images.get(image.as_str()).unwrap_or(&none).iter().copied();
                 let to = format!("image:{image}");
-                out.resolve(
-                    owner(repo, owners),
-                    Found {
-                        to: &to,
-                        via: "image",
-                        ..at
-                    },
-                    provenance.clone(),
-                    None,
-                );
+                out.resolve(owner(repo, owners), Found { to: &to, via: "image", ..at }, provenance.clone(), None);
             }
         }
     }
     for (f, parsed) in &manifest_files {
         let (repo, file) = (f.repository.as_str(), f.file.as_str());
         for w in &parsed.workloads {
-            let same_namespace =
-                |a: Option<&str>, b: Option<&str>| a.is_none() || b.is_none() || a == b;
+            let same_namespace = |a: Option<&str>, b: Option<&str>| a.is_none() || b.is_none() || a == b;
             let mut values: Vec<&str> = w.values.iter().map(String::as_str).collect();
             for used in &w.config_maps {
-                let found = config_maps
-                    .get(&(repo, used.name.as_str()))
-                    .into_iter()
-                    .flatten();
-                for cm in found
-                    .filter(|cm| same_namespace(cm.namespace.as_deref(), w.namespace.as_deref()))
-                {
+                let found = config_maps.get(&(repo, used.name.as_str())).into_iter().flatten();
+                for cm in found.filter(|cm| same_namespace(cm.namespace.as_deref(), w.namespace.as_deref())) {
                     match &used.key {
                         Some(key) => values.extend(cm.data.get(key).map(String::as_str)),
                         None => values.extend(cm.data.values().map(String::as_str)),
                     }
                 }
             }
-            let hosts: BTreeSet<manifests::ServiceHost> = values
-                .iter()
-                .flat_map(|v| manifests::service_hosts(v))
-                .collect();
+            let hosts: BTreeSet<manifests::ServiceHost> =
+                values.iter().flat_map(|v| manifests::service_hosts(v)).collect();
             let from = format!("{}/{}", w.kind, w.name);
             for host in hosts {
-                let candidates = k8s_services
-                    .get(host.name.as_str())
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, ns)| match &host.namespace {
-                        None => same_namespace(*ns, w.namespace.as_deref()),
-                        Some(wanted) => ns.is_none_or(|ns| ns == wanted),
+                let candidates =
+                    k8s_services.get(host.name.as_str()).into_iter().flatten().filter(|(_, ns)| {
+                        match &host.namespace {
+                            None => same_namespace(*ns, w.namespace.as_deref()),
+                            Some(wanted) => ns.is_none_or(|ns| ns == wanted),
+                        }
                     });
                 let owners = candidates.map(|(r, _)| *r);
                 let to = format!("Service/{}", host.name);
-                let found = Found {
-                    repository: repo,
-                    file,
-                    from: &from,
-                    to: &to,
-                    via: "env",
-                    required: true,
-                };
-                out.resolve(
-                    owner(repo, owners),
-                    found,
-                    format!("manifest:{file}:{from}"),
-                    None,
-                );
+                let found = Found { repository: repo, file, from: &from, to: &to, via: "env", required: true };
+                out.resolve(owner(repo, owners), found, format!("manifest:{file}:{from}"), None);
             }
         }
     }
 
-    errors.extend(
-        out.problems
-            .into_iter()
-            .map(|((repository, file), messages)| DiscoveryError {
-                repository,
-                file,
-                message: messages.into_iter().collect::<Vec<_>>().join("; "),
-            }),
-    );
-    errors.sort_by(|a, b| {
-        (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message))
-    });
-    Discovery {
-        edges: out.edges.into_iter().collect(),
-        internal: out.internal.into_iter().collect(),
-        errors,
-    }
+    errors.extend(out.problems.into_iter().map(|((repository, file), messages)| DiscoveryError {
+        repository,
+        file,
+        message: messages.into_iter().collect::<Vec<_>>().join("; "),
+    }));
+    errors.sort_by(|a, b| (&a.repository, &a.file, &a.message).cmp(&(&b.repository, &b.file, &b.message)));
+    Discovery { edges: out.edges.into_iter().collect(), internal: out.internal.into_iter().collect(), errors }
 }
 
 #[cfg(test)]

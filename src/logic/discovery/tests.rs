@@ -20,32 +20,15 @@ fn compose(repository: &str, file: &str, content: &str) -> SourceFile {
 }
 
 fn manifests(repository: &str, file: &str, content: &str) -> SourceFile {
-    SourceFile {
-        format: DiscoveryFormat::Manifests,
-        ..compose(repository, file, content)
-    }
+    SourceFile { format: DiscoveryFormat::Manifests, ..compose(repository, file, content) }
 }
 
 fn edges(d: &Discovery) -> Vec<(&str, &str, bool, &str)> {
-    d.edges
-        .iter()
-        .map(|e| {
-            (
-                e.from.as_str(),
-                e.to.as_str(),
-                e.required,
-                e.provenance.as_str(),
-            )
-        })
-        .collect()
+    d.edges.iter().map(|e| (e.from.as_str(), e.to.as_str(), e.required, e.provenance.as_str())).collect()
 }
 
 fn internal<'a>(d: &'a Discovery, repository: &str) -> Vec<(&'a str, &'a str, &'a str)> {
-    d.internal
-        .iter()
-        .filter(|r| r.repository == repository)
-        .map(|r| (r.from.as_str(), r.via, r.to.as_str()))
-        .collect()
+    d.internal.iter().filter(|r| r.repository == repository).map(|r| (r.from.as_str(), r.via, r.to.as_str())).collect()
 }
 
 #[test]
@@ -78,41 +61,17 @@ networks:
       name: corp_legacy
 "#,
         ),
-        compose(
-            "o/db",
-            "compose.yaml",
-            "services:\n  db: {image: postgres}\n  queue: {image: rabbitmq}\n",
-        ),
-        compose(
-            "o/auth",
-            "compose.yaml",
-            "services:\n  auth: {image: keycloak}\n",
-        ),
-        compose(
-            "o/assets",
-            "compose.yaml",
-            "services:\n  assets: {image: nginx}\n",
-        ),
-        compose(
-            "o/vpn",
-            "compose.yaml",
-            "services:\n  vpn: {image: wireguard}\n",
-        ),
-        compose(
-            "o/metrics",
-            "compose.yaml",
-            "services:\n  metrics: {image: prom}\n",
-        ),
+        compose("o/db", "compose.yaml", "services:\n  db: {image: postgres}\n  queue: {image: rabbitmq}\n"),
+        compose("o/auth", "compose.yaml", "services:\n  auth: {image: keycloak}\n"),
+        compose("o/assets", "compose.yaml", "services:\n  assets: {image: nginx}\n"),
+        compose("o/vpn", "compose.yaml", "services:\n  vpn: {image: wireguard}\n"),
+        compose("o/metrics", "compose.yaml", "services:\n  metrics: {image: prom}\n"),
         compose(
             "o/net",
             "compose.yaml",
             "services:\n  router: {image: traefik, networks: [shared, legacy]}\nnetworks:\n  shared:\n  legacy:\n    name: corp_legacy\n",
         ),
-        compose(
-            "o/base",
-            "compose.yaml",
-            "services:\n  base:\n    build: .\n    image: acme/base:latest\n",
-        ),
+        compose("o/base", "compose.yaml", "services:\n  base:\n    build: .\n    image: acme/base:latest\n"),
     ]);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
     let web = "compose:docker-compose.yml:web";
@@ -136,16 +95,8 @@ networks:
 #[test]
 fn own_definitions_win_and_ambiguous_or_unknown_references_are_reported() {
     let d = discover(&[
-        compose(
-            "o/a",
-            "c.yml",
-            "services:\n  app: {depends_on: [db, cache, ghost]}\n  db: {image: mysql}\n",
-        ),
-        compose(
-            "o/b",
-            "c.yml",
-            "services:\n  db: {image: mysql}\n  cache: {image: redis}\n",
-        ),
+        compose("o/a", "c.yml", "services:\n  app: {depends_on: [db, cache, ghost]}\n  db: {image: mysql}\n"),
+        compose("o/b", "c.yml", "services:\n  db: {image: mysql}\n  cache: {image: redis}\n"),
         compose("o/c", "c.yml", "services:\n  cache: {image: redis}\n"),
     ]);
     assert!(d.edges.is_empty(), "{:?}", d.edges);
@@ -164,36 +115,17 @@ fn a_malformed_file_is_reported_and_the_rest_still_discovered() {
         compose("o/a", "broken.yml", "services:\n  app: [\n"),
         compose("o/a", "good.yml", "services:\n  app: {depends_on: [db]}\n"),
         compose("o/b", "c.yml", "services:\n  db: {}\n"),
-        manifests(
-            "o/b",
-            "k8s.yaml",
-            "kind: Deployment\nmetadata: {name: x}\nspec: 7\n",
-        ),
+        manifests("o/b", "k8s.yaml", "kind: Deployment\nmetadata: {name: x}\nspec: 7\n"),
     ];
     let d = discover(&files);
-    assert_eq!(
-        edges(&d),
-        vec![("o/a", "o/b", true, "compose:good.yml:app")]
-    );
-    let failed: Vec<(&str, &str)> = d
-        .errors
-        .iter()
-        .map(|e| (e.repository.as_str(), e.file.as_str()))
-        .collect();
+    assert_eq!(edges(&d), vec![("o/a", "o/b", true, "compose:good.yml:app")]);
+    let failed: Vec<(&str, &str)> = d.errors.iter().map(|e| (e.repository.as_str(), e.file.as_str())).collect();
     assert_eq!(failed, vec![("o/a", "broken.yml"), ("o/b", "k8s.yaml")]);
-    assert!(
-        d.errors[0].message.starts_with("invalid YAML"),
-        "{}",
-        d.errors[0].message
-    );
+    assert!(d.errors[0].message.starts_with("invalid YAML"), "{}", d.errors[0].message);
 
     let repos: Vec<Repository> = ["o/a", "o/b"]
         .iter()
-        .map(|n| Repository {
-            name: (*n).into(),
-            depends_on: vec![],
-            discovery: vec![],
-        })
+        .map(|n| Repository { name: (*n).into(), depends_on: vec![], discovery: vec![] })
         .collect();
     let status = analyse(&repos, &d.edges, &GraphOptions::default()).to_status(&d.errors);
     assert_eq!(status.order, vec!["o/b", "o/a"]);
@@ -250,16 +182,8 @@ spec:
           containers: [{name: r, command: ["report", "--db=postgres://u@db:5432/x"]}]
 "#,
         ),
-        manifests(
-            "o/shop",
-            "k8s.yaml",
-            "kind: Service\nmetadata: {name: api, namespace: shop}\n",
-        ),
-        manifests(
-            "o/search",
-            "k8s.yaml",
-            "kind: Service\nmetadata: {name: search}\n",
-        ),
+        manifests("o/shop", "k8s.yaml", "kind: Service\nmetadata: {name: api, namespace: shop}\n"),
+        manifests("o/search", "k8s.yaml", "kind: Service\nmetadata: {name: search}\n"),
         manifests(
             "o/data",
             "k8s.yaml",
@@ -270,11 +194,7 @@ spec:
             "k8s.yaml",
             "kind: Service\nmetadata: {name: billing}\n---\nkind: Service\nmetadata: {name: mail}\n",
         ),
-        manifests(
-            "o/other",
-            "k8s.yaml",
-            "kind: Service\nmetadata: {name: api, namespace: elsewhere}\n",
-        ),
+        manifests("o/other", "k8s.yaml", "kind: Service\nmetadata: {name: api, namespace: elsewhere}\n"),
     ]);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
     let deploy = "manifest:deploy/app.yaml:Deployment/front";
@@ -282,21 +202,13 @@ spec:
         edges(&d),
         vec![
             ("o/front", "o/billing", true, deploy),
-            (
-                "o/front",
-                "o/data",
-                true,
-                "manifest:deploy/app.yaml:CronJob/report"
-            ),
+            ("o/front", "o/data", true, "manifest:deploy/app.yaml:CronJob/report"),
             ("o/front", "o/data", true, deploy),
             ("o/front", "o/search", true, deploy),
             ("o/front", "o/shop", true, deploy),
         ]
     );
-    assert_eq!(
-        internal(&d, "o/front"),
-        vec![("Deployment/front", "env", "Service/front")]
-    );
+    assert_eq!(internal(&d, "o/front"), vec![("Deployment/front", "env", "Service/front")]);
 }
 
 #[test]
@@ -309,18 +221,11 @@ fn real_compose_files_parse_and_yield_their_internal_relations() {
         "n8n-io__self-hosted-ai-starter-kit__docker-compose.yml",
         "nginx-proxy__nginx-proxy__docker-compose-separate-containers.yml",
     ];
-    let files: Vec<SourceFile> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| compose(&format!("o/r{i}"), n, &testdata(n)))
-        .collect();
+    let files: Vec<SourceFile> =
+        names.iter().enumerate().map(|(i, n)| compose(&format!("o/r{i}"), n, &testdata(n))).collect();
     let d = discover(&files);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
-    assert!(
-        d.edges.is_empty(),
-        "each file is one repository: {:?}",
-        d.edges
-    );
+    assert!(d.edges.is_empty(), "each file is one repository: {:?}", d.edges);
 
     let conductor = internal(&d, "o/r0");
     for expected in [
@@ -332,63 +237,33 @@ fn real_compose_files_parse_and_yield_their_internal_relations() {
         ("conductor-server", "links", "prometheus"),
         ("conductor-ui", "links", "conductor-server"),
     ] {
-        assert!(
-            conductor.contains(&expected),
-            "{expected:?} in {conductor:?}"
-        );
+        assert!(conductor.contains(&expected), "{expected:?} in {conductor:?}");
     }
     // external_links name containers outside compose and are not service references.
-    assert!(
-        !conductor.iter().any(|(from, _, _)| *from == "prometheus"),
-        "{conductor:?}"
-    );
+    assert!(!conductor.iter().any(|(from, _, _)| *from == "prometheus"), "{conductor:?}");
 
-    assert_eq!(
-        internal(&d, "o/r2"),
-        vec![("service", "network_mode", "bridge")]
-    );
+    assert_eq!(internal(&d, "o/r2"), vec![("service", "network_mode", "bridge")]);
 
     let sentry = compose::parse(&testdata(names[3])).unwrap();
     assert_eq!(sentry.services.len(), 30);
     let relations = internal(&d, "o/r3");
     let depends = |from: &str| -> Vec<&str> {
-        relations
-            .iter()
-            .filter(|(f, via, _)| *f == from && *via == "depends_on")
-            .map(|(_, _, to)| *to)
-            .collect()
+        relations.iter().filter(|(f, via, _)| *f == from && *via == "depends_on").map(|(_, _, to)| *to).collect()
     };
     assert_eq!(depends("nginx"), vec!["relay", "web"]);
     assert_eq!(depends("relay"), vec!["kafka", "redis", "web"]);
     assert_eq!(depends("kafka"), vec!["zookeeper"]);
     assert_eq!(depends("snuba-api"), vec!["clickhouse", "kafka", "redis"]);
-    assert_eq!(
-        depends("snuba-cleanup"),
-        vec!["clickhouse", "kafka", "redis"],
-        "merged defaults survive a local image"
-    );
+    assert_eq!(depends("snuba-cleanup"), vec!["clickhouse", "kafka", "redis"], "merged defaults survive a local image");
     let web = depends("web");
     assert_eq!(web.len(), 14, "{web:?}");
-    for dep in [
-        "kafka",
-        "memcached",
-        "postgres",
-        "redis",
-        "smtp",
-        "snuba-api",
-        "snuba-replacer",
-        "symbolicator",
-    ] {
+    for dep in ["kafka", "memcached", "postgres", "redis", "smtp", "snuba-api", "snuba-replacer", "symbolicator"] {
         assert!(web.contains(&dep), "web depends on {dep}: {web:?}");
     }
     assert!(depends("geoipupdate").is_empty());
 
     let n8n = internal(&d, "o/r4");
-    let n8n_depends: Vec<_> = n8n
-        .iter()
-        .filter(|(_, via, _)| *via == "depends_on")
-        .copied()
-        .collect();
+    let n8n_depends: Vec<_> = n8n.iter().filter(|(_, via, _)| *via == "depends_on").copied().collect();
     assert_eq!(
         n8n_depends,
         vec![
@@ -400,45 +275,22 @@ fn real_compose_files_parse_and_yield_their_internal_relations() {
             ("ollama-pull-llama-gpu-amd", "depends_on", "ollama-gpu-amd"),
         ]
     );
-    assert_eq!(
-        internal(&d, "o/r5"),
-        vec![("dockergen", "volumes_from", "nginx")]
-    );
+    assert_eq!(internal(&d, "o/r5"), vec![("dockergen", "volumes_from", "nginx")]);
 }
 
 #[test]
 fn real_compose_files_split_across_repositories_produce_edges() {
     let d = discover(&[
-        compose(
-            "o/proxy",
-            "proxy.yml",
-            &testdata("nginx-proxy__nginx-proxy__docker-compose-separate-containers.yml"),
-        ),
+        compose("o/proxy", "proxy.yml", &testdata("nginx-proxy__nginx-proxy__docker-compose-separate-containers.yml")),
         compose(
             "o/sites",
             "sites.yml",
             "services:\n  site:\n    volumes_from: [\"nginx:ro\"]\n    network_mode: service:dockergen\n",
         ),
-        compose(
-            "o/ext",
-            "ext.yml",
-            &testdata("docker__compose__tests_fixtures_networks_external-networks.yml"),
-        ),
-        compose(
-            "o/netowner",
-            "net.yml",
-            "services: {}\nnetworks:\n  networks_foo:\n  bar:\n    name: networks_bar\n",
-        ),
-        compose(
-            "o/conductor",
-            "conductor.yml",
-            &testdata("Netflix__conductor__docker_docker-compose-postgres.yml"),
-        ),
-        compose(
-            "o/n8n",
-            "n8n.yml",
-            &testdata("n8n-io__self-hosted-ai-starter-kit__docker-compose.yml"),
-        ),
+        compose("o/ext", "ext.yml", &testdata("docker__compose__tests_fixtures_networks_external-networks.yml")),
+        compose("o/netowner", "net.yml", "services: {}\nnetworks:\n  networks_foo:\n  bar:\n    name: networks_bar\n"),
+        compose("o/conductor", "conductor.yml", &testdata("Netflix__conductor__docker_docker-compose-postgres.yml")),
+        compose("o/n8n", "n8n.yml", &testdata("n8n-io__self-hosted-ai-starter-kit__docker-compose.yml")),
     ]);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
     assert_eq!(
@@ -464,10 +316,7 @@ fn source_labels_name_the_path_or_the_config_map_key() {
     };
     assert_eq!(source_label(&path), "a/b.yml");
     let cm = DiscoverySource {
-        config_map_ref: Some(ConfigMapKeyRef {
-            name: "deps".into(),
-            key: "compose.yml".into(),
-        }),
+        config_map_ref: Some(ConfigMapKeyRef { name: "deps".into(), key: "compose.yml".into() }),
         path: None,
         ..path
     };

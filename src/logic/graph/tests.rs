@@ -11,14 +11,8 @@ fn repo(name: &str, deps: &[&str]) -> Repository {
         depends_on: deps
             .iter()
             .map(|d| match d.strip_prefix('?') {
-                Some(optional) => Dependency {
-                    repository: optional.into(),
-                    required: false,
-                },
-                None => Dependency {
-                    repository: (*d).into(),
-                    required: true,
-                },
+                Some(optional) => Dependency { repository: optional.into(), required: false },
+                None => Dependency { repository: (*d).into(), required: true },
             })
             .collect(),
         discovery: vec![],
@@ -26,12 +20,7 @@ fn repo(name: &str, deps: &[&str]) -> Repository {
 }
 
 fn edge(from: &str, to: &str, required: bool, provenance: &str) -> EdgeStatus {
-    EdgeStatus {
-        from: from.into(),
-        to: to.into(),
-        required,
-        provenance: provenance.into(),
-    }
+    EdgeStatus { from: from.into(), to: to.into(), required, provenance: provenance.into() }
 }
 
 fn run(repos: &[Repository]) -> Analysis {
@@ -51,18 +40,8 @@ fn diamond_deploys_in_three_phases_with_name_tie_break() {
         repo("o/db", &[]),
         repo("o/tools", &[]),
     ]);
-    assert_eq!(
-        a.phases(),
-        vec![
-            vec!["o/db", "o/tools"],
-            vec!["o/api", "o/web"],
-            vec!["o/app"]
-        ]
-    );
-    assert_eq!(
-        a.order(),
-        vec!["o/db", "o/tools", "o/api", "o/web", "o/app"]
-    );
+    assert_eq!(a.phases(), vec![vec!["o/db", "o/tools"], vec!["o/api", "o/web"], vec!["o/app"]]);
+    assert_eq!(a.order(), vec!["o/db", "o/tools", "o/api", "o/web", "o/app"]);
     assert!(a.cycles().is_empty());
     assert_eq!(a.depth(), 2);
     assert_eq!(a.longest_chain(), vec!["o/app", "o/api", "o/db"]);
@@ -78,31 +57,14 @@ fn diamond_deploys_in_three_phases_with_name_tie_break() {
 
 #[test]
 fn two_cycles_sharing_a_node_are_both_reported() {
-    let a = run(&[
-        repo("o/a", &["o/b", "o/c"]),
-        repo("o/b", &["o/a"]),
-        repo("o/c", &["o/a"]),
-        repo("o/d", &["o/c"]),
-    ]);
-    assert_eq!(
-        a.cycles(),
-        vec![vec!["o/a", "o/b", "o/a"], vec!["o/a", "o/c", "o/a"]]
-    );
-    assert!(
-        a.order().is_empty(),
-        "every repository is on or behind a cycle"
-    );
+    let a = run(&[repo("o/a", &["o/b", "o/c"]), repo("o/b", &["o/a"]), repo("o/c", &["o/a"]), repo("o/d", &["o/c"])]);
+    assert_eq!(a.cycles(), vec![vec!["o/a", "o/b", "o/a"], vec!["o/a", "o/c", "o/a"]]);
+    assert!(a.order().is_empty(), "every repository is on or behind a cycle");
     assert_eq!(a.waiting_on("o/b"), strings(&["o/a", "o/b", "o/c"]));
     assert_eq!(a.waiting_on("o/d"), strings(&["o/a", "o/b", "o/c"]));
     assert_eq!(a.phase_of("o/d"), None);
     assert!(a.links().iter().filter(|l| l.in_cycle).count() == 4);
-    assert!(
-        !a.links()
-            .iter()
-            .find(|l| a.names()[l.from] == "o/d")
-            .unwrap()
-            .in_cycle
-    );
+    assert!(!a.links().iter().find(|l| a.names()[l.from] == "o/d").unwrap().in_cycle);
 }
 
 #[test]
@@ -115,10 +77,7 @@ fn self_loop_is_a_cycle_of_one() {
     assert_eq!(a.cycles(), vec![vec!["o/s", "o/s"]]);
     assert_eq!(a.order(), vec!["o/u"]);
     assert_eq!(a.waiting_on("o/t"), strings(&["o/s"]));
-    assert!(
-        a.transitive_dependencies("o/s").is_empty(),
-        "a repository is never its own dependency"
-    );
+    assert!(a.transitive_dependencies("o/s").is_empty(), "a repository is never its own dependency");
 }
 
 #[test]
@@ -140,21 +99,13 @@ fn nested_cycles_and_chords_yield_every_elementary_cycle() {
     ]);
     assert_eq!(
         a.cycles(),
-        vec![
-            vec!["o/a", "o/b", "o/c", "o/d", "o/a"],
-            vec!["o/a", "o/c", "o/d", "o/a"],
-            vec!["o/b", "o/c", "o/b"]
-        ]
+        vec![vec!["o/a", "o/b", "o/c", "o/d", "o/a"], vec!["o/a", "o/c", "o/d", "o/a"], vec!["o/b", "o/c", "o/b"]]
     );
 }
 
 #[test]
 fn complete_graph_of_three_has_five_cycles() {
-    let a = run(&[
-        repo("o/a", &["o/b", "o/c"]),
-        repo("o/b", &["o/a", "o/c"]),
-        repo("o/c", &["o/a", "o/b"]),
-    ]);
+    let a = run(&[repo("o/a", &["o/b", "o/c"]), repo("o/b", &["o/a", "o/c"]), repo("o/c", &["o/a", "o/b"])]);
     assert_eq!(
         a.cycles(),
         vec![
@@ -174,11 +125,7 @@ fn cycle_listing_is_capped_and_says_so() {
     let repos: Vec<Repository> = names
         .iter()
         .map(|n| {
-            let deps: Vec<&str> = names
-                .iter()
-                .filter(|d| *d != n)
-                .map(String::as_str)
-                .collect();
+            let deps: Vec<&str> = names.iter().filter(|d| *d != n).map(String::as_str).collect();
             repo(n, &deps)
         })
         .collect();
@@ -202,22 +149,13 @@ fn transitive_closure_follows_every_edge_both_ways() {
     assert_eq!(a.transitive_dependents("o/c"), vec!["o/a", "o/b", "o/d"]);
     assert!(a.transitive_dependents("o/e").is_empty());
     let status = a.to_status(&[]);
-    let d = status
-        .repositories
-        .iter()
-        .find(|r| r.name == "o/d")
-        .unwrap();
+    let d = status.repositories.iter().find(|r| r.name == "o/d").unwrap();
     assert_eq!(d.transitive_dependencies, strings(&["o/b", "o/c"]));
 }
 
 #[test]
 fn closure_through_a_cycle_includes_the_whole_cycle_but_not_itself() {
-    let a = run(&[
-        repo("o/a", &["o/b"]),
-        repo("o/b", &["o/c"]),
-        repo("o/c", &["o/b", "o/d"]),
-        repo("o/d", &[]),
-    ]);
+    let a = run(&[repo("o/a", &["o/b"]), repo("o/b", &["o/c"]), repo("o/c", &["o/b", "o/d"]), repo("o/d", &[])]);
     assert_eq!(a.transitive_dependencies("o/b"), vec!["o/c", "o/d"]);
     assert_eq!(a.transitive_dependencies("o/a"), vec!["o/b", "o/c", "o/d"]);
     assert_eq!(a.transitive_dependents("o/c"), vec!["o/a", "o/b"]);
@@ -226,18 +164,8 @@ fn closure_through_a_cycle_includes_the_whole_cycle_but_not_itself() {
 #[test]
 fn missing_repositories_are_reported_and_block_only_required_dependents() {
     let a = analyse(
-        &[
-            repo("o/a", &["x/gone"]),
-            repo("o/b", &["o/a"]),
-            repo("o/c", &["?x/gone"]),
-            repo("o/d", &["?o/a"]),
-        ],
-        &[edge(
-            "o/c",
-            "x/other",
-            true,
-            "manifest:k8s.yaml:Deployment/c",
-        )],
+        &[repo("o/a", &["x/gone"]), repo("o/b", &["o/a"]), repo("o/c", &["?x/gone"]), repo("o/d", &["?o/a"])],
+        &[edge("o/c", "x/other", true, "manifest:k8s.yaml:Deployment/c")],
         &GraphOptions::default(),
     );
     assert_eq!(
@@ -260,19 +188,12 @@ fn missing_repositories_are_reported_and_block_only_required_dependents() {
 fn optional_edges_order_acyclic_repositories() {
     let a = run(&[repo("o/a", &["?o/b"]), repo("o/b", &[])]);
     assert_eq!(a.phases(), vec![vec!["o/b"], vec!["o/a"]]);
-    assert_eq!(
-        a.to_status(&[]).edges,
-        vec![edge("o/a", "o/b", false, EXPLICIT)]
-    );
+    assert_eq!(a.to_status(&[]).edges, vec![edge("o/a", "o/b", false, EXPLICIT)]);
 }
 
 #[test]
 fn optional_edge_never_makes_a_repository_wait_on_a_cycle() {
-    let a = run(&[
-        repo("o/x", &["?o/c1"]),
-        repo("o/c1", &["o/c2"]),
-        repo("o/c2", &["o/c1"]),
-    ]);
+    let a = run(&[repo("o/x", &["?o/c1"]), repo("o/c1", &["o/c2"]), repo("o/c2", &["o/c1"])]);
     assert_eq!(a.order(), vec!["o/x"]);
     assert!(a.waiting_on("o/x").is_empty());
     assert_eq!(a.cycles(), vec![vec!["o/c1", "o/c2", "o/c1"]]);
@@ -280,23 +201,11 @@ fn optional_edge_never_makes_a_repository_wait_on_a_cycle() {
 
 #[test]
 fn optional_edges_closing_a_loop_are_relaxed_not_cycles() {
-    let a = run(&[
-        repo("o/a", &["o/b"]),
-        repo("o/b", &["?o/a"]),
-        repo("o/p", &["?o/q"]),
-        repo("o/q", &["?o/p"]),
-    ]);
+    let a = run(&[repo("o/a", &["o/b"]), repo("o/b", &["?o/a"]), repo("o/p", &["?o/q"]), repo("o/q", &["?o/p"])]);
     assert!(a.cycles().is_empty(), "only required edges make cycles");
     assert_eq!(a.phases(), vec![vec!["o/b", "o/p", "o/q"], vec!["o/a"]]);
-    let relaxed: Vec<(&str, &str)> = a
-        .relaxed_edges()
-        .iter()
-        .map(|e| (e.from.as_str(), e.to.as_str()))
-        .collect();
-    assert_eq!(
-        relaxed,
-        vec![("o/b", "o/a"), ("o/p", "o/q"), ("o/q", "o/p")]
-    );
+    let relaxed: Vec<(&str, &str)> = a.relaxed_edges().iter().map(|e| (e.from.as_str(), e.to.as_str())).collect();
+    assert_eq!(relaxed, vec![("o/b", "o/a"), ("o/p", "o/q"), ("o/q", "o/p")]);
 }
 
 #[test]
@@ -309,43 +218,21 @@ fn parallel_edges_keep_every_provenance_and_merge_requiredness() {
         ],
         &GraphOptions::default(),
     );
-    assert_eq!(
-        a.edges().len(),
-        2,
-        "duplicates collapse, distinct provenances stay"
-    );
+    assert_eq!(a.edges().len(), 2, "duplicates collapse, distinct provenances stay");
     assert_eq!(a.links().len(), 1);
     assert!(a.links()[0].required);
 }
 
 #[test]
 fn max_depth_is_enforced_on_the_longest_chain() {
-    let repos = [
-        repo("o/a", &["o/b"]),
-        repo("o/b", &["o/c"]),
-        repo("o/c", &["o/d"]),
-        repo("o/d", &[]),
-        repo("o/e", &["o/d"]),
-    ];
-    let with = |max| {
-        analyse(
-            &repos,
-            &[],
-            &GraphOptions {
-                max_depth: Some(max),
-                allow_parallel: true,
-            },
-        )
-    };
+    let repos =
+        [repo("o/a", &["o/b"]), repo("o/b", &["o/c"]), repo("o/c", &["o/d"]), repo("o/d", &[]), repo("o/e", &["o/d"])];
+    let with = |max| analyse(&repos, &[], &GraphOptions { max_depth: Some(max), allow_parallel: true });
     assert_eq!(with(3).check(), Ok(()));
     let err = with(2).check().unwrap_err();
     assert_eq!(
         err,
-        GraphError::DepthExceeded {
-            depth: 3,
-            max_depth: 2,
-            chain: strings(&["o/a", "o/b", "o/c", "o/d"])
-        }
+        GraphError::DepthExceeded { depth: 3, max_depth: 2, chain: strings(&["o/a", "o/b", "o/c", "o/d"]) }
     );
     assert_eq!(err.reason(), "MaxDepthExceeded");
     assert_eq!(
@@ -364,17 +251,13 @@ fn analysis_does_not_depend_on_input_order() {
         repo("o/d", &[]),
         repo("o/e", &["o/d"]),
     ];
-    let discovered = vec![
-        edge("o/e", "o/d", true, "compose:f:s"),
-        edge("o/d", "o/zz", false, "manifest:f:Pod/p"),
-    ];
+    let discovered = vec![edge("o/e", "o/d", true, "compose:f:s"), edge("o/d", "o/zz", false, "manifest:f:Pod/p")];
     let forward = analyse(&repos, &discovered, &GraphOptions::default()).to_status(&[]);
     let mut reversed_repos = repos.clone();
     reversed_repos.reverse();
     let mut reversed_edges = discovered.clone();
     reversed_edges.reverse();
-    let backward =
-        analyse(&reversed_repos, &reversed_edges, &GraphOptions::default()).to_status(&[]);
+    let backward = analyse(&reversed_repos, &reversed_edges, &GraphOptions::default()).to_status(&[]);
     assert_eq!(forward, backward);
 }
 
@@ -396,18 +279,11 @@ fn name(i: usize) -> String {
 fn build(n: usize, edges: &[(usize, usize, bool)]) -> Vec<Repository> {
     let mut repos: Vec<Repository> = (0..n).map(|i| repo(&name(i), &[])).collect();
     for &(from, to, required) in edges {
-        repos[from].depends_on.push(Dependency {
-            repository: name(to),
-            required,
-        });
+        repos[from].depends_on.push(Dependency { repository: name(to), required });
     }
     for r in &mut repos {
         // The CRD keys dependsOn by repository: keep one entry per target.
-        r.depends_on.sort_by(|a, b| {
-            a.repository
-                .cmp(&b.repository)
-                .then(b.required.cmp(&a.required))
-        });
+        r.depends_on.sort_by(|a, b| a.repository.cmp(&b.repository).then(b.required.cmp(&a.required)));
         r.depends_on.dedup_by(|a, b| a.repository == b.repository);
     }
     repos
@@ -415,34 +291,21 @@ fn build(n: usize, edges: &[(usize, usize, bool)]) -> Vec<Repository> {
 
 fn dag() -> impl Strategy<Value = (usize, Vec<(usize, usize, bool)>)> {
     (1usize..40).prop_flat_map(|n| {
-        let edges =
-            proptest::collection::vec((0..n, 0..n, any::<bool>()), 0..n * 3).prop_map(|es| {
-                es.into_iter()
-                    .filter(|(a, b, _)| a != b)
-                    .map(|(a, b, r)| (a.max(b), a.min(b), r))
-                    .collect()
-            });
+        let edges = proptest::collection::vec((0..n, 0..n, any::<bool>()), 0..n * 3).prop_map(|es| {
+            es.into_iter().filter(|(a, b, _)| a != b).map(|(a, b, r)| (a.max(b), a.min(b), r)).collect()
+        });
         (Just(n), edges)
     })
 }
 
 fn digraph() -> impl Strategy<Value = (usize, Vec<(usize, usize, bool)>)> {
-    (1usize..8).prop_flat_map(|n| {
-        (
-            Just(n),
-            proptest::collection::vec((0..n, 0..n, prop::bool::weighted(0.8)), 0..n * 3),
-        )
-    })
+    (1usize..8)
+        .prop_flat_map(|n| (Just(n), proptest::collection::vec((0..n, 0..n, prop::bool::weighted(0.8)), 0..n * 3)))
 }
 
 /// Elementary cycles by brute force: from each start, simple paths over larger nodes.
 fn brute_force_cycles(n: usize, adjacency: &[BTreeSet<usize>]) -> BTreeSet<Vec<usize>> {
-    fn walk(
-        start: usize,
-        path: &mut Vec<usize>,
-        adjacency: &[BTreeSet<usize>],
-        out: &mut BTreeSet<Vec<usize>>,
-    ) {
+    fn walk(start: usize, path: &mut Vec<usize>, adjacency: &[BTreeSet<usize>], out: &mut BTreeSet<Vec<usize>>) {
         let last = *path.last().unwrap();
         for &next in &adjacency[last] {
             if next == start {
