@@ -23,6 +23,19 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels of a claim count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClaimLabels {
+    pub pool: String,
+    pub phase: String,
+}
+
+/// Labels naming a pool.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: String,
+}
+
 /// Every metric the operator exports, registered once at start.
 pub struct Metrics {
     pub registry: Registry,
@@ -32,6 +45,12 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge<i64, AtomicI64>,
+    /// SharedResourceClaims by pool and phase.
+    pub claims: Family<ClaimLabels, Gauge<i64, AtomicI64>>,
+    /// Values a pool can hand out (absent for unbounded pools).
+    pub pool_capacity: Family<PoolLabels, Gauge<i64, AtomicI64>>,
+    /// Values of a pool currently held.
+    pub pool_usage: Family<PoolLabels, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -45,7 +64,13 @@ impl Default for Metrics {
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
-        Self { registry, reconciles, reconcile_duration, leader }
+        let claims = Family::<ClaimLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register("claims", "SharedResourceClaims by pool and phase", claims.clone());
+        let pool_capacity = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register("pool_capacity", "Values a pool can hand out", pool_capacity.clone());
+        let pool_usage = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register("pool_usage", "Values of a pool currently held", pool_usage.clone());
+        Self { registry, reconciles, reconcile_duration, leader, claims, pool_capacity, pool_usage }
     }
 }
 

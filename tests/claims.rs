@@ -113,7 +113,7 @@ fn phase(c: &SharedResourceClaim) -> Option<ClaimPhase> {
 async fn two_operators_bind_exactly_the_pool_and_rebind_freed_values() {
     // Databases 1-12 are allocatable: 0 is never handed out.
     let s = Setup::new("race", 13).await;
-    let _a = s.operator();
+    let a = s.operator();
     let _b = s.operator();
     let names: Vec<String> = (0..200).map(|i| format!("c{i:03}")).collect();
     futures::stream::iter(&names)
@@ -151,6 +151,18 @@ async fn two_operators_bind_exactly_the_pool_and_rebind_freed_values() {
     let leases: Api<Lease> = Api::namespaced(s.cp.client(), &s.ns);
     let records = leases.list(&ListParams::default().labels("switchyard.dev/record=allocation")).await.expect("leases");
     assert_eq!(records.items.len(), 12, "one Lease per held value");
+    wait_for(TIMEOUT, "pool metrics", || async {
+        let (_, text) = a.get("/metrics").await?;
+        let want = [
+            "switchyard_claims{pool=\"redis\",phase=\"Bound\"} 12",
+            "switchyard_claims{pool=\"redis\",phase=\"Pending\"} 188",
+            "switchyard_pool_capacity{pool=\"redis\"} 12",
+            "switchyard_pool_usage{pool=\"redis\"} 12",
+        ];
+        want.iter().all(|w| text.lines().any(|l| l == *w)).then_some(())
+    })
+    .await
+    .expect("claims and pool gauges");
 
     // Free 5 values: exactly 5 waiting claims take them.
     let freed: Vec<String> = claims

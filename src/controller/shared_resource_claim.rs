@@ -35,6 +35,7 @@ use crate::backends::redis::RedisServer;
 use crate::config::PoolConfig;
 use crate::logic::allocation::{self, Join, KIND_LABEL, POOL_LABEL, RECORD_ANNOTATION, Request, ValueRecord};
 use crate::logic::duration;
+use crate::metrics::{ClaimLabels, PoolLabels};
 
 /// Finalizer that releases the held value.
 pub const FINALIZER: &str = "switchyard.dev/release";
@@ -80,7 +81,9 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
         let concurrency = ctx.config.controller.concurrency;
         let cctx = Arc::new(ClaimContext { ctx, namespace, leases: reader.clone(), redis_counts: Mutex::default() });
         let wake = tokio_stream_from(wake_rx);
-        let controller = Controller::new(claims, watcher::Config::default().any_semantic())
+        let controller = Controller::new(claims, watcher::Config::default().any_semantic());
+        let gauges = export_gauges(cctx.clone(), controller.store());
+        let controller = controller
             .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
             .reconcile_all_on(wake)
             .graceful_shutdown_on(shutdown.clone())
@@ -94,8 +97,40 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
         tokio::select! {
             _ = controller => {}
             _ = lease_watch => {}
+            _ = gauges => {}
         }
     })
+}
+
+/// Keeps the claim and pool gauges current from the watch caches (no API calls).
+async fn export_gauges(cctx: Arc<ClaimContext>, claims: Store<SharedResourceClaim>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let metrics = &cctx.ctx.metrics;
+        metrics.claims.clear();
+        for claim in claims.state() {
+            let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+            let labels = ClaimLabels { pool: claim.spec.pool.clone(), phase: format!("{phase:?}") };
+            metrics.claims.get_or_create(&labels).inc();
+        }
+        for pool in &cctx.ctx.config.pools {
+            let labels = PoolLabels { pool: pool.name.clone() };
+            let held: usize = cctx
+                .leases
+                .state()
+                .iter()
+                .filter(|l| l.labels().get(POOL_LABEL) == Some(&pool.name))
+                .filter_map(|l| record_of(l))
+                .map(|r| r.holders.len())
+                .sum();
+            metrics.pool_usage.get_or_create(&labels).set(held as i64);
+            let redis = cctx.redis_counts.lock().ok().and_then(|m| m.get(&pool.name).map(|(n, _)| *n));
+            if let Some(capacity) = allocation::capacity(pool, redis) {
+                metrics.pool_capacity.get_or_create(&labels).set(capacity as i64);
+            }
+        }
+    }
 }
 
 fn tokio_stream_from(mut rx: mpsc::Receiver<()>) -> impl futures::Stream<Item = ()> + Send {

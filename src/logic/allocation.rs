@@ -202,6 +202,26 @@ pub fn flushable(pool: &PoolConfig, db: u32) -> bool {
     !reserved_redis(pool).contains(&db)
 }
 
+/// How many holds a pool admits in all; `None` for pools without a bound
+/// (domains, databases) or a Redis pool whose size is not known yet.
+pub fn capacity(pool: &PoolConfig, redis_databases: Option<u32>) -> Option<u64> {
+    match pool.type_ {
+        ResourceType::Port => {
+            let range = pool.range?;
+            let denied = pool.deny.iter().filter(|p| (range.start..=range.end).contains(p)).count() as u64;
+            Some(u64::from(range.end - range.start + 1) - denied)
+        }
+        ResourceType::RedisDatabase => {
+            let count = redis_databases?;
+            Some((0..count).filter(|d| !reserved_redis(pool).contains(d)).count() as u64)
+        }
+        ResourceType::Volume | ResourceType::Network => {
+            Some(pool.resources.iter().map(|r| u64::from(r.capacity)).sum())
+        }
+        ResourceType::Domain | ResourceType::Database => None,
+    }
+}
+
 /// Values a claim without a requested value tries, in order.
 ///
 /// Ports take the dynamic band (`dynamicFrom` up) first so claims that request a
@@ -432,6 +452,15 @@ mod tests {
         let mut r = request("a", ClaimMode::Exclusive, None);
         r.type_ = ResourceType::Domain;
         assert_eq!(validate("p", Some(&p), &r, None).unwrap_err().reason(), "PoolTypeMismatch");
+    }
+
+    #[test]
+    fn pool_capacity_excludes_denied_and_reserved_values() {
+        assert_eq!(capacity(&pool(ResourceType::Port), None), Some(10));
+        assert_eq!(capacity(&pool(ResourceType::RedisDatabase), Some(16)), Some(14));
+        assert_eq!(capacity(&pool(ResourceType::RedisDatabase), None), None);
+        assert_eq!(capacity(&pool(ResourceType::Volume), None), Some(2));
+        assert_eq!(capacity(&pool(ResourceType::Domain), None), None);
     }
 
     #[test]
