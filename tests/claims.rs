@@ -328,3 +328,49 @@ async fn unknown_pool_and_out_of_range_value_stall_with_a_reason() {
         .expect("stalled");
     }
 }
+
+#[tokio::test]
+async fn claim_owned_by_a_live_preview_environment_is_released_only_after_it() {
+    let s = Setup::new("inuse", 6).await;
+    let _op = s.operator();
+    let envs: Api<api::PreviewEnvironment> = Api::namespaced(s.cp.client(), &s.ns);
+    let env: api::PreviewEnvironment = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "PreviewEnvironment",
+        "metadata": {"name": "pr-1"},
+        "spec": {"repository": "acme/shop", "pullRequest": 1, "branch": "b", "project": "shop",
+                 "forge": {"serverId": 1}, "deletionPolicy": "Orphan"}
+    }))
+    .expect("env");
+    let env = envs.create(&PostParams::default(), &env).await.expect("create env");
+    let claim: SharedResourceClaim = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "SharedResourceClaim",
+        "metadata": {"name": "pr-1-redis", "ownerReferences": [{
+            "apiVersion": "switchyard.dev/v1alpha1", "kind": "PreviewEnvironment", "name": "pr-1",
+            "uid": env.metadata.uid.clone().expect("uid"), "blockOwnerDeletion": true}]},
+        "spec": {"type": "RedisDatabase", "pool": "redis"}
+    }))
+    .expect("claim");
+    s.claims().create(&PostParams::default(), &claim).await.expect("create claim");
+    s.wait_phase("pr-1-redis", ClaimPhase::Bound).await;
+
+    s.claims().delete("pr-1-redis", &DeleteParams::default()).await.expect("delete claim");
+    wait_for(TIMEOUT, "the claim to report it is in use", || async {
+        let claim = s.claims().get("pr-1-redis").await.ok()?;
+        let reconciling = conditions::get(&claim.status?.conditions, conditions::RECONCILING)?.clone();
+        (reconciling.reason == "InUse").then_some(())
+    })
+    .await
+    .expect("InUse");
+    let leases: Api<Lease> = Api::namespaced(s.cp.client(), &s.ns);
+    let held = leases.list(&ListParams::default().labels("switchyard.dev/record=allocation")).await.expect("leases");
+    assert_eq!(held.items.len(), 1, "the value was released while its environment lives");
+
+    envs.delete("pr-1", &DeleteParams::default()).await.expect("delete env");
+    wait_for(TIMEOUT, "the claim and its Lease to be gone", || async {
+        let claim_gone = s.claims().get_opt("pr-1-redis").await.ok()?.is_none();
+        let leases = leases.list(&ListParams::default().labels("switchyard.dev/record=allocation")).await.ok()?;
+        (claim_gone && leases.items.is_empty()).then_some(())
+    })
+    .await
+    .expect("released after the environment");
+}

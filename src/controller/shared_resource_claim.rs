@@ -458,7 +458,20 @@ async fn reclaim(cctx: &ClaimContext, pool: &PoolConfig, value: &str) -> Result<
 
 async fn cleanup(claim: &SharedResourceClaim, cctx: &ClaimContext) -> Result<Action, Error> {
     if let Some(env) = live_owner(claim, cctx).await? {
-        return Err(Error::Waiting(format!("in use by PreviewEnvironment {env}; released when it is gone")));
+        let message = format!("in use by PreviewEnvironment {env}; released when it is gone");
+        let mut status = claim.status.clone().unwrap_or_default();
+        conditions::set(
+            &mut status.conditions,
+            RECONCILING,
+            Status::True,
+            "InUse",
+            message.clone(),
+            claim.metadata.generation,
+        );
+        let api: Api<SharedResourceClaim> =
+            Api::namespaced(cctx.ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        apply_status(&api, claim, claim.status.as_ref(), &status, MANAGER).await?;
+        return Err(Error::Waiting(message));
     }
     let request = request(claim);
     if let (Some(pool), Some((lease, _))) =
