@@ -25,7 +25,11 @@ async fn main() -> ExitCode {
         eprintln!("error: cannot write {out}: {e}");
         return ExitCode::FAILURE;
     }
-    println!("ready: {} (kubeconfig {})", cp.server_url(), out.as_deref().unwrap_or(&cp.kubeconfig_path().display().to_string()));
+    println!(
+        "ready: {} (kubeconfig {})",
+        cp.server_url(),
+        out.as_deref().unwrap_or(&cp.kubeconfig_path().display().to_string())
+    );
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         eprintln!("error: cannot install signal handlers");
         return ExitCode::FAILURE;
