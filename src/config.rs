@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::shared_resource_claim::ResourceType;
-use crate::logic::duration;
+use crate::logic::{dns, duration};
 
 /// Why the config file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -327,7 +327,7 @@ impl Config {
             if !names.insert(pool.name.as_str()) {
                 out.push(format!("{key}.name: duplicate pool name {:?}", pool.name));
             }
-            if !is_dns_label(&pool.name) {
+            if !dns::is_label(&pool.name) {
                 out.push(format!("{key}.name: {:?} must be a DNS label (lowercase letters, digits, '-')", pool.name));
             }
             out.extend(pool.problems(&key));
@@ -387,14 +387,6 @@ impl PoolConfig {
         }
         out
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::shared_resource_claim::{ClaimMode, ConflictPolicy, ResourceType};
 use crate::config::PoolConfig;
+use crate::logic::dns;
 
 /// Annotation holding the JSON-encoded [`ValueRecord`].
 pub const RECORD_ANNOTATION: &str = "switchyard.dev/allocation";
@@ -176,7 +177,7 @@ pub fn validate(
             }
         }
         ResourceType::Domain => {
-            if !is_dns_label(value) {
+            if !dns::is_label(value) {
                 return Err(Invalid::ValueOutOfRange(format!("{value:?} is not a DNS label")));
             }
         }
@@ -246,7 +247,7 @@ pub fn dynamic_candidates(
             let reserved = reserved_redis(pool);
             (0..redis_databases.unwrap_or(0)).filter(|d| !reserved.contains(d)).map(|d| d.to_string()).collect()
         }
-        ResourceType::Domain => subdomain_candidates(&dns_label(claim_name)),
+        ResourceType::Domain => subdomain_candidates(&dns::to_label(claim_name)),
         ResourceType::Volume | ResourceType::Network => pool.resources.iter().map(|r| r.name.clone()).collect(),
         ResourceType::Database => {
             let prefix = pool.prefix.clone().unwrap_or_default();
@@ -321,20 +322,6 @@ pub fn expires_at(bound_at: i64, renewed_at: Option<i64>, ttl: Duration, now: i6
     let ttl = ttl.as_secs() as i64;
     let start = renewed_at.map_or(bound_at, |r| r.max(bound_at));
     (start + ttl).min(now + ttl)
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn dns_label(s: &str) -> String {
-    let label: String =
-        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(63).collect();
-    label.trim_matches('-').to_string()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod allocation;
 pub mod allowlist;
 pub mod bridge_secret;
 pub mod discovery;
+pub mod dns;
 pub mod duration;
 pub mod graph;
 pub mod graph_render;

@@ -1,0 +1,31 @@
+//! DNS labels (RFC 1123), the grammar of pool names, domain labels and most
+//! Kubernetes object names.
+
+/// Whether `s` is a DNS label: 1-63 lowercase letters, digits or `-`, not starting
+/// or ending with `-`.
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// `s` made into a DNS label: lowercased, other characters replaced by `-`, cut to 63.
+pub fn to_label(s: &str) -> String {
+    let label: String =
+        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(63).collect();
+    label.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert!(is_label("pr-42") && !is_label("-a") && !is_label("A") && !is_label(&"a".repeat(64)));
+        assert_eq!(to_label("Feature/Checkout_2"), "feature-checkout-2");
+        assert!(is_label(&to_label(&"x".repeat(100))));
+    }
+}
