@@ -5,7 +5,7 @@
 //! create / compare-and-swap / delete the value's Lease, `FLUSHDB` on release ->
 //! status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ pub struct ClaimContext {
     /// Watch cache of the allocation Leases: a hint of what is taken.
     pub leases: Store<Lease>,
     redis_counts: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Lease names a reconcile of this process is writing right now.
+    inflight: Mutex<HashSet<String>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -79,7 +81,13 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
             None => Api::all(ctx.client.clone()),
         };
         let concurrency = ctx.config.controller.concurrency;
-        let cctx = Arc::new(ClaimContext { ctx, namespace, leases: reader.clone(), redis_counts: Mutex::default() });
+        let cctx = Arc::new(ClaimContext {
+            ctx,
+            namespace,
+            leases: reader.clone(),
+            redis_counts: Mutex::default(),
+            inflight: Mutex::default(),
+        });
         let wake = tokio_stream_from(wake_rx);
         let controller = Controller::new(claims, watcher::Config::default().any_semantic());
         let gauges = export_gauges(cctx.clone(), controller.store());
@@ -351,10 +359,9 @@ async fn allocate(
             }
         }
     }
-    for candidate in allocation::dynamic_candidates(pool, request, &claim.name_any(), redis) {
-        if let Acquired::Yes(lease) = acquire(cctx, pool, request, &candidate).await? {
-            return Ok(Outcome::Bound { value: candidate, lease, resolution: None, bound_at: now });
-        }
+    let candidates = allocation::dynamic_candidates(pool, request, &claim.name_any(), redis);
+    if let Some((value, lease)) = acquire_any(cctx, pool, request, candidates).await? {
+        return Ok(Outcome::Bound { value, lease, resolution: None, bound_at: now });
     }
     Ok(Outcome::Pending { reason: "PoolExhausted", message: format!("pool {} has no free value", pool.name) })
 }
@@ -365,26 +372,23 @@ enum Acquired {
 }
 
 /// Takes `value` for `request` through the apiserver: create the Lease, or
-/// compare-and-swap its holder list. The watch cache only lets us skip values it
-/// already shows as unavailable; a write that loses a race is retried from a
-/// fresh read.
+/// compare-and-swap its holder list. The first attempt trusts the watch cache (no
+/// read); a write that loses a race is retried from a fresh read, so the cache can
+/// cost a retry but never a double hold.
 async fn acquire(cctx: &ClaimContext, pool: &PoolConfig, request: &Request, value: &str) -> Result<Acquired, Error> {
     let name = allocation::lease_name(&pool.name, value);
-    if let Some(cached) = cctx.leases.find(|l| l.name_any() == name)
-        && let Some(record) = record_of(&cached)
-        && let Join::Conflict { holder } = allocation::join(pool, Some(&record), request, value)
-    {
-        return Ok(Acquired::No { holder });
-    }
     let api: Api<Lease> = Api::namespaced(cctx.ctx.client.clone(), &cctx.namespace);
-    for _ in 0..5 {
-        let existing = api.get_opt(&name).await?;
+    let mut existing = cctx.leases.find(|l| l.name_any() == name).map(|l| (*l).clone());
+    for attempt in 0..5 {
+        if attempt > 0 {
+            existing = api.get_opt(&name).await?;
+        }
         let record = existing.as_ref().and_then(record_of);
         match allocation::join(pool, record.as_ref(), request, value) {
             Join::AlreadyHeld => return Ok(Acquired::Yes(name)),
             Join::Conflict { holder } => return Ok(Acquired::No { holder }),
             Join::Joined(next) => {
-                let result = match existing {
+                let result = match existing.take() {
                     None => api.create(&PostParams::default(), &lease(&cctx.namespace, &name, &pool.name, &next)).await,
                     Some(mut lease) => {
                         write_record(&mut lease, &next);
@@ -393,14 +397,51 @@ async fn acquire(cctx: &ClaimContext, pool: &PoolConfig, request: &Request, valu
                 };
                 match result {
                     Ok(_) => return Ok(Acquired::Yes(name)),
-                    // Lost a race (created or changed since we read): read again.
-                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                    // Lost a race (created, changed or deleted since we looked): read again.
+                    Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
     Err(Error::Waiting(format!("value {value} is contended; retrying")))
+}
+
+/// Tries dynamic candidates, skipping values another reconcile of this process is
+/// taking right now: they would only cost a lost race.
+async fn acquire_any(
+    cctx: &ClaimContext,
+    pool: &PoolConfig,
+    request: &Request,
+    candidates: Vec<String>,
+) -> Result<Option<(String, String)>, Error> {
+    for candidate in candidates {
+        let name = allocation::lease_name(&pool.name, &candidate);
+        let Some(_guard) = InFlight::take(&cctx.inflight, &name) else { continue };
+        if let Acquired::Yes(lease) = acquire(cctx, pool, request, &candidate).await? {
+            return Ok(Some((candidate, lease)));
+        }
+    }
+    Ok(None)
+}
+
+/// Marks a Lease name as being written by this process until dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    name: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn take(set: &'a Mutex<HashSet<String>>, name: &str) -> Option<Self> {
+        let mut guard = set.lock().unwrap_or_else(|p| p.into_inner());
+        guard.insert(name.to_string()).then(|| InFlight { set, name: name.to_string() })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.name);
+    }
 }
 
 /// Leaves the value recorded in Lease `name`: flush first (while we still hold it,
