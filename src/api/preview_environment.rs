@@ -349,6 +349,10 @@ pub struct PreviewEnvironmentStatus {
     pub database_name: Option<String>,
     /// Database user name.
     pub database_user: Option<String>,
+    /// Whether the database was filled from the snapshot (a `clone` or `dump` ran to completion).
+    pub database_seeded: Option<bool>,
+    /// Secret (owned by this object) holding the generated database password and `APP_KEY`.
+    pub credentials_secret: Option<String>,
     /// Redis database number from the claim.
     pub redis_database: Option<i32>,
     /// Name of the SharedResourceClaim holding the Redis database.
@@ -360,10 +364,15 @@ pub struct PreviewEnvironmentStatus {
     pub domain_id: Option<i64>,
     /// Forge certificate id.
     pub certificate_id: Option<i64>,
+    /// Consecutive failed certificate requests; the next retry waits 15 s doubling to 10 min.
+    pub certificate_failures: Option<i32>,
     /// SHA-256 of the last `.env` written, to write only when it differs.
     pub environment_hash: Option<String>,
     /// The most recent deployment.
     pub last_deployment: Option<DeploymentStatus>,
+    /// A deployment about to be triggered, recorded first so that after a crash the
+    /// deployment it started is adopted instead of triggering another.
+    pub deployment_request: Option<DeploymentRequest>,
     /// When the environment expires (from `spec.ttl`).
     pub expires_at: Option<Time>,
 }
@@ -381,8 +390,31 @@ pub struct DeploymentStatus {
     pub sha: Option<String>,
     /// Redeploy token the deployment answered.
     pub redeploy_token: Option<String>,
+    /// Hash of the `.env` the deployment ran with.
+    pub environment_hash: Option<String>,
+    /// Consecutive attempts for this sha, token and `.env` (failed ones are retried with backoff).
+    pub attempts: Option<i32>,
     /// When the deployment started.
     pub started_at: Option<Time>,
     /// When the deployment ended.
     pub finished_at: Option<Time>,
+}
+
+/// A deployment the operator is about to trigger.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRequest {
+    /// The newest Forge deployment id before triggering; a newer one is the answer.
+    pub after_id: Option<i64>,
+    /// Commit SHA to deploy.
+    pub sha: Option<String>,
+    /// Redeploy token being answered.
+    pub redeploy_token: Option<String>,
+    /// Hash of the `.env` being deployed.
+    pub environment_hash: Option<String>,
+    /// Attempt number for this target.
+    pub attempt: i32,
+    /// When the request was made.
+    pub requested_at: Option<Time>,
 }

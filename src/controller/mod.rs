@@ -1,6 +1,7 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod preview_environment;
 pub mod shared_resource_claim;
 
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub enum Error {
     /// An external system failed; retried with backoff.
     #[error(transparent)]
     Backend(#[from] crate::backends::BackendError),
+    /// Forge failed in a way worth retrying (terminal Forge errors become `Invalid`).
+    #[error(transparent)]
+    Forge(crate::forge::ForgeError),
     /// Not an error: waiting on something outside this object (retried quietly).
     #[error("{0}")]
     Waiting(String),
@@ -66,6 +70,7 @@ impl Error {
             Error::Kube(_) => "KubeError",
             Error::Invalid { reason, .. } => reason,
             Error::Backend(_) => "BackendError",
+            Error::Forge(_) => "ForgeError",
             Error::Waiting(_) => "Waiting",
             Error::Finalizer(_) => "FinalizerError",
         }
@@ -86,7 +91,7 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
 /// a burst of failures does not return as a burst.
 pub fn retry_after(error: &Error) -> Duration {
     let base: u64 = match error {
-        Error::Waiting(_) => 5,
+        Error::Waiting(_) => 2,
         Error::Invalid { .. } => 300,
         _ => 10,
     };
@@ -151,5 +156,8 @@ pub fn all(
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
-    vec![shared_resource_claim::run(ctx, system_namespace, shutdown)]
+    vec![
+        shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
+        preview_environment::run(ctx, shutdown),
+    ]
 }

@@ -40,12 +40,21 @@ pub struct Ensured<T> {
 
 /// Generic create-or-adopt: `lookup` before every `create`; a 422 "`taken_field` has already
 /// been taken" or a retryable error leads to another lookup, never a blind re-POST.
-pub async fn ensure_with<T>(
-    mut lookup: impl AsyncFnMut() -> ForgeResult<Option<T>>,
-    mut create: impl AsyncFnMut() -> ForgeResult<T>,
+///
+/// The operations are plain closures returning futures (not async closures), so the
+/// returned future is `Send` and can run inside a controller's reconcile.
+pub async fn ensure_with<T, L, LF, C, CF>(
+    mut lookup: L,
+    mut create: C,
     taken_field: &str,
     opts: EnsureOptions,
-) -> ForgeResult<Ensured<T>> {
+) -> ForgeResult<Ensured<T>>
+where
+    L: FnMut() -> LF,
+    LF: Future<Output = ForgeResult<Option<T>>>,
+    C: FnMut() -> CF,
+    CF: Future<Output = ForgeResult<T>>,
+{
     let mut last: Option<ForgeError> = None;
     for attempt in 0..opts.attempts.max(1) {
         if let Some(found) = lookup().await? {
@@ -77,13 +86,7 @@ pub async fn ensure_site(
     req: &CreateSite,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<Site>> {
-    ensure_with(
-        async || find_site(api, server, &req.name).await,
-        async || api.create_site(server, req).await,
-        "name",
-        opts,
-    )
-    .await
+    ensure_with(|| find_site(api, server, &req.name), || api.create_site(server, req), "name", opts).await
 }
 
 pub async fn find_database(api: &dyn ForgeApi, server: u64, name: &str) -> ForgeResult<Option<Database>> {
@@ -96,13 +99,7 @@ pub async fn ensure_database(
     req: &CreateDatabase,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<Database>> {
-    ensure_with(
-        async || find_database(api, server, &req.name).await,
-        async || api.create_database(server, req).await,
-        "name",
-        opts,
-    )
-    .await
+    ensure_with(|| find_database(api, server, &req.name), || api.create_database(server, req), "name", opts).await
 }
 
 pub async fn find_database_user(api: &dyn ForgeApi, server: u64, name: &str) -> ForgeResult<Option<DatabaseUser>> {
@@ -115,13 +112,8 @@ pub async fn ensure_database_user(
     req: &CreateDatabaseUser,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<DatabaseUser>> {
-    ensure_with(
-        async || find_database_user(api, server, &req.name).await,
-        async || api.create_database_user(server, req).await,
-        "name",
-        opts,
-    )
-    .await
+    ensure_with(|| find_database_user(api, server, &req.name), || api.create_database_user(server, req), "name", opts)
+        .await
 }
 
 /// A site's queue workers (background processes with `site_id`), all pages.
@@ -136,13 +128,13 @@ pub async fn ensure_background_process(
     req: &CreateBackgroundProcess,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<BackgroundProcess>> {
-    let lookup = async || {
+    let lookup = || async move {
         let all = api.list_background_processes(server, req.site_id).await?;
         Ok(all.into_iter().find(|p| {
             p.command == req.command && p.user == req.user && p.directory == req.directory && p.status != "removing"
         }))
     };
-    ensure_with(lookup, async || api.create_background_process(server, req).await, "command", opts).await
+    ensure_with(lookup, || api.create_background_process(server, req), "command", opts).await
 }
 
 pub async fn ensure_domain(
@@ -152,10 +144,10 @@ pub async fn ensure_domain(
     req: &CreateDomain,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<DomainRecord>> {
-    let lookup = async || {
+    let lookup = || async move {
         Ok(api.list_domains(server, site).await?.into_iter().find(|d| d.name == req.name && d.status != "removing"))
     };
-    ensure_with(lookup, async || api.create_domain(server, site, req).await, "name", opts).await
+    ensure_with(lookup, || api.create_domain(server, site, req), "name", opts).await
 }
 
 pub async fn ensure_scheduled_job(
@@ -164,26 +156,28 @@ pub async fn ensure_scheduled_job(
     req: &CreateScheduledJob,
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<ScheduledJob>> {
-    let lookup = async || {
+    let lookup = || async move {
         let all = api.list_scheduled_jobs(scope).await?;
         Ok(all.into_iter().find(|j| {
             j.command == req.command && j.user == req.user && j.frequency == req.frequency && j.status != "removing"
         }))
     };
-    ensure_with(lookup, async || api.create_scheduled_job(scope, req).await, "command", opts).await
+    ensure_with(lookup, || api.create_scheduled_job(scope, req), "command", opts).await
 }
 
 /// Trigger one deployment. After an ambiguous failure, a deployment newer than the newest one
 /// seen before triggering is adopted instead of triggering again (ids grow monotonically).
 pub async fn deploy(api: &dyn ForgeApi, server: u64, site: u64, opts: EnsureOptions) -> ForgeResult<Deployment> {
     let before = api.list_deployments(server, site, Some(1)).await?.first().map(|d| d.id);
-    let lookup =
-        async || Ok(api.list_deployments(server, site, Some(1)).await?.into_iter().find(|d| Some(d.id) > before));
-    let mut first = true;
-    let lookup_after_first = async || {
-        if std::mem::take(&mut first) { Ok(None) } else { lookup().await }
+    let lookup = || async move {
+        Ok(api.list_deployments(server, site, Some(1)).await?.into_iter().find(|d| Some(d.id) > before))
     };
-    Ok(ensure_with(lookup_after_first, async || api.trigger_deployment(server, site).await, "", opts).await?.value)
+    let mut first = true;
+    let lookup_after_first = || {
+        let skip = std::mem::take(&mut first);
+        async move { if skip { Ok(None) } else { lookup().await } }
+    };
+    Ok(ensure_with(lookup_after_first, || api.trigger_deployment(server, site), "", opts).await?.value)
 }
 
 /// Queue a site command and find it (Forge's 202 carries no id): the newest command with
@@ -195,16 +189,18 @@ pub async fn run_command(
     command: &str,
     opts: EnsureOptions,
 ) -> ForgeResult<SiteCommand> {
-    let newest = async || api.list_site_commands(server, site, Some(command), Some(5)).await;
+    let newest = || api.list_site_commands(server, site, Some(command), Some(5));
     let before = newest().await?.iter().filter(|c| c.command == command).map(|c| c.id).max();
-    let lookup = async || Ok(newest().await?.into_iter().find(|c| c.command == command && Some(c.id) > before));
+    let lookup =
+        || async move { Ok(newest().await?.into_iter().find(|c| c.command == command && Some(c.id) > before)) };
     let mut first = true;
-    let lookup_after_first = async || {
-        if std::mem::take(&mut first) { Ok(None) } else { Ok(lookup().await?.map(Some)) }
+    let lookup_after_first = || {
+        let skip = std::mem::take(&mut first);
+        async move { if skip { Ok(None) } else { Ok(lookup().await?.map(Some)) } }
     };
     let queued: Option<SiteCommand> = ensure_with(
         lookup_after_first,
-        async || {
+        || async move {
             let id = api.run_site_command(server, site, command).await?;
             Ok(id.map(|id| SiteCommand { id, command: command.to_string(), ..Default::default() }))
         },

@@ -9,4 +9,5 @@ pub mod duration;
 pub mod graph;
 pub mod graph_render;
 pub mod identifier;
+pub mod preview;
 pub mod signing;

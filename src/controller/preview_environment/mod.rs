@@ -1,0 +1,200 @@
+//! PreviewEnvironment: one pull request's Forge site, database, Redis database,
+//! `.env`, queue workers, certificate and deployment.
+//!
+//! load (`inputs`: names, Secrets, the Forge client) -> provision (`provision`:
+//! one idempotent step per remote object, each observing before it acts) ->
+//! status. Deletion runs `teardown` behind a finalizer. Every remote object has a
+//! deterministic name and is looked up before it is created, so a crash at any
+//! point leaves neither a duplicate nor an orphan.
+
+mod inputs;
+mod provision;
+mod teardown;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::DeleteParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tracing::warn;
+
+use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
+use crate::api::shared_resource_claim::SharedResourceClaim;
+use crate::forge::HttpForgeClient;
+use crate::logic::duration;
+
+/// Finalizer that tears the remote objects down.
+pub const FINALIZER: &str = "switchyard.dev/preview-teardown";
+const MANAGER: &str = "switchyard-previews";
+const KIND: &str = "PreviewEnvironment";
+
+/// What the PreviewEnvironment reconciler shares besides the common [`Context`].
+pub struct PreviewContext {
+    pub ctx: Arc<Context>,
+    /// One Forge client per (URL, organization, token); the rate limiter behind
+    /// them is per token and process-wide either way.
+    forge_clients: Mutex<HashMap<(String, String, [u8; 32]), Arc<HttpForgeClient>>>,
+    /// Cache of the environments, to map a changed Secret to those that use it.
+    store: Store<PreviewEnvironment>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let (envs, claims, secrets) = match &ctx.config.controller.namespace {
+            Some(ns) => (
+                Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), ns),
+                Api::<SharedResourceClaim>::namespaced(ctx.client.clone(), ns),
+                Api::<Secret>::namespaced(ctx.client.clone(), ns),
+            ),
+            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
+        let concurrency = ctx.config.controller.concurrency;
+        let controller = Controller::new(envs, watcher::Config::default().any_semantic());
+        let store = controller.store();
+        let pctx = Arc::new(PreviewContext { ctx, forge_clients: Mutex::default(), store: store.clone() });
+        controller
+            .owns(claims, watcher::Config::default().any_semantic())
+            // A Secret an environment reads changed: a Stalled one may now proceed.
+            .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
+                    .map(|env| ObjectRef::from_obj(&*env))
+                    .collect::<Vec<_>>()
+            })
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, pctx)
+            .for_each(|result| {
+                if let Err(e) = result {
+                    log_controller_error(KIND, &e);
+                }
+                futures::future::ready(())
+            })
+            .await;
+    })
+}
+
+fn error_policy(env: Arc<PreviewEnvironment>, error: &Error, pctx: Arc<PreviewContext>) -> Action {
+    match error {
+        Error::Waiting(message) => {
+            tracing::debug!(env = %env.name_any(), namespace = ?env.namespace(), %message, "waiting")
+        }
+        _ => warn!(env = %env.name_any(), namespace = ?env.namespace(), error = %error, "reconcile failed"),
+    }
+    pctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
+    Action::requeue(retry_after(error))
+}
+
+async fn reconcile(env: Arc<PreviewEnvironment>, pctx: Arc<PreviewContext>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = env.namespace().unwrap_or_default();
+    let api: Api<PreviewEnvironment> = Api::namespaced(pctx.ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, env, |event| async {
+        match event {
+            Finalizer::Apply(env) => apply(&api, &env, &pctx).await,
+            Finalizer::Cleanup(env) => teardown::run(&api, &env, &pctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from);
+    if result.is_ok() {
+        pctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+    }
+    result
+}
+
+/// When the environment expires, from its creation time and `spec.ttl`.
+fn expires_at(env: &PreviewEnvironment) -> Option<Timestamp> {
+    let ttl = duration::parse(env.spec.ttl.as_deref()?).ok()?;
+    let created = env.metadata.creation_timestamp.as_ref()?.0;
+    created.checked_add(jiff::SignedDuration::try_from(ttl).ok()?).ok()
+}
+
+async fn apply(
+    api: &Api<PreviewEnvironment>,
+    env: &PreviewEnvironment,
+    pctx: &PreviewContext,
+) -> Result<Action, Error> {
+    let expiry = expires_at(env);
+    if let Some(at) = expiry
+        && at <= Timestamp::now()
+    {
+        publish(&pctx.ctx, env, EventType::Normal, "Expired", "Expire", format!("ttl passed at {at}; deleting")).await;
+        api.delete(&env.name_any(), &DeleteParams::default()).await?;
+        return Ok(Action::await_change());
+    }
+    let inputs = match inputs::load(env, pctx).await {
+        Ok(inputs) => inputs,
+        Err(Error::Invalid { reason, message }) => return stall(api, env, pctx, reason, message).await,
+        Err(e) => return Err(e),
+    };
+    let mut run = provision::Run::new(api, env, pctx, inputs);
+    run.status.expires_at = expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+    match run.converge().await {
+        Ok(outcome) => {
+            let mut action = outcome;
+            if let Some(at) = expiry {
+                let left = Duration::from_secs_f64(at.duration_since(Timestamp::now()).as_secs_f64().max(1.0));
+                action = match action {
+                    provision::Next::Poll(d) => provision::Next::Poll(d.min(left)),
+                    provision::Next::Ready(d) => provision::Next::Ready(d.min(left)),
+                };
+            }
+            run.finish().await?;
+            Ok(match action {
+                provision::Next::Poll(d) | provision::Next::Ready(d) => Action::requeue(d),
+            })
+        }
+        Err(Error::Invalid { reason, message }) => {
+            // Keep the ids recorded so far, then stop until the spec or a Secret changes.
+            run.save().await?;
+            stall(api, env, pctx, reason, message).await
+        }
+        Err(e) => {
+            run.fail(&e).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Sets `Stalled=True` with `reason`, publishes a Warning Event on the first
+/// visit, and waits for a change of the spec or a referenced Secret.
+async fn stall(
+    api: &Api<PreviewEnvironment>,
+    env: &PreviewEnvironment,
+    pctx: &PreviewContext,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
+    let generation = env.metadata.generation;
+    // Re-read: a step may have just written status.
+    let current = api.get_status(&env.name_any()).await?.status;
+    let mut status: PreviewEnvironmentStatus = current.clone().unwrap_or_default();
+    let first = conditions::get(&status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
+    status.observed_generation = generation;
+    conditions::set(&mut status.conditions, READY, Status::False, reason, message.clone(), generation);
+    conditions::set(&mut status.conditions, STALLED, Status::True, reason, message.clone(), generation);
+    conditions::set(&mut status.conditions, RECONCILING, Status::False, reason, "", generation);
+    apply_status(api, env, current.as_ref(), &status, MANAGER).await?;
+    if first {
+        publish(&pctx.ctx, env, EventType::Warning, reason, "Validate", message).await;
+    }
+    Ok(Action::await_change())
+}
