@@ -47,9 +47,13 @@ impl MariaDb {
         let dir = tempfile::Builder::new().prefix("switchyard-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let user = current_user();
+        // A private tmpdir: concurrent bootstraps in a shared /tmp collide on temp table names.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         run(
             "mariadb-install-db",
             Command::new(&install)
+                .env("TMPDIR", &tmp)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg("--auth-root-authentication-method=normal")
@@ -79,6 +83,7 @@ impl MariaDb {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
