@@ -630,6 +630,7 @@ impl Analysis {
             discovery_errors: errors,
             mermaid: (self.links.len() + self.missing.len() <= MERMAID_MAX_EDGES)
                 .then(|| crate::logic::graph_render::mermaid(self)),
+            omitted: Vec::new(),
         }
     }
 
