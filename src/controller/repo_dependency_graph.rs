@@ -264,3 +264,60 @@ async fn fetch_sources(
     }
     (files, errors, retrying)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::repo_dependency_graph::{ConfigMapKeyRef, DiscoveryFormat, RepoDependencyGraphSpec, Repository};
+
+    /// Answers with a fixed result and the kind of source it was asked for.
+    struct Fixed(Result<&'static str, FetchError>);
+
+    #[async_trait]
+    impl SourceFetcher for Fixed {
+        async fn fetch(&self, _: &str, repository: &str, source: &DiscoverySource) -> Result<String, FetchError> {
+            self.0.clone().map(|text| format!("{text} {repository} {}", discovery::source_label(source)))
+        }
+    }
+
+    fn source(config_map: Option<&str>, path: Option<&str>) -> DiscoverySource {
+        DiscoverySource {
+            format: DiscoveryFormat::Compose,
+            config_map_ref: config_map.map(|name| ConfigMapKeyRef { name: name.into(), key: "k".into() }),
+            path: path.map(str::to_string),
+            r#ref: None,
+        }
+    }
+
+    fn graph(sources: Vec<DiscoverySource>) -> RepoDependencyGraph {
+        let repositories = vec![Repository { name: "o/a".into(), depends_on: vec![], discovery: sources }];
+        RepoDependencyGraph::new("g", RepoDependencyGraphSpec { repositories, options: Default::default() })
+    }
+
+    #[tokio::test]
+    async fn each_source_goes_to_its_fetcher_and_failures_are_reported_per_source() {
+        let sources = Sources {
+            config_maps: Arc::new(Fixed(Ok("cm"))),
+            repositories: Arc::new(Fixed(Err(FetchError::Retryable("github is down".into())))),
+        };
+        let g = graph(vec![source(Some("c"), None), source(None, Some("compose.yml")), source(None, None)]);
+        let (files, errors, retrying) = fetch_sources(&sources, "ns", &g).await;
+        assert_eq!(files.iter().map(|f| f.content.as_str()).collect::<Vec<_>>(), vec!["cm o/a configmap/c/k"]);
+        let failed: Vec<(&str, &str)> = errors.iter().map(|e| (e.file.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            failed,
+            vec![("compose.yml", "github is down"), ("(no file)", "exactly one of configMapRef and path must be set")]
+        );
+        assert!(retrying, "a retryable failure asks for an early retry");
+    }
+
+    #[tokio::test]
+    async fn without_the_github_integration_repository_sources_say_so_and_are_not_retried() {
+        let sources = Sources { config_maps: Arc::new(Fixed(Ok("cm"))), repositories: Arc::new(GithubUnavailable) };
+        let (files, errors, retrying) =
+            fetch_sources(&sources, "ns", &graph(vec![source(None, Some("deploy/k8s.yaml"))])).await;
+        assert!(files.is_empty());
+        assert_eq!(errors[0].message, NEEDS_GITHUB);
+        assert!(!retrying);
+    }
+}
