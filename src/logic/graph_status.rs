@@ -37,6 +37,8 @@ pub const DISCOVERY_FAILED: &str = "DiscoveryFailed";
 const MAX_CONDITION_MESSAGE: usize = 4096;
 /// Longest Event note the API accepts.
 const MAX_EVENT_NOTE: usize = 1024;
+/// The per-repository transitive lists, first to go when the status is too large.
+const TRANSITIVE: [&str; 2] = ["repositories[].transitiveDependents", "repositories[].transitiveDependencies"];
 /// Largest object (spec + status + metadata) the controller writes; etcd refuses
 /// requests over 1.5 MiB by default, and metadata needs some room.
 pub const MAX_OBJECT_BYTES: usize = 1_300_000;
@@ -84,7 +86,12 @@ pub fn status_budget(spec_bytes: usize) -> usize {
 pub fn decide(previous: Option<&RepoDependencyGraphStatus>, observed: &Observed<'_>) -> Decision {
     let analysis = observed.analysis;
     let generation = observed.generation;
-    let mut status = analysis.to_status(observed.discovery_errors);
+    // The transitive lists are quadratic: never build them when they alone would not fit.
+    let transitive = analysis.transitive_bytes() <= observed.budget;
+    let mut status = analysis.status_with(observed.discovery_errors, transitive);
+    if !transitive {
+        status.omitted.extend(TRANSITIVE.iter().map(|f| f.to_string()));
+    }
     status.observed_generation = generation;
     status.conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     fit(&mut status, observed.budget);
@@ -215,12 +222,8 @@ fn capped(text: String, max: usize) -> String {
 pub fn fit(status: &mut RepoDependencyGraphStatus, budget: usize) {
     type Step = (&'static str, fn(&mut RepoDependencyGraphStatus));
     const STEPS: [Step; 6] = [
-        ("repositories[].transitiveDependents", |s| {
-            s.repositories.iter_mut().for_each(|r| r.transitive_dependents.clear())
-        }),
-        ("repositories[].transitiveDependencies", |s| {
-            s.repositories.iter_mut().for_each(|r| r.transitive_dependencies.clear())
-        }),
+        (TRANSITIVE[0], |s| s.repositories.iter_mut().for_each(|r| r.transitive_dependents.clear())),
+        (TRANSITIVE[1], |s| s.repositories.iter_mut().for_each(|r| r.transitive_dependencies.clear())),
         ("mermaid", |s| s.mermaid = None),
         ("repositories[].dependents", |s| s.repositories.iter_mut().for_each(|r| r.dependents.clear())),
         ("repositories[].dependencies", |s| s.repositories.iter_mut().for_each(|r| r.dependencies.clear())),
@@ -228,6 +231,9 @@ pub fn fit(status: &mut RepoDependencyGraphStatus, budget: usize) {
     ];
     let size = |s: &RepoDependencyGraphStatus| serde_json::to_vec(s).map_or(usize::MAX, |v| v.len());
     for (name, step) in STEPS {
+        if status.omitted.iter().any(|o| o == name) {
+            continue;
+        }
         if size(status) <= budget {
             return;
         }
