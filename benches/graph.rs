@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use petgraph::graph::DiGraph;
 use switchyard::api::repo_dependency_graph::{Dependency, EdgeStatus, GraphOptions, Repository};
 use switchyard::logic::graph::analyse;
+use switchyard::logic::graph_status::{self, Observed};
 
 const REPOSITORIES: usize = 10_000;
 const EDGES: usize = 50_000;
@@ -175,4 +176,27 @@ fn main() {
     println!("ratio analyse / build-only:   {:.1}x", t_analyse.as_secs_f64() / t_build.as_secs_f64());
     println!("ratio analyse / naive phases: {:.2}x", t_analyse.as_secs_f64() / t_naive.as_secs_f64());
     println!("peak RSS (VmHWM): {} MiB after input, {} MiB after analysis", rss_input / 1024, rss_analysis / 1024);
+
+    // What the controller does after analysing: conditions, and a status that fits the
+    // object size limit (never building the quadratic transitive lists when they cannot fit).
+    let analysis = analyse(&repos, &extra, &options);
+    let spec_bytes = serde_json::to_vec(&repos).map_or(0, |v| v.len());
+    let observed = Observed {
+        analysis: &analysis,
+        discovery_errors: &[],
+        retrying: false,
+        generation: Some(1),
+        budget: graph_status::status_budget(spec_bytes),
+    };
+    let decision = graph_status::decide(None, &observed);
+    let status_bytes = serde_json::to_vec(&decision.status).map_or(0, |v| v.len());
+    let t_decide = best_of(|| graph_status::decide(None, &observed));
+    println!(
+        "status decision: {t_decide:>10.2?}  (best of {RUNS}); spec {} KiB + status {} KiB (budget {} KiB), omitted: {}",
+        spec_bytes / 1024,
+        status_bytes / 1024,
+        observed.budget / 1024,
+        decision.status.omitted.join(", ")
+    );
+    println!("peak RSS (VmHWM) after the status decision: {} MiB", peak_rss_kib() / 1024);
 }

@@ -167,8 +167,12 @@ pub struct RepoDependencyGraphStatus {
     /// Files that could not be read or parsed, one entry per file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discovery_errors: Vec<DiscoveryError>,
-    /// The graph as a Mermaid flowchart.
+    /// The graph as a Mermaid flowchart (absent above 500 edges, which Mermaid does not draw).
     pub mermaid: Option<String>,
+    /// Status fields left out because the whole object would exceed what the apiserver
+    /// stores; `switchyard graph` prints the full analysis offline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
 }
 
 /// Dependencies and dependents of one repository.

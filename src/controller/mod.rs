@@ -2,6 +2,7 @@
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
 pub mod preview_environment;
+pub mod repo_dependency_graph;
 pub mod shared_resource_claim;
 
 use std::sync::Arc;
@@ -158,6 +159,7 @@ pub fn all(
     let system_namespace = ctx.config.system_namespace();
     vec![
         shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
-        preview_environment::run(ctx, shutdown),
+        preview_environment::run(ctx.clone(), shutdown.clone()),
+        repo_dependency_graph::run(ctx, shutdown),
     ]
 }

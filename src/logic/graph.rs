@@ -585,8 +585,26 @@ impl Analysis {
         }
     }
 
+    /// Bytes the transitive lists of every repository take in the status as JSON,
+    /// counted without building them (they grow with the square of the repositories).
+    pub fn transitive_bytes(&self) -> usize {
+        let entry = |w: usize| self.names[w].len() + 3;
+        (0..self.names.len())
+            .map(|v| {
+                let c = self.component[v];
+                let down: usize = self.closure_down[c].ones().filter(|&w| w != v).map(entry).sum();
+                let up: usize = self.closure_up[c].ones().filter(|&w| w != v).map(entry).sum();
+                down + up
+            })
+            .sum()
+    }
+
     /// Per-repository status entry for the repository at `index` of [`Analysis::names`].
     pub fn repository_status(&self, index: usize) -> RepositoryStatus {
+        self.repository_entry(index, true)
+    }
+
+    fn repository_entry(&self, index: usize, transitive: bool) -> RepositoryStatus {
         let name = |v: usize| self.names[v].clone();
         // Links are sorted by (from, to): a repository's dependencies are one run of them.
         let start = self.links.partition_point(|l| l.from < index);
@@ -598,8 +616,8 @@ impl Analysis {
             phase: self.phase[index].map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
             dependencies,
             dependents,
-            transitive_dependencies: self.reach(&self.closure_down, index).into_iter().map(str::to_string).collect(),
-            transitive_dependents: self.reach(&self.closure_up, index).into_iter().map(str::to_string).collect(),
+            transitive_dependencies: if transitive { self.owned_reach(&self.closure_down, index) } else { Vec::new() },
+            transitive_dependents: if transitive { self.owned_reach(&self.closure_up, index) } else { Vec::new() },
             waiting_on: self.waiting_on[index].clone(),
         }
     }
@@ -607,6 +625,12 @@ impl Analysis {
     /// The status fields the analysis decides; `conditions` and `observedGeneration`
     /// are left for the controller.
     pub fn to_status(&self, discovery_errors: &[DiscoveryError]) -> RepoDependencyGraphStatus {
+        self.status_with(discovery_errors, true)
+    }
+
+    /// [`Analysis::to_status`], with the per-repository transitive lists left empty
+    /// when `transitive` is false (so a large graph never builds them).
+    pub fn status_with(&self, discovery_errors: &[DiscoveryError], transitive: bool) -> RepoDependencyGraphStatus {
         let count = |n: usize| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let owned = |v: Vec<Vec<&str>>| -> Vec<Vec<String>> {
             v.into_iter().map(|p| p.into_iter().map(str::to_string).collect()).collect()
@@ -624,17 +648,22 @@ impl Analysis {
             phases: owned(self.phases()),
             cycles: owned(self.cycles()),
             cycles_truncated: self.cycles_truncated.then_some(true),
-            repositories: (0..self.names.len()).map(|i| self.repository_status(i)).collect(),
+            repositories: (0..self.names.len()).map(|i| self.repository_entry(i, transitive)).collect(),
             edges: self.edges.clone(),
             missing: self.missing.clone(),
             discovery_errors: errors,
             mermaid: (self.links.len() + self.missing.len() <= MERMAID_MAX_EDGES)
                 .then(|| crate::logic::graph_render::mermaid(self)),
+            omitted: Vec::new(),
         }
     }
 
     fn position(&self, repository: &str) -> Option<usize> {
         self.names.binary_search_by(|n| n.as_str().cmp(repository)).ok()
+    }
+
+    fn owned_reach(&self, closure: &[FixedBitSet], v: usize) -> Vec<String> {
+        self.reach(closure, v).into_iter().map(str::to_string).collect()
     }
 
     fn reach(&self, closure: &[FixedBitSet], v: usize) -> Vec<&str> {

@@ -151,6 +151,20 @@ fn transitive_closure_follows_every_edge_both_ways() {
     let status = a.to_status(&[]);
     let d = status.repositories.iter().find(|r| r.name == "o/d").unwrap();
     assert_eq!(d.transitive_dependencies, strings(&["o/b", "o/c"]));
+
+    // The size estimate counts each entry as its quoted name and a separator.
+    let entries: usize =
+        status.repositories.iter().map(|r| r.transitive_dependencies.len() + r.transitive_dependents.len()).sum();
+    assert_eq!(entries, 10);
+    assert_eq!(a.transitive_bytes(), entries * "\"o/a\",".len());
+    let lean = a.status_with(&[], false);
+    assert!(
+        lean.repositories.iter().all(|r| r.transitive_dependencies.is_empty() && r.transitive_dependents.is_empty())
+    );
+    assert_eq!(
+        lean.repositories.iter().map(|r| &r.dependencies).collect::<Vec<_>>(),
+        status.repositories.iter().map(|r| &r.dependencies).collect::<Vec<_>>()
+    );
 }
 
 #[test]
