@@ -276,3 +276,80 @@ async fn missing_secret_and_foreign_site_stall_until_fixed() {
     world.wait_ready("pr-13").await;
     drop(operator);
 }
+
+#[tokio::test]
+async fn gating_holds_a_dependent_until_its_dependency_is_ready_and_deletes_dependents_first() {
+    let world = World::new("pe-gate").await;
+    let graph: switchyard::api::RepoDependencyGraph = serde_json::from_value(serde_json::json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "RepoDependencyGraph",
+        "metadata": {"name": "platform"},
+        "spec": {"repositories": [
+            {"name": "acme/shop", "dependsOn": [{"repository": "acme/api"}]},
+            {"name": "acme/api"}
+        ]}
+    }))
+    .unwrap();
+    Api::<switchyard::api::RepoDependencyGraph>::namespaced(world.cp.client(), &world.ns)
+        .create(&Default::default(), &graph)
+        .await
+        .unwrap();
+    let operator = world.operator();
+    let gated = |name: &str, number: i64, repository: &str| {
+        let mut m = world.manifest(name, number);
+        m["spec"]["repository"] = repository.into();
+        m["spec"]["project"] = repository.trim_start_matches("acme/").into();
+        m["spec"]["stack"] = "s1".into();
+        m["spec"]["graphRef"] = serde_json::json!({"name": "platform"});
+        m["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+        m
+    };
+    // The API's environment cannot finish: its Secret does not exist yet.
+    let mut api = gated("api", 31, "acme/api");
+    api["spec"]["env"] =
+        serde_json::json!([{"name": "K", "valueFrom": {"secretKeyRef": {"name": "api-later", "key": "k"}}}]);
+    world.create(api).await;
+    world.create(gated("shop", 32, "acme/shop")).await;
+    let shop = world.wait_condition("shop", "DependenciesReady", "False", Some("DependenciesNotReady")).await;
+    let message = switchyard::api::conditions::get(&shop.status.as_ref().unwrap().conditions, "DependenciesReady")
+        .unwrap()
+        .message
+        .clone();
+    assert!(message.contains("acme/api"), "names what it waits for: {message}");
+    // Provisioned, but not deployed while it waits.
+    world.wait_condition("shop", "SiteReady", "True", None).await;
+    let deployments = world.forge.state().deployments.len();
+    assert_eq!(deployments, 0, "nothing deploys before acme/api is Ready");
+
+    world.secret("api-later", "k", "v").await;
+    world.wait_ready("api").await;
+    let shop = world.wait_ready("shop").await;
+    let api_ready_at = world
+        .envs()
+        .get("api")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .last_transition_time
+        .0;
+    let shop_deployed_at = shop.status.unwrap().last_deployment.unwrap().started_at.unwrap().0;
+    assert!(shop_deployed_at >= api_ready_at, "the dependent deployed after its dependency was Ready");
+
+    // Delete both at once: the API's environment stays until the shop's is gone.
+    world.delete("api").await;
+    world.delete("shop").await;
+    wait_for(TIMEOUT, "shop to be gone, api still present until then", || async {
+        let shop = world.envs().get_opt("shop").await.unwrap();
+        let api = world.envs().get_opt("api").await.unwrap();
+        assert!(!(api.is_none() && shop.is_some()), "api was deleted before its dependent");
+        shop.is_none()
+    })
+    .await
+    .unwrap();
+    world.wait_gone("api").await;
+    drop(operator);
+}

@@ -7,6 +7,7 @@
 //! deterministic name and is looked up before it is created, so a crash at any
 //! point leaves neither a duplicate nor an orphan.
 
+mod gate;
 mod inputs;
 mod provision;
 mod teardown;
@@ -29,6 +30,7 @@ use kube::{Api, ResourceExt};
 use tracing::warn;
 
 use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use crate::api::RepoDependencyGraph;
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
 use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
 use crate::api::shared_resource_claim::SharedResourceClaim;
@@ -62,11 +64,33 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
         };
         let concurrency = ctx.config.controller.concurrency;
+        let envs_again = envs.clone();
         let controller = Controller::new(envs, watcher::Config::default().any_semantic());
         let store = controller.store();
         let pctx = Arc::new(PreviewContext { ctx, forge_clients: Mutex::default(), store: store.clone() });
+        let graphs: Api<RepoDependencyGraph> = match &pctx.ctx.config.controller.namespace {
+            Some(ns) => Api::namespaced(pctx.ctx.client.clone(), ns),
+            None => Api::all(pctx.ctx.client.clone()),
+        };
+        let (stack_store, graph_store) = (store.clone(), store.clone());
         controller
             .owns(claims, watcher::Config::default().any_semantic())
+            // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
+            .watches(envs_again, watcher::Config::default().any_semantic(), move |env| {
+                gate::wake_stack(&env, &stack_store)
+            })
+            // The graph changed: environments gated by it look again.
+            .watches(graphs, watcher::Config::default().any_semantic(), move |graph| {
+                graph_store
+                    .state()
+                    .into_iter()
+                    .filter(|e| {
+                        e.namespace() == graph.namespace()
+                            && e.spec.graph_ref.as_ref().is_some_and(|g| g.name == graph.name_any())
+                    })
+                    .map(|e| ObjectRef::from_obj(&*e))
+                    .collect::<Vec<_>>()
+            })
             // A Secret an environment reads changed: a Stalled one may now proceed.
             .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
                 let ns = secret.namespace();

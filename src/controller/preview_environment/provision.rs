@@ -37,9 +37,11 @@ pub const ENVIRONMENT_READY: &str = "EnvironmentReady";
 pub const WORKERS_READY: &str = "WorkersReady";
 pub const CERTIFICATE_READY: &str = "CertificateReady";
 pub const DEPLOYED: &str = "Deployed";
+pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 /// Every per-step condition, in the order the steps run.
-const STEPS: [&str; 6] = [DATABASE_READY, SITE_READY, ENVIRONMENT_READY, WORKERS_READY, CERTIFICATE_READY, DEPLOYED];
+const STEPS: [&str; 7] =
+    [DATABASE_READY, SITE_READY, ENVIRONMENT_READY, WORKERS_READY, CERTIFICATE_READY, DEPENDENCIES_READY, DEPLOYED];
 
 /// Tables copied at once by `clone`.
 const CLONE_PARALLELISM: usize = 4;
@@ -156,11 +158,50 @@ impl<'a> Run<'a> {
             self.record(ENVIRONMENT_READY, environment);
             if env_done {
                 self.deploy_settings().await?;
-                let deployed = self.deploy().await?;
-                self.record(DEPLOYED, deployed);
+                if self.dependencies_ready().await? {
+                    let deployed = self.deploy().await?;
+                    self.record(DEPLOYED, deployed);
+                }
             }
         }
         Ok(self.summarize())
+    }
+
+    /// Gating by the RepoDependencyGraph: deploys wait for the environments of the
+    /// repository's dependencies in the same stack (provisioning does not).
+    async fn dependencies_ready(&mut self) -> Result<bool, Error> {
+        let generation = self.generation();
+        match super::gate::deploy(self.env, self.pctx).await? {
+            None => {
+                self.status.conditions.retain(|c| c.type_ != DEPENDENCIES_READY);
+                Ok(true)
+            }
+            Some(crate::logic::gating::Gate::Open) => {
+                let message = "dependencies in the stack are Ready";
+                let reason = crate::logic::gating::DEPENDENCIES_READY;
+                conditions::set(
+                    &mut self.status.conditions,
+                    DEPENDENCIES_READY,
+                    Status::True,
+                    reason,
+                    message,
+                    generation,
+                );
+                Ok(true)
+            }
+            Some(crate::logic::gating::Gate::Wait(wait)) => {
+                conditions::set(
+                    &mut self.status.conditions,
+                    DEPENDENCIES_READY,
+                    Status::False,
+                    wait.reason,
+                    wait.message.clone(),
+                    generation,
+                );
+                self.wait(DEPLOYED, "WaitingForDependencies", format!("not deploying yet: {}", wait.message));
+                Ok(false)
+            }
+        }
     }
 
     /// Sets the step's condition from its outcome, with a per-step reason.
@@ -207,8 +248,12 @@ impl<'a> Run<'a> {
     /// Ready, Reconciling and Stalled from the step conditions, and when to come back.
     fn summarize(&mut self) -> Next {
         let generation = self.generation();
-        let applicable: Vec<&str> =
-            STEPS.iter().copied().filter(|t| *t != DATABASE_READY || self.env.spec.database.is_some()).collect();
+        let applicable: Vec<&str> = STEPS
+            .iter()
+            .copied()
+            .filter(|t| *t != DATABASE_READY || self.env.spec.database.is_some())
+            .filter(|t| *t != DEPENDENCIES_READY || self.env.spec.graph_ref.is_some())
+            .collect();
         if self.env.spec.database.is_none() {
             self.status.conditions.retain(|c| c.type_ != DATABASE_READY);
         }
@@ -278,8 +323,9 @@ impl<'a> Run<'a> {
             if now.status == "True" {
                 publish(&self.pctx.ctx, self.env, EventType::Normal, type_, "Reconcile", now.message.clone()).await;
             } else if now.status == "False" && type_ != &READY {
-                publish(&self.pctx.ctx, self.env, EventType::Warning, &now.reason, "Reconcile", now.message.clone())
-                    .await;
+                let failure = matches!(now.reason.as_str(), "CertificateFailed" | "DeploymentFailed");
+                let type_ = if failure { EventType::Warning } else { EventType::Normal };
+                publish(&self.pctx.ctx, self.env, type_, &now.reason, "Reconcile", now.message.clone()).await;
             }
         }
         Ok(())

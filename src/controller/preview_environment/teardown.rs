@@ -48,6 +48,10 @@ pub async fn run(
         release_redis(env, pctx).await?;
         return Ok(Action::await_change());
     }
+    // Dependents in the stack go first.
+    if let crate::logic::gating::Gate::Wait(wait) = super::gate::delete(env, pctx).await? {
+        return Err(Error::Waiting(format!("not deleting yet: {}", wait.message)));
+    }
     let inputs = match inputs::load(env, pctx).await {
         Ok(i) => i,
         // Without a token nothing can be deleted: keep the finalizer and say why.
