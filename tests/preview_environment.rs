@@ -353,3 +353,113 @@ async fn gating_holds_a_dependent_until_its_dependency_is_ready_and_deletes_depe
     world.wait_gone("api").await;
     drop(operator);
 }
+
+#[tokio::test]
+async fn spec_changes_apply_and_redeploy_and_a_deleted_worker_comes_back() {
+    let mut world = World::new("pe-change").await;
+    world.requeue = "3s".into();
+    let operator = world.operator();
+    let mut manifest = world.manifest("pr-21", 21);
+    manifest["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    world.create(manifest).await;
+    let first = world.wait_ready("pr-21").await.status.unwrap();
+    let first_deployment = first.last_deployment.clone().unwrap();
+
+    // A worker deleted out of band is recreated on the next drift check.
+    let forge = client(&world);
+    let victim = first.worker_ids[0] as u64;
+    forge.delete_background_process(1, victim).await.unwrap();
+    wait_for(TIMEOUT, "the worker to be recreated", || async {
+        let live = world.live();
+        let env = world.envs().get_opt("pr-21").await.ok()??;
+        let status = env.status?;
+        (live.workers.get("pr-21.preview.example.com") == Some(&2)
+            && !status.worker_ids.contains(&(victim as i64))
+            && switchyard::api::conditions::is_true(&status.conditions, "Ready"))
+        .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Changing an env value rewrites .env and redeploys; dropping a worker removes it.
+    let patch = serde_json::json!({"spec": {
+        "env": [{"name": "MAIL_HOST", "value": "smtp2.example.com"}],
+        "workers": [{"name": "default"}],
+        "headSha": "def5678"
+    }});
+    world.envs().patch("pr-21", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    let status = wait_for(TIMEOUT, "a redeploy of the new head with the new .env", || async {
+        let env = world.envs().get_opt("pr-21").await.ok()??;
+        let status = env.status?;
+        let d = status.last_deployment.clone()?;
+        (d.id != first_deployment.id
+            && d.sha.as_deref() == Some("def5678")
+            && d.status == "finished"
+            && switchyard::api::conditions::is_true(&status.conditions, "Ready")
+            && status.observed_generation == env.metadata.generation)
+            .then_some(status)
+    })
+    .await
+    .unwrap();
+    assert_ne!(status.environment_hash, first.environment_hash);
+    let dotenv = forge.get_environment(1, status.site_id.unwrap() as u64).await.unwrap();
+    assert!(dotenv.contains("MAIL_HOST=smtp2.example.com") && !dotenv.contains("MAIL_PASSWORD"));
+    assert_eq!(world.live().workers.get("pr-21.preview.example.com"), Some(&1));
+    drop(operator);
+}
+
+#[tokio::test]
+async fn orphan_policy_leaves_remote_objects_and_an_unreachable_forge_keeps_the_finalizer() {
+    let world = World::new("pe-orphan").await;
+    let operator = world.operator();
+    let mut orphan = world.manifest("keep", 41);
+    orphan["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    orphan["spec"]["deletionPolicy"] = "Orphan".into();
+    world.create(orphan).await;
+    let mut doomed = world.manifest("doomed", 42);
+    doomed["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    world.create(doomed).await;
+    world.wait_ready("keep").await;
+    world.wait_ready("doomed").await;
+
+    world.delete("keep").await;
+    world.wait_gone("keep").await;
+    one_each(&world.live(), "pr-41.preview.example.com", "pr_41_shop", 2);
+
+    // Forge down: the finalizer holds the object until teardown can finish.
+    world.forge.inject_fault(FaultSpec::new(FaultAction::Status { status: 503, body: None, retry_after: None }));
+    world.delete("doomed").await;
+    wait_for(TIMEOUT, "teardown attempts against the failing Forge", || async {
+        world.forge.requests().iter().filter(|r| r.fault.is_some()).count() >= 10
+    })
+    .await
+    .unwrap();
+    let held = world.envs().get("doomed").await.expect("still there while Forge is down");
+    assert!(held.metadata.finalizers.unwrap_or_default().iter().any(|f| f == "switchyard.dev/preview-teardown"));
+    assert_eq!(world.live().sites.get("pr-42.preview.example.com"), Some(&1));
+    world.forge.clear_faults();
+    world.wait_gone("doomed").await;
+    let live = world.live();
+    assert!(
+        !live.sites.contains_key("pr-42.preview.example.com") && !live.databases.contains_key("pr_42_shop"),
+        "{live:?}"
+    );
+    drop(operator);
+}
+
+#[tokio::test]
+async fn ttl_sets_expires_at_and_the_operator_deletes_the_expired_environment() {
+    let world = World::new("pe-ttl").await;
+    let operator = world.operator();
+    let mut manifest = world.manifest("brief", 51);
+    manifest["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    manifest["spec"]["ttl"] = "1m".into();
+    world.create(manifest).await;
+    let env = world.wait_ready("brief").await;
+    let created = env.metadata.creation_timestamp.unwrap().0;
+    let expires = env.status.unwrap().expires_at.expect("expiresAt").0;
+    assert_eq!(expires.duration_since(created).as_secs(), 60);
+    world.wait_gone("brief").await;
+    assert!(world.live().sites.is_empty(), "expiry tears down like a delete");
+    drop(operator);
+}
