@@ -22,7 +22,7 @@ const EXIT_UNREACHABLE: u8 = 3;
 #[derive(Subcommand)]
 pub enum BridgeCommand {
     /// Print the headers that sign a request, one `Name: value` per line.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Verify a signed request: print `ok`, or print the error kind and exit 1.
     Verify(VerifyArgs),
     /// Sign a request to a target's bridge command, send it and print the response body.
@@ -30,7 +30,7 @@ pub enum BridgeCommand {
     /// Exit codes: 0 the endpoint answered 2xx; 1 it answered with another status
     /// (the body, e.g. `{"error":"Revoked",...}`, is still printed and the status goes
     /// to stderr); 2 unusable input; 3 no answer (connection refused, TLS failure, timeout).
-    Call(CallArgs),
+    Call(Box<CallArgs>),
 }
 
 /// How to sign: shared by `sign` and `call`.
@@ -123,9 +123,9 @@ pub struct VerifyArgs {
 /// Runs a `bridge` subcommand.
 pub fn run(command: BridgeCommand) -> ExitCode {
     let result = match command {
-        BridgeCommand::Sign(args) => sign(args),
+        BridgeCommand::Sign(args) => sign(*args),
         BridgeCommand::Verify(args) => verify(args),
-        BridgeCommand::Call(args) => call(args),
+        BridgeCommand::Call(args) => call(*args),
     };
     match result {
         Ok(code) => code,

@@ -268,7 +268,7 @@ async fn an_allowed_signed_call_succeeds_and_each_refusal_has_its_own_error() {
 
     let wrong_key = s.secret_file("not-the-grant-secret-0123456789abcdefghijklmn");
     let stale = (unix_now() - 400).to_string();
-    let cases: [(&str, &str, &Path, Vec<&str>, &str, u16); 4] = [
+    let cases = [
         ("erp@prod", "invoices.create", &current, vec![], "UnknownCaller", 403),
         ("shop@eu", "invoices.void", &current, vec![], "CommandNotAllowed", 403),
         ("shop@eu", "invoices.create", &wrong_key, vec![], "BadSignature", 401),

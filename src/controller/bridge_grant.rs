@@ -31,7 +31,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
 use crate::api::bridge_grant::{BridgeGrant, BridgeGrantStatus};
@@ -58,12 +58,15 @@ pub const TARGET_ANNOTATION: &str = "switchyard.dev/bridge-target";
 const MANAGER: &str = "switchyard-bridge-grants";
 const KIND: &str = "BridgeGrant";
 
+/// One async lock per (namespace, ConfigMap name).
+type PublishLocks = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// What the grant reconciler shares besides the common [`Context`].
 struct GrantContext {
     ctx: Arc<Context>,
     /// One lock per (namespace, ConfigMap): publishing reads every grant and writes
     /// the union, so two publishes of one ConfigMap must not interleave.
-    publish_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    publish_locks: Mutex<PublishLocks>,
 }
 
 impl GrantContext {
@@ -104,8 +107,11 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, gctx)
             .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
+                match result {
+                    // A grant just deleted, whose Secret or ConfigMap still triggers it.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => debug!(%obj, "grant is gone"),
+                    Err(e) => log_controller_error(KIND, &e),
+                    Ok(_) => {}
                 }
                 futures::future::ready(())
             })
@@ -157,6 +163,24 @@ async fn reconcile(grant: Arc<BridgeGrant>, gctx: Arc<GrantContext>) -> Result<A
 fn controlled_by<K: Resource>(obj: &K, grant: &BridgeGrant) -> bool {
     let uid = grant.uid().unwrap_or_default();
     obj.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// Server-side-applies `object` as this controller's field manager. With
+/// `resource_version`, only if the object is still at that version (else 409 Conflict,
+/// retried by the next reconcile).
+async fn apply_object<K>(
+    api: &Api<K>,
+    name: &str,
+    mut object: serde_json::Value,
+    resource_version: Option<String>,
+) -> Result<K, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(rv) = resource_version {
+        object["metadata"]["resourceVersion"] = json!(rv);
+    }
+    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object)).await
 }
 
 fn labels(component: &str) -> serde_json::Value {
@@ -306,24 +330,20 @@ async fn ensure_secret(
             (first, Some(("SecretCreated", note)))
         }
     };
-    let mut metadata = json!({
-        "name": name,
-        "namespace": grant.namespace(),
-        "labels": labels(SECRET_COMPONENT),
-        "ownerReferences": [grant.controller_owner_ref(&())],
-    });
-    // Compare-and-swap: a second writer (an old leader) fails instead of rotating twice.
-    if let Some(rv) = existing.as_ref().and_then(|s| s.resource_version()) {
-        metadata["resourceVersion"] = json!(rv);
-    }
-    let patch = json!({
+    let secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata,
+        "metadata": {
+            "name": name,
+            "namespace": grant.namespace(),
+            "labels": labels(SECRET_COMPONENT),
+            "ownerReferences": [grant.controller_owner_ref(&())],
+        },
         "type": "Opaque",
         "data": next.to_secret_data(),
     });
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    // A second writer (an old leader) fails instead of rotating twice.
+    apply_object(&api, &name, secret, existing.as_ref().and_then(|s| s.resource_version())).await?;
     if let Some((reason, note)) = event {
         publish(&gctx.ctx, grant, EventType::Normal, reason, "Rotate", note).await;
     }
@@ -396,22 +416,19 @@ async fn publish_allowlist(
     carry_revocations(previous.as_ref(), &mut next, Timestamp::now(), REVOCATION_RETENTION);
     let json = next.to_json();
     if published_json.as_deref() != Some(json.as_str()) {
-        let mut metadata = json!({
-            "name": config_map,
-            "namespace": ns,
-            "labels": labels(ALLOWLIST_COMPONENT),
-            "annotations": { TARGET_ANNOTATION: target.to_string() },
-        });
-        if let Some(rv) = existing.as_ref().and_then(|cm| cm.resource_version()) {
-            metadata["resourceVersion"] = json!(rv);
-        }
-        let patch = json!({
+        let allowlist = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": metadata,
+            "metadata": {
+                "name": config_map,
+                "namespace": ns,
+                "labels": labels(ALLOWLIST_COMPONENT),
+                "annotations": { TARGET_ANNOTATION: target.to_string() },
+            },
             "data": { CONFIG_MAP_KEY: json },
         });
-        api.patch(config_map, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+        // Another operator process publishing from an older view fails instead of undoing a revocation.
+        apply_object(&api, config_map, allowlist, existing.as_ref().and_then(|cm| cm.resource_version())).await?;
     }
     Ok(Published { problems: effective.problems })
 }
@@ -448,7 +465,7 @@ async fn ensure_network_policy(grant: &BridgeGrant, gctx: &GrantContext) -> Resu
     if existing.as_ref().and_then(|np| np.spec.as_ref()) == Some(&spec) {
         return Ok(Some(name));
     }
-    let patch = json!({
+    let policy = json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
@@ -459,7 +476,7 @@ async fn ensure_network_policy(grant: &BridgeGrant, gctx: &GrantContext) -> Resu
         },
         "spec": spec,
     });
-    match api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
+    match apply_object(&api, &name, policy, None).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 422 => {
             return Err(Error::Invalid { reason: "InvalidNetworkPolicy", message: e.message });

@@ -727,7 +727,7 @@ mod tests {
     #[test]
     fn granting_again_clears_the_revocation_and_old_ones_expire() {
         let all = ("a", spec("shop@prod", &["crm@*"], &["*"]));
-        let before = compute(&[all.clone()]).allowlist;
+        let before = compute(std::slice::from_ref(&all)).allowlist;
         let narrowed =
             republish(&before, &[("a", spec("shop@prod", &["crm@*"], &["orders.sync"]))], "2025-01-01T00:00:00Z");
         assert_eq!(narrowed.revoked[&CallerPattern::parse("crm@*").unwrap()].commands.len(), 1);

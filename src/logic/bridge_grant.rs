@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn each_invalid_part_has_its_own_reason() {
-        let cases: [(fn(&mut BridgeGrantSpec), &str); 5] = [
+        type Break = fn(&mut BridgeGrantSpec);
+        let cases: [(Break, &str); 5] = [
             (|s| s.target = "billing@*".into(), "InvalidTarget"),
             (|s| s.from.push("Shop".into()), "InvalidCaller"),
             (|s| s.commands.push("Invoices".into()), "InvalidCommand"),
