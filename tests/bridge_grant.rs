@@ -472,3 +472,20 @@ async fn objects_in_the_way_stall_the_grant_with_a_warning() {
     let cm = s.config_maps().get("app-config").await.expect("cm");
     assert_eq!(cm.data.expect("data").keys().collect::<Vec<_>>(), ["x"], "a user's ConfigMap is not taken over");
 }
+
+#[tokio::test]
+async fn moving_a_grant_to_another_config_map_takes_it_out_of_the_old_one() {
+    let s = Setup::new("bridge-move").await;
+    let mut spec = billing_grant(&["shop@*"], &["invoices.create"]);
+    spec["allowlistConfigMap"] = json!("billing-bridge-a");
+    s.create("mover", spec).await;
+    s.wait_ready("mover").await;
+    s.wait_allowlist("billing-bridge-a", "shop allowed", |a| allows(a, "shop@eu", "invoices.create")).await;
+
+    s.patch_spec("mover", json!({"allowlistConfigMap": "billing-bridge-b"})).await;
+    let moved = s.wait_ready("mover").await;
+    assert_eq!(moved.status.and_then(|st| st.allowlist_config_map).as_deref(), Some("billing-bridge-b"));
+    s.wait_allowlist("billing-bridge-b", "shop allowed", |a| allows(a, "shop@eu", "invoices.create")).await;
+    let old = s.wait_allowlist("billing-bridge-a", "nobody allowed", |a| a.callers.is_empty()).await;
+    assert_eq!(old.target.to_string(), "billing@prod");
+}

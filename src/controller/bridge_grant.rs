@@ -308,11 +308,10 @@ async fn ensure_secret(
         (RotationAction::Keep, Some(kept)) => return Ok(kept),
         (RotationAction::Rotate { .. }, Some(old)) => {
             let next = old.rotated(new_key()?, now, policy.overlap);
+            let until = next.previous.as_ref().map_or_else(String::new, |p| format!(" until {}", p.not_after));
             let note = format!(
-                "rotated the shared secret to version {}; version {} stays valid until {}",
-                next.current.version,
-                old.current.version,
-                now.saturating_add(policy.overlap).unwrap_or(now)
+                "rotated the shared secret to version {}; version {} stays valid{until}",
+                next.current.version, old.current.version
             );
             (next, Some(("SecretRotated", note)))
         }
