@@ -1,9 +1,12 @@
-//! `switchyard bridge sign|verify` run as a user would: the built binary, files on disk.
+//! `switchyard bridge sign|verify|call` run as a user would: the built binary, files on disk.
+
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const PATH: &str = "/api/v1/bridge/orders.sync";
 
 fn run(args: &[&str]) -> Output {
@@ -115,4 +118,76 @@ fn missing_header_and_unreadable_secret_are_reported_distinctly() {
     let missing = dir.path().join("nope");
     let out = verify(missing.to_str().expect("utf-8"), &body, &headers, &[]);
     assert_eq!(out.status.code(), Some(2), "usage errors are not verification failures");
+}
+
+/// A mount holding the allowlist of billing@prod (grant `g`: shop@* may run
+/// invoices.create) and g's secret, and the bridge endpoint reading it.
+async fn endpoint(dir: &Path, secret: &str) -> switchyard_sim::bridge::BridgeSimHandle {
+    use std::collections::BTreeMap;
+    use switchyard::api::bridge_grant::{BridgeGrantSpec, SecretRotation};
+    use switchyard::logic::allowlist::effective_allowlist;
+    use switchyard::logic::bridge_secret::{BridgeSecret, SecretKey};
+    use switchyard::logic::identifier::Identifier;
+
+    let spec = BridgeGrantSpec {
+        target: "billing@prod".into(),
+        from: vec!["shop@*".into()],
+        commands: vec!["invoices.create".into()],
+        secret: SecretRotation::default(),
+        bridge_path: "/api/v1/bridge".into(),
+        allowlist_config_map: None,
+        network_policy: None,
+    };
+    let target = Identifier::parse("billing@prod").expect("target");
+    let allowlist = effective_allowlist(&target, [("g", &spec)]).allowlist;
+    let key = SecretKey::from_text(secret).expect("secret");
+    let data = BridgeSecret::initial(key, jiff::Timestamp::now()).to_string_data();
+    let secrets = BTreeMap::from([("g".to_string(), data.into_iter().map(|(k, v)| (k, v.into_bytes())).collect())]);
+    support::bridge::write_mount(dir, &allowlist.to_config_map_data(), &secrets);
+    support::bridge::start(dir).await
+}
+
+async fn call(url: &str, secret: &str, command: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["bridge", "call", "--url", url, "--secret-file", secret, "--caller", "shop@eu"];
+    args.extend(["--command", command, "--body", r#"{"invoice":1}"#]);
+    args.extend(extra);
+    tokio::process::Command::new(BIN).args(&args).output().await.expect("run switchyard")
+}
+
+#[tokio::test]
+async fn call_signs_and_sends_and_its_exit_code_tells_the_outcome() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_text = "cli-call-secret-0123456789abcdefghijklmnop";
+    let secret = write(dir.path(), "secret", secret_text.as_bytes());
+    let mount = tempfile::tempdir().expect("mount dir");
+    let sim = endpoint(mount.path(), secret_text).await;
+    let url = sim.base_url();
+
+    let ok = call(&url, &secret, "invoices.create", &[]).await;
+    assert_eq!(ok.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&ok.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("JSON answer");
+    assert_eq!((body["ok"].as_bool(), body["command"].as_str()), (Some(true), Some("invoices.create")));
+    assert_eq!(body["echo"], r#"{"invoice":1}"#);
+
+    let refused = call(&url, &secret, "invoices.void", &[]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&refused.stdout).expect("JSON answer");
+    assert_eq!(body["error"], "CommandNotAllowed");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403 Forbidden"));
+
+    let invalid = call(&url, &secret, "Invoices", &[]).await;
+    assert_eq!(invalid.status.code(), Some(2), "a bad command name is a usage error");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let closed_url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let unreachable = call(&closed_url, &secret, "invoices.create", &["--timeout-secs", "5"]).await;
+    assert_eq!(unreachable.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&unreachable.stderr));
+
+    for out in [ok, refused, invalid, unreachable] {
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(!String::from_utf8_lossy(stream).contains(secret_text), "secret printed");
+        }
+    }
+    assert_eq!(sim.calls().len(), 2, "only well-formed calls reach the endpoint");
 }

@@ -1,6 +1,7 @@
 //! switchyard's simulators: each external system is its own module, usable in-process
 //! from Rust tests and as a subcommand of the `switchyard-sim` binary.
 
+pub mod bridge;
 pub mod forge;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;

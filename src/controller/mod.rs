@@ -1,6 +1,7 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod bridge_grant;
 pub mod preview_environment;
 pub mod repo_dependency_graph;
 pub mod shared_resource_claim;
@@ -158,6 +159,7 @@ pub fn all(
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
     vec![
+        bridge_grant::run(ctx.clone(), shutdown.clone()),
         shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
         preview_environment::run(ctx.clone(), shutdown.clone()),
         repo_dependency_graph::run(ctx, shutdown),

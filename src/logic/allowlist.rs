@@ -11,6 +11,9 @@
 //!   "callers": {
 //!     "crm@prod": { "commands": ["*"], "grants": ["crm-all"] },
 //!     "shop@*": { "commands": ["orders.sync", "stock.get"], "grants": ["a", "b"] }
+//!   },
+//!   "revoked": {
+//!     "erp@prod": { "commands": ["*"], "grants": ["erp-sync"], "revokedAt": "2025-01-31T00:00:00Z" }
 //!   }
 //! }
 //! ```
@@ -25,15 +28,26 @@
 //!   and `code@*`.
 //! - `commands`: sorted, unique; `["*"]` means every command (it absorbs the rest).
 //! - `grants`: names of the BridgeGrants that contributed the entry (for audit; sorted).
+//! - `revoked` (absent when empty): caller pattern → commands it was allowed by an earlier
+//!   version of this allowlist and no longer is (`["*"]`: everything it is not allowed
+//!   now), the grants that had allowed them and when. A reader refuses a request the
+//!   `callers` do not allow with "revoked" instead of "unknown caller" or "command not
+//!   allowed" when a `revoked` entry names it, so a caller can tell a withdrawn grant from
+//!   a mistake. Entries are kept for [`REVOCATION_RETENTION`] and dropped as soon as the
+//!   permission is granted again. Computed by [`carry_revocations`] from the previously
+//!   published allowlist.
 //!
 //! The output is a pure function of its input and every collection is sorted, so
 //! recomputing from unchanged grants yields byte-identical JSON (no spurious
 //! updates). Revocation needs no special case: deleting or narrowing a grant and
-//! recomputing drops what only that grant allowed.
+//! recomputing drops what only that grant allowed; `revoked` only explains it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_with::{DisplayFromStr, serde_as};
 
 use crate::api::bridge_grant::BridgeGrantSpec;
 use crate::logic::identifier::{CallerPattern, DEFAULT_TAG, Identifier, IdentifierError};
@@ -50,6 +64,9 @@ pub const ANY_COMMAND: &str = "*";
 /// Longest command name, as in the CRD's CEL rule.
 pub const MAX_COMMAND_LEN: usize = 128;
 
+/// How long a revocation stays in the `revoked` section of a published allowlist.
+pub const REVOCATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What the target app reads: who may call which of its bridge commands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,6 +79,24 @@ pub struct Allowlist {
     pub bridge_path: String,
     /// Caller pattern → its permissions.
     pub callers: BTreeMap<CallerPattern, CallerEntry>,
+    /// Caller pattern → permissions it lost (see the module documentation).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revoked: BTreeMap<CallerPattern, RevokedEntry>,
+}
+
+/// Permissions a caller pattern had and lost.
+#[serde_as]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedEntry {
+    /// Commands no longer allowed, sorted; `["*"]` for everything not allowed now.
+    pub commands: BTreeSet<String>,
+    /// BridgeGrants that had allowed them.
+    #[serde(default)]
+    pub grants: BTreeSet<String>,
+    /// When the latest of these permissions was withdrawn.
+    #[serde_as(as = "DisplayFromStr")]
+    pub revoked_at: Timestamp,
 }
 
 /// The permissions of one caller pattern.
@@ -144,6 +179,9 @@ pub enum DenyReason {
     /// The command name is not a valid command at all.
     #[error("{command:?} is not a valid command name")]
     InvalidCommand { command: String },
+    /// The caller was allowed this command until a grant was deleted or narrowed.
+    #[error("the permission of {caller} to run command {command:?} on {target} was revoked at {revoked_at}")]
+    Revoked { caller: String, command: String, target: String, revoked_at: String },
 }
 
 /// Whether `command` matches the CRD's command grammar `^[a-z][a-z0-9_.:-]{0,127}$`.
@@ -244,9 +282,76 @@ pub fn effective_allowlist<'a>(
     }
     let bridge_path = published.map_or_else(|| "/api/v1/bridge".to_string(), |(_, path)| path.to_string());
     EffectiveAllowlist {
-        allowlist: Allowlist { version: FORMAT_VERSION, target: target.clone(), bridge_path, callers },
+        allowlist: Allowlist {
+            version: FORMAT_VERSION,
+            target: target.clone(),
+            bridge_path,
+            callers,
+            revoked: BTreeMap::new(),
+        },
         problems,
     }
+}
+
+/// Fills `next.revoked` from the allowlist published before it: what `previous`
+/// allowed and `next` does not becomes revoked at `now`; earlier revocations are
+/// kept for `retention` unless granted again. `previous` of another target is ignored.
+pub fn carry_revocations(previous: Option<&Allowlist>, next: &mut Allowlist, now: Timestamp, retention: Duration) {
+    let mut revoked: BTreeMap<CallerPattern, RevokedEntry> = BTreeMap::new();
+    let Some(previous) = previous.filter(|p| p.target == next.target) else {
+        next.revoked = revoked;
+        return;
+    };
+    let still_allowed = |pattern: &CallerPattern| next.callers.get(pattern).map(|e| &e.commands);
+    for (pattern, entry) in &previous.revoked {
+        let fresh = entry.revoked_at.saturating_add(retention).is_ok_and(|until| now < until);
+        if fresh {
+            revoked.insert(pattern.clone(), entry.clone());
+        }
+    }
+    for (pattern, old) in &previous.callers {
+        let lost = lost_commands(&old.commands, still_allowed(pattern));
+        if lost.is_empty() {
+            continue;
+        }
+        let entry = revoked.entry(pattern.clone()).or_insert_with(|| RevokedEntry {
+            commands: BTreeSet::new(),
+            grants: BTreeSet::new(),
+            revoked_at: now,
+        });
+        entry.commands.extend(lost);
+        entry.grants.extend(old.grants.iter().cloned());
+        entry.revoked_at = now;
+    }
+    revoked.retain(|pattern, entry| {
+        if let Some(allowed) = still_allowed(pattern) {
+            if allowed.contains(ANY_COMMAND) {
+                return false;
+            }
+            if !entry.commands.contains(ANY_COMMAND) {
+                entry.commands.retain(|c| !allowed.contains(c));
+            }
+        }
+        if entry.commands.contains(ANY_COMMAND) {
+            entry.commands = BTreeSet::from([ANY_COMMAND.to_string()]);
+        }
+        !entry.commands.is_empty()
+    });
+    next.revoked = revoked;
+}
+
+/// The commands of `old` that `new` no longer allows; `{"*"}` when `old` allowed
+/// everything and `new` does not.
+fn lost_commands(old: &BTreeSet<String>, new: Option<&BTreeSet<String>>) -> BTreeSet<String> {
+    let empty = BTreeSet::new();
+    let new = new.unwrap_or(&empty);
+    if new.contains(ANY_COMMAND) {
+        return BTreeSet::new();
+    }
+    if old.contains(ANY_COMMAND) {
+        return BTreeSet::from([ANY_COMMAND.to_string()]);
+    }
+    old.difference(new).cloned().collect()
 }
 
 /// Why allowlist JSON could not be read.
@@ -302,6 +407,28 @@ impl Allowlist {
         }
         Some(entries.iter().flat_map(|e| e.commands.iter().map(String::as_str)).collect())
     }
+
+    /// The revocation that explains why `caller` may not run `command`, if any: an
+    /// entry of `revoked` whose pattern matches the caller and names the command or `*`.
+    pub fn revocation_for(&self, caller: &Identifier, command: &str) -> Option<&RevokedEntry> {
+        self.revoked
+            .iter()
+            .filter(|(pattern, _)| pattern.matches(caller))
+            .map(|(_, entry)| entry)
+            .filter(|entry| entry.commands.contains(ANY_COMMAND) || entry.commands.contains(command))
+            .max_by_key(|entry| entry.revoked_at)
+    }
+
+    fn revoked(&self, caller: &Identifier, command: &str) -> Option<Denied> {
+        self.revocation_for(caller, command).map(|entry| Denied {
+            reason: DenyReason::Revoked {
+                caller: caller.to_string(),
+                command: command.into(),
+                target: self.target.to_string(),
+                revoked_at: entry.revoked_at.to_string(),
+            },
+        })
+    }
 }
 
 /// Whether `caller` may run `command` on the allowlist's target.
@@ -310,12 +437,14 @@ pub fn is_allowed(allowlist: &Allowlist, caller: &Identifier, command: &str) -> 
         return Err(Denied { reason: DenyReason::InvalidCommand { command: command.into() } });
     }
     let Some(commands) = allowlist.commands_for(caller) else {
-        return Err(Denied {
+        return Err(allowlist.revoked(caller, command).unwrap_or(Denied {
             reason: DenyReason::UnknownCaller { caller: caller.to_string(), target: allowlist.target.to_string() },
-        });
+        }));
     };
     if commands.contains(ANY_COMMAND) || commands.contains(command) {
         Ok(())
+    } else if let Some(revoked) = allowlist.revoked(caller, command) {
+        Err(revoked)
     } else {
         Err(Denied {
             reason: DenyReason::CommandNotAllowed {
@@ -546,5 +675,83 @@ mod tests {
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{name}");
             assert!(name.len() <= 253);
         }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn republish(previous: &Allowlist, grants: &[(&str, BridgeGrantSpec)], now: &str) -> Allowlist {
+        let mut next = compute(grants).allowlist;
+        carry_revocations(Some(previous), &mut next, at(now), REVOCATION_RETENTION);
+        next
+    }
+
+    #[test]
+    fn narrowing_and_deleting_are_refused_as_revoked_not_as_unknown() {
+        let wide = ("a", spec("shop@prod", &["crm@prod", "erp@prod"], &["orders.sync", "stock.get"]));
+        let before = compute(&[wide]).allowlist;
+        let narrowed =
+            republish(&before, &[("a", spec("shop@prod", &["crm@prod"], &["orders.sync"]))], "2025-01-01T00:00:00Z");
+
+        let json: serde_json::Value = serde_json::from_str(&narrowed.to_json()).unwrap();
+        assert_eq!(
+            json["revoked"],
+            serde_json::json!({
+                "crm@prod": {"commands": ["stock.get"], "grants": ["a"], "revokedAt": "2025-01-01T00:00:00Z"},
+                "erp@prod": {"commands": ["orders.sync", "stock.get"], "grants": ["a"], "revokedAt": "2025-01-01T00:00:00Z"}
+            })
+        );
+        assert_eq!(Allowlist::from_json(&narrowed.to_json()).unwrap(), narrowed, "revocations read back");
+        let revoked = is_allowed(&narrowed, &id("crm@prod"), "stock.get").unwrap_err();
+        assert!(matches!(revoked.reason, DenyReason::Revoked { .. }), "{revoked}");
+        assert!(revoked.to_string().contains("was revoked at 2025-01-01T00:00:00Z"), "{revoked}");
+        let erp = is_allowed(&narrowed, &id("erp@prod"), "orders.sync").unwrap_err();
+        assert!(matches!(erp.reason, DenyReason::Revoked { .. }), "{erp}");
+        // Never granted: still the ordinary refusals.
+        let never = is_allowed(&narrowed, &id("crm@prod"), "orders.delete").unwrap_err();
+        assert!(matches!(never.reason, DenyReason::CommandNotAllowed { .. }), "{never}");
+        let stranger = is_allowed(&narrowed, &id("hr@prod"), "orders.sync").unwrap_err();
+        assert!(matches!(stranger.reason, DenyReason::UnknownCaller { .. }), "{stranger}");
+
+        // The last grant goes: everything it allowed is revoked, the rest stays remembered.
+        let empty = republish(&narrowed, &[], "2025-01-02T00:00:00Z");
+        assert!(empty.callers.is_empty());
+        let crm = &empty.revoked[&CallerPattern::parse("crm@prod").unwrap()];
+        assert_eq!(crm.commands.iter().collect::<Vec<_>>(), ["orders.sync", "stock.get"]);
+        assert_eq!(crm.revoked_at, at("2025-01-02T00:00:00Z"));
+        let erp = &empty.revoked[&CallerPattern::parse("erp@prod").unwrap()];
+        assert_eq!(erp.revoked_at, at("2025-01-01T00:00:00Z"), "an unchanged revocation keeps its time");
+    }
+
+    #[test]
+    fn granting_again_clears_the_revocation_and_old_ones_expire() {
+        let all = ("a", spec("shop@prod", &["crm@*"], &["*"]));
+        let before = compute(std::slice::from_ref(&all)).allowlist;
+        let narrowed =
+            republish(&before, &[("a", spec("shop@prod", &["crm@*"], &["orders.sync"]))], "2025-01-01T00:00:00Z");
+        assert_eq!(narrowed.revoked[&CallerPattern::parse("crm@*").unwrap()].commands.len(), 1);
+        assert!(matches!(
+            is_allowed(&narrowed, &id("crm@staging"), "stock.get").unwrap_err().reason,
+            DenyReason::Revoked { .. }
+        ));
+        assert!(is_allowed(&narrowed, &id("crm@staging"), "orders.sync").is_ok());
+
+        let regranted = republish(&narrowed, &[all], "2025-01-01T01:00:00Z");
+        assert!(regranted.revoked.is_empty(), "{:?}", regranted.revoked);
+
+        let same = [("a", spec("shop@prod", &["crm@*"], &["orders.sync"]))];
+        let kept = republish(&narrowed, &same, "2025-01-07T23:59:59Z");
+        assert_eq!(kept.revoked, narrowed.revoked, "kept, time unchanged, within the retention");
+        assert_eq!(kept.to_json(), republish(&narrowed, &same, "2025-01-07T23:59:59Z").to_json(), "deterministic");
+        let expired = republish(&kept, &same, "2025-01-08T00:00:00Z");
+        assert!(expired.revoked.is_empty(), "older than the retention: {:?}", expired.revoked);
+    }
+
+    #[test]
+    fn revocations_of_another_target_are_not_carried() {
+        let before = effective_allowlist(&id("crm@prod"), [("x", &spec("crm@prod", &["shop"], &["a"]))]).allowlist;
+        let next = republish(&before, &[], "2025-01-01T00:00:00Z");
+        assert!(next.revoked.is_empty());
     }
 }

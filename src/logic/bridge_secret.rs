@@ -58,13 +58,7 @@ pub const KEY_PREVIOUS_NOT_AFTER: &str = "previous-not-after";
 /// Name of the Secret holding a grant's shared secret: `<grant>-bridge-secret`,
 /// shortened with a hash when that would exceed the 253-character name limit.
 pub fn secret_name(grant: &str) -> String {
-    const SUFFIX: &str = "-bridge-secret";
-    if grant.len() + SUFFIX.len() <= 253 {
-        return format!("{grant}{SUFFIX}");
-    }
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(grant.as_bytes());
-    let head: String = grant.chars().take(253 - SUFFIX.len() - 9).collect();
-    format!("{}-{}{SUFFIX}", head.trim_end_matches(['-', '.']), &hex::encode(digest)[..8])
+    crate::logic::dns::derived_name(grant, "-bridge-secret")
 }
 
 /// A shared secret. Its `Debug` is redacted and it has no `Display`, so it cannot

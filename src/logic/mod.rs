@@ -2,6 +2,8 @@
 
 pub mod allocation;
 pub mod allowlist;
+pub mod bridge_endpoint;
+pub mod bridge_grant;
 pub mod bridge_secret;
 pub mod discovery;
 pub mod dns;

@@ -169,6 +169,9 @@ pub enum VerifyError {
     /// The caller may not run this command (or the path names no valid command).
     #[error("{0}")]
     CommandNotAllowed(DenyReason),
+    /// The caller was allowed this command until its grant was deleted or narrowed.
+    #[error("{0}")]
+    Revoked(DenyReason),
 }
 
 impl VerifyError {
@@ -183,6 +186,7 @@ impl VerifyError {
             VerifyError::ReplayCacheFull { .. } => "ReplayCacheFull",
             VerifyError::UnknownCaller(_) => "UnknownCaller",
             VerifyError::CommandNotAllowed(_) => "CommandNotAllowed",
+            VerifyError::Revoked(_) => "Revoked",
         }
     }
 
@@ -191,7 +195,7 @@ impl VerifyError {
         match self {
             VerifyError::MissingHeader(_) | VerifyError::MalformedHeader { .. } => 400,
             VerifyError::StaleTimestamp { .. } | VerifyError::BadSignature | VerifyError::Replayed { .. } => 401,
-            VerifyError::UnknownCaller(_) | VerifyError::CommandNotAllowed(_) => 403,
+            VerifyError::UnknownCaller(_) | VerifyError::CommandNotAllowed(_) | VerifyError::Revoked(_) => 403,
             VerifyError::ReplayCacheFull { .. } => 503,
         }
     }
@@ -201,6 +205,7 @@ impl From<allowlist::Denied> for VerifyError {
     fn from(denied: allowlist::Denied) -> Self {
         match denied.reason {
             reason @ DenyReason::UnknownCaller { .. } => VerifyError::UnknownCaller(reason),
+            reason @ DenyReason::Revoked { .. } => VerifyError::Revoked(reason),
             reason => VerifyError::CommandNotAllowed(reason),
         }
     }
@@ -399,7 +404,8 @@ pub fn authorize(allowlist: &Allowlist, verified: &Verified, path: &str) -> Resu
 /// then authorise against the allowlist.
 ///
 /// `keys_for` returns the secrets valid now for a caller (those of the grants whose
-/// `from` matches it); a caller with none is an `UnknownCaller`.
+/// `from` matches it); a caller the allowlist does not name is an `UnknownCaller`, or
+/// `Revoked` when its permission was withdrawn (it may no longer have a secret to check).
 pub fn verify_and_authorize<'k>(
     request: RequestParts<'_>,
     headers: &Headers,
@@ -411,10 +417,19 @@ pub fn verify_and_authorize<'k>(
     let claimed = headers.require(HEADER_CALLER)?;
     let claimed = Identifier::parse(claimed).map_err(|e| malformed(HEADER_CALLER, e.to_string()))?;
     if allowlist.commands_for(&claimed).is_none() {
-        return Err(VerifyError::UnknownCaller(DenyReason::UnknownCaller {
-            caller: claimed.to_string(),
-            target: allowlist.target.to_string(),
-        }));
+        let command = allowlist.command_for_path(request.path).unwrap_or_default();
+        return Err(match allowlist.revocation_for(&claimed, command) {
+            Some(entry) => VerifyError::Revoked(DenyReason::Revoked {
+                caller: claimed.to_string(),
+                command: command.into(),
+                target: allowlist.target.to_string(),
+                revoked_at: entry.revoked_at.to_string(),
+            }),
+            None => VerifyError::UnknownCaller(DenyReason::UnknownCaller {
+                caller: claimed.to_string(),
+                target: allowlist.target.to_string(),
+            }),
+        });
     }
     let keys = keys_for(&claimed);
     let verified = verify_request(request, headers, &keys, replay, now)?;
@@ -867,5 +882,27 @@ mod tests {
         let sign_err = sign(&key, None, &caller(), RequestParts { method: "", path: "/", body: b"" }, T0, "r");
         assert!(!format!("{sign_err:?}").contains(KEY_TEXT));
         assert!(!format!("{keys:?}").contains(KEY_TEXT));
+    }
+
+    #[test]
+    fn a_caller_whose_grant_was_withdrawn_is_refused_as_revoked() {
+        use crate::logic::allowlist::{REVOCATION_RETENTION, carry_revocations};
+        let target = Identifier::parse("crm@prod").unwrap();
+        let before = effective_allowlist(&target, [("g", &grant(&["shop@*"], &["orders.sync"]))]).allowlist;
+        let mut after = effective_allowlist(&target, std::iter::empty()).allowlist;
+        carry_revocations(Some(&before), &mut after, Timestamp::from_second(T0).unwrap(), REVOCATION_RETENTION);
+        let key = key();
+        let err = verify_and_authorize(
+            request(BODY),
+            &Headers::from_pairs(signed()),
+            &after,
+            |_| vec![VerificationKey { version: None, key: &key }],
+            &mut ReplayCache::default(),
+            T0,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "Revoked");
+        assert_eq!(err.http_status(), 403);
+        assert!(err.to_string().contains("\"orders.sync\" on crm@prod was revoked"), "{err}");
     }
 }

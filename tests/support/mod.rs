@@ -1,6 +1,8 @@
 //! Shared by the integration tests: a `switchyard run` process.
 #![allow(dead_code)]
 
+pub mod bridge;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

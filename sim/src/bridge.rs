@@ -1,0 +1,369 @@
+//! The bridge endpoint of a platform instance: `ANY <bridgePath>/{command}`, enforcing
+//! the allowlist and secrets mounted into the instance's pod.
+//!
+//! Like a pod, the simulator sees what the operator produced as files in one
+//! directory ([`BridgeConfig::mount_dir`]) — the allowlist ConfigMap's keys and the
+//! grants' Secret keys, laid out as `switchyard::logic::bridge_endpoint` documents —
+//! and reads it again on every request, so a rotation or a revocation is visible
+//! to the next call. Names starting with `..` are skipped and symlinks followed, the
+//! way the kubelet's atomic writer lays out a mounted volume.
+//!
+//! The signature and allowlist checks themselves are a [`Verifier`] the embedder
+//! passes in. switchyard's checks live in the operator crate, which depends on this
+//! crate for its tests; depending back on it would make a cycle (and pull Kubernetes
+//! client code into every simulator), and a copy of the crypto here would test the
+//! copy. So the simulator owns the HTTP side and the mounted files, and the embedder
+//! plugs in the real checks (switchyard's tests build the verifier from
+//! `switchyard::logic::bridge_endpoint::MountedBridge`).
+//!
+//! Answers: `200 {"ok":true,"command","caller","keyVersion","echo"}` for an accepted
+//! call, else the verifier's status with `{"error": <kind>, "message"}`.
+//! `GET /_sim/bridge/calls` lists every call with its outcome.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The files of the mount directory: relative path (`/`-separated) → content.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountedFiles(BTreeMap<String, Vec<u8>>);
+
+impl MountedFiles {
+    /// Reads every file under `dir`; a missing directory reads as empty.
+    pub fn read(dir: &Path) -> std::io::Result<Self> {
+        let mut files = BTreeMap::new();
+        if dir.exists() {
+            read_into(dir, "", &mut files)?;
+        }
+        Ok(Self(files))
+    }
+
+    /// The content of `path` (relative, `/`-separated), if present.
+    pub fn get(&self, path: &str) -> Option<&[u8]> {
+        self.0.get(path).map(Vec::as_slice)
+    }
+
+    /// Relative paths of every file.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+fn read_into(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("..") {
+            continue;
+        }
+        let path = entry.path();
+        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        // `metadata` follows symlinks, as reading a mounted volume does.
+        let metadata = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // replaced while reading
+            Err(e) => return Err(e),
+        };
+        if metadata.is_dir() {
+            read_into(&path, &relative, files)?;
+        } else {
+            match std::fs::read(&path) {
+                Ok(content) => {
+                    files.insert(relative, content);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One request as the verifier sees it.
+#[derive(Debug)]
+pub struct BridgeRequest<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path and query, exactly as received.
+    pub path_and_query: &'a str,
+    /// Headers as received (values that are not UTF-8 are dropped).
+    pub headers: &'a [(String, String)],
+    /// Raw body.
+    pub body: &'a [u8],
+    /// The mount directory's files, read for this request.
+    pub mount: &'a MountedFiles,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// An accepted call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The authenticated caller, `code@tag`.
+    pub caller: String,
+    /// The command run.
+    pub command: String,
+    /// Version of the secret that matched, when known.
+    pub key_version: Option<i64>,
+}
+
+/// A refused call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// HTTP status to answer with.
+    pub status: u16,
+    /// Stable CamelCase kind (`BadSignature`, `Revoked`, ...).
+    pub kind: String,
+    /// For humans.
+    pub message: String,
+}
+
+/// Decides on one request. Stateful checks (replayed request ids) keep their state
+/// inside the closure, so they span requests.
+pub type Verifier = Arc<dyn Fn(&BridgeRequest<'_>) -> Result<Accepted, Rejected> + Send + Sync>;
+
+/// Settings of the bridge endpoint.
+#[derive(Clone)]
+pub struct BridgeConfig {
+    /// Address to listen on, for [`BridgeSim::start`] (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory holding the mounted allowlist and secrets.
+    pub mount_dir: PathBuf,
+    /// Path prefix of the endpoint; commands are `<bridge_path>/{command}`.
+    pub bridge_path: String,
+    /// The checks.
+    pub verifier: Verifier,
+}
+
+impl std::fmt::Debug for BridgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("listen", &self.listen)
+            .field("mount_dir", &self.mount_dir)
+            .field("bridge_path", &self.bridge_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One call to the endpoint, as `GET /_sim/bridge/calls` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeCall {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `X-Bridge-Caller` header, as sent.
+    pub caller: Option<String>,
+    /// HTTP status answered.
+    pub status: u16,
+    /// `ok`, or the refusal's kind.
+    pub outcome: String,
+}
+
+/// What the router shares between requests.
+pub struct BridgeState {
+    config: BridgeConfig,
+    calls: Mutex<Vec<BridgeCall>>,
+}
+
+impl BridgeState {
+    /// State for [`router`].
+    pub fn new(config: BridgeConfig) -> Arc<Self> {
+        Arc::new(Self { config, calls: Mutex::new(Vec::new()) })
+    }
+
+    fn calls(&self) -> MutexGuard<'_, Vec<BridgeCall>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The endpoint's routes: `ANY <bridge_path>/{command}` and `GET /_sim/bridge/calls`.
+/// Self-contained (no fallback), so it can be merged into another simulator's router.
+pub fn router(state: Arc<BridgeState>) -> Router {
+    let bridge_path = format!("{}/{{command}}", state.config.bridge_path.trim_end_matches('/'));
+    Router::new()
+        .route(&bridge_path, any(call))
+        .route("/_sim/bridge/calls", get(list_calls).delete(clear_calls))
+        .with_state(state)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn call(
+    State(state): State<Arc<BridgeState>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let dir = state.config.mount_dir.clone();
+    let mount = match tokio::task::spawn_blocking(move || MountedFiles::read(&dir)).await {
+        Ok(Ok(mount)) => mount,
+        Ok(Err(e)) => return refuse(&state, &method, &uri, &headers, unreadable(e.to_string())),
+        Err(e) => return refuse(&state, &method, &uri, &headers, unreadable(e.to_string())),
+    };
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let request = BridgeRequest {
+        method: method.as_str(),
+        path_and_query,
+        headers: &pairs,
+        body: &body,
+        mount: &mount,
+        now: unix_now(),
+    };
+    match (state.config.verifier)(&request) {
+        Ok(accepted) => {
+            record(&state, &method, &uri, &headers, 200, "ok");
+            let echo = String::from_utf8_lossy(&body);
+            let answer = json!({
+                "ok": true,
+                "command": accepted.command,
+                "caller": accepted.caller,
+                "keyVersion": accepted.key_version,
+                "echo": echo,
+            });
+            (StatusCode::OK, Json(answer)).into_response()
+        }
+        Err(rejected) => refuse(&state, &method, &uri, &headers, rejected),
+    }
+}
+
+fn unreadable(message: String) -> Rejected {
+    Rejected { status: 503, kind: "MountUnreadable".into(), message }
+}
+
+fn refuse(state: &BridgeState, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, r: Rejected) -> Response {
+    record(state, method, uri, headers, r.status, &r.kind);
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    (status, Json(json!({ "error": r.kind, "message": r.message }))).into_response()
+}
+
+fn record(
+    state: &BridgeState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    status: u16,
+    outcome: &str,
+) {
+    let caller = headers.get("x-bridge-caller").and_then(|v| v.to_str().ok()).map(str::to_string);
+    state.calls().push(BridgeCall {
+        method: method.to_string(),
+        path: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).to_string(),
+        caller,
+        status,
+        outcome: outcome.to_string(),
+    });
+}
+
+async fn list_calls(State(state): State<Arc<BridgeState>>) -> Json<Vec<BridgeCall>> {
+    Json(state.calls().clone())
+}
+
+async fn clear_calls(State(state): State<Arc<BridgeState>>) -> StatusCode {
+    state.calls().clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Entry point for tests: `BridgeSim::start(config).await?` serves until the handle is dropped.
+pub struct BridgeSim;
+
+impl BridgeSim {
+    /// Binds `config.listen` and serves [`router`].
+    pub async fn start(config: BridgeConfig) -> std::io::Result<BridgeSimHandle> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = BridgeState::new(config);
+        let app = router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "bridge simulator stopped");
+            }
+        });
+        tracing::info!(%addr, "bridge simulator listening");
+        Ok(BridgeSimHandle { addr, state, shutdown: Some(tx), task: Some(task) })
+    }
+}
+
+/// A running bridge endpoint. Dropping it stops the server.
+pub struct BridgeSimHandle {
+    addr: SocketAddr,
+    state: Arc<BridgeState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl BridgeSimHandle {
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the instance's base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<BridgeCall> {
+        self.state.calls().clone()
+    }
+}
+
+impl Drop for BridgeSimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_reading_follows_symlinks_and_skips_the_atomic_writer_internals() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..2025_01_01_00_00_00.000");
+        std::fs::create_dir_all(data.join("secrets/g")).unwrap();
+        std::fs::write(data.join("allowlist.json"), b"{}").unwrap();
+        std::fs::write(data.join("secrets/g/current"), b"k").unwrap();
+        std::os::unix::fs::symlink(&data, dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/allowlist.json", dir.path().join("allowlist.json")).unwrap();
+        std::os::unix::fs::symlink("..data/secrets", dir.path().join("secrets")).unwrap();
+        let files = MountedFiles::read(dir.path()).unwrap();
+        assert_eq!(files.paths().collect::<Vec<_>>(), ["allowlist.json", "secrets/g/current"]);
+        assert_eq!(files.get("secrets/g/current"), Some(&b"k"[..]));
+        assert_eq!(MountedFiles::read(&dir.path().join("absent")).unwrap(), MountedFiles::default());
+    }
+}

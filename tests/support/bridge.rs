@@ -1,0 +1,86 @@
+//! The bridge endpoint simulator wired to switchyard's own checks, and a mount
+//! directory filled the way the kubelet fills a pod's volumes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use switchyard::logic::bridge_endpoint::{MountedBridge, SECRETS_DIR, secret_file};
+use switchyard::logic::signing::{Headers, ReplayCache, RequestParts};
+use switchyard_sim::bridge::{Accepted, BridgeConfig, BridgeRequest, BridgeSim, BridgeSimHandle, Rejected, Verifier};
+
+/// A verifier that does what a target app does with its mounted allowlist and secrets,
+/// with one replay cache for the endpoint's lifetime.
+pub fn verifier() -> Verifier {
+    let replay = Mutex::new(ReplayCache::default());
+    Arc::new(move |request: &BridgeRequest<'_>| {
+        let mount = MountedBridge::load(|path| request.mount.get(path)).map_err(|e| Rejected {
+            status: 503,
+            kind: e.kind().into(),
+            message: e.to_string(),
+        })?;
+        let headers = Headers::from_pairs(request.headers.iter().cloned());
+        let parts = RequestParts { method: request.method, path: request.path_and_query, body: request.body };
+        let mut replay = replay.lock().unwrap_or_else(|p| p.into_inner());
+        match mount.verify(parts, &headers, &mut replay, request.now) {
+            Ok((verified, command)) => {
+                Ok(Accepted { caller: verified.caller.to_string(), command, key_version: verified.key_version })
+            }
+            Err(e) => Err(Rejected { status: e.http_status(), kind: e.kind().into(), message: e.to_string() }),
+        }
+    })
+}
+
+/// Starts the bridge endpoint on a free port, reading `mount_dir`.
+pub async fn start(mount_dir: &Path) -> BridgeSimHandle {
+    BridgeSim::start(BridgeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        mount_dir: mount_dir.to_path_buf(),
+        bridge_path: "/api/v1/bridge".into(),
+        verifier: verifier(),
+    })
+    .await
+    .expect("bridge simulator")
+}
+
+/// Replaces the mount's content: `config_map` (key → value) at the top, each grant's
+/// Secret data under `secrets/<grant>/`. Each file is renamed into place, so the
+/// endpoint never reads half a file; grants no longer given lose their directory.
+pub fn write_mount(
+    dir: &Path,
+    config_map: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+) {
+    for (key, value) in config_map {
+        write_atomically(&dir.join(key), value.as_bytes());
+    }
+    let secrets_dir = dir.join(SECRETS_DIR);
+    std::fs::create_dir_all(&secrets_dir).expect("secrets dir");
+    for entry in std::fs::read_dir(&secrets_dir).expect("read secrets dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !secrets.contains_key(&name) {
+            std::fs::remove_dir_all(entry.path()).expect("remove a grant's secrets");
+        }
+    }
+    for (grant, data) in secrets {
+        let grant_dir = dir.join(SECRETS_DIR).join(grant);
+        std::fs::create_dir_all(&grant_dir).expect("grant dir");
+        for entry in std::fs::read_dir(&grant_dir).expect("read grant dir").flatten() {
+            if !data.contains_key(&*entry.file_name().to_string_lossy()) {
+                std::fs::remove_file(entry.path()).expect("remove a dropped key");
+            }
+        }
+        for (key, value) in data {
+            write_atomically(&dir.join(secret_file(grant, key)), value);
+        }
+    }
+}
+
+fn write_atomically(path: &Path, content: &[u8]) {
+    // `..`-prefixed names are invisible to readers of a mount, like the kubelet's own.
+    let name = path.file_name().expect("file name").to_string_lossy();
+    let tmp = path.with_file_name(format!("..tmp-{name}"));
+    std::fs::write(&tmp, content).expect("write mount file");
+    std::fs::rename(&tmp, path).expect("rename mount file");
+}
