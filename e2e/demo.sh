@@ -55,7 +55,8 @@ mariadbd --no-defaults --datadir="$WORK/mysql" --socket="$MYSQL_SOCK" --port="$M
 PIDS+=($!)
 wait_until 60 "MariaDB" mariadb-admin --no-defaults --socket="$MYSQL_SOCK" -uroot ping
 mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot <<'SQL'
-CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY 'demo';
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY 'demo';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 CREATE DATABASE shop_snapshot;
 USE shop_snapshot;

@@ -42,12 +42,15 @@ pub const FINALIZER: &str = "switchyard.dev/preview-teardown";
 const MANAGER: &str = "switchyard-previews";
 const KIND: &str = "PreviewEnvironment";
 
+/// A Forge client's identity: base URL, organization, SHA-256 of the token.
+type ForgeClientKey = (String, String, [u8; 32]);
+
 /// What the PreviewEnvironment reconciler shares besides the common [`Context`].
 pub struct PreviewContext {
     pub ctx: Arc<Context>,
     /// One Forge client per (URL, organization, token); the rate limiter behind
     /// them is per token and process-wide either way.
-    forge_clients: Mutex<HashMap<(String, String, [u8; 32]), Arc<HttpForgeClient>>>,
+    forge_clients: Mutex<HashMap<ForgeClientKey, Arc<HttpForgeClient>>>,
     /// Cache of the environments, to map a changed Secret to those that use it.
     store: Store<PreviewEnvironment>,
 }
