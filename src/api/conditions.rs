@@ -77,6 +77,22 @@ pub fn set(
     true
 }
 
+/// Marks an object as stalled (kstatus): `Ready=False` and `Stalled=True` with
+/// `reason`, `Reconciling=False`. Returns whether this is a new stall (not yet
+/// stalled, or stalled for another reason), the moment to publish a Warning Event.
+pub fn set_stalled(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    observed_generation: Option<i64>,
+) -> bool {
+    let first = get(conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
+    set(conditions, READY, Status::False, reason, message, observed_generation);
+    set(conditions, STALLED, Status::True, reason, message, observed_generation);
+    set(conditions, RECONCILING, Status::False, reason, "", observed_generation);
+    first
+}
+
 /// The condition of `type_`, if present.
 pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -103,5 +119,14 @@ mod tests {
         assert!(conds[0].last_transition_time.0 >= first.0);
         assert!(is_true(&conds, READY));
         assert_eq!(conds.len(), 1);
+    }
+
+    #[test]
+    fn stalled_is_new_only_on_a_new_reason() {
+        let mut conds = Vec::new();
+        assert!(set_stalled(&mut conds, "SecretNotFound", "no secret", Some(1)));
+        assert!(!set_stalled(&mut conds, "SecretNotFound", "no secret", Some(1)));
+        assert!(set_stalled(&mut conds, "SiteNameTaken", "taken", Some(1)));
+        assert!(is_true(&conds, STALLED) && !is_true(&conds, READY) && !is_true(&conds, RECONCILING));
     }
 }

@@ -513,11 +513,8 @@ async fn stall(
 ) -> Result<Action, Error> {
     let generation = grant.metadata.generation;
     let mut status: BridgeGrantStatus = grant.status.clone().unwrap_or_default();
-    let first = conditions::get(&status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
     status.observed_generation = generation;
-    conditions::set(&mut status.conditions, READY, Status::False, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, STALLED, Status::True, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, RECONCILING, Status::False, reason, "", generation);
+    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
     apply_status(api, grant, grant.status.as_ref(), &status, MANAGER).await?;
     if first {
         publish(&gctx.ctx, grant, EventType::Warning, reason, "Validate", message).await;

@@ -549,13 +549,9 @@ async fn stall(
 ) -> Result<Action, Error> {
     let generation = claim.metadata.generation;
     let mut status = claim.status.clone().unwrap_or_default();
-    let first = !conditions::is_true(&status.conditions, STALLED)
-        || conditions::get(&status.conditions, STALLED).is_some_and(|c| c.reason != reason);
     status.observed_generation = generation;
     status.phase = Some(status.phase.unwrap_or_default());
-    conditions::set(&mut status.conditions, READY, Status::False, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, STALLED, Status::True, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, RECONCILING, Status::False, reason, "", generation);
+    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
     apply_status(api, claim, claim.status.as_ref(), &status, MANAGER).await?;
     if first {
         publish(&cctx.ctx, claim, EventType::Warning, reason, "Validate", message).await;

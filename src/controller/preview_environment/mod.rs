@@ -31,7 +31,7 @@ use tracing::warn;
 
 use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
 use crate::api::RepoDependencyGraph;
-use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions;
 use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
 use crate::api::shared_resource_claim::SharedResourceClaim;
 use crate::forge::HttpForgeClient;
@@ -214,11 +214,8 @@ async fn stall(
     // Re-read: a step may have just written status.
     let current = api.get_status(&env.name_any()).await?.status;
     let mut status: PreviewEnvironmentStatus = current.clone().unwrap_or_default();
-    let first = conditions::get(&status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
     status.observed_generation = generation;
-    conditions::set(&mut status.conditions, READY, Status::False, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, STALLED, Status::True, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, RECONCILING, Status::False, reason, "", generation);
+    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
     apply_status(api, env, current.as_ref(), &status, MANAGER).await?;
     if first {
         publish(&pctx.ctx, env, EventType::Warning, reason, "Validate", message).await;
