@@ -43,7 +43,8 @@ impl World {
         let cp = ControlPlane::shared().await.expect("control plane");
         cp.apply_crds(&switchyard::api::all_crds()).await.expect("CRDs");
         let ns = cp.create_unique_namespace(prefix).await.expect("namespace");
-        let redis = RedisServer::start(16).await.expect("redis-server");
+        // Enough databases for the 25-environment benchmark (0 is never handed out).
+        let redis = RedisServer::start(32).await.expect("redis-server");
         let mariadb = tokio::task::spawn_blocking(MariaDb::start).await.expect("join").expect("mariadbd starts");
         let mut config = ForgeSimConfig {
             tokens: vec![TokenSpec::all_scopes(TOKEN)],

@@ -97,6 +97,9 @@ pub struct Run<'a> {
     saved: Option<PreviewEnvironmentStatus>,
     /// The site as last observed by the site step.
     site: Option<Site>,
+    /// Whether this pass re-observes steps that already converged (a Ready
+    /// environment's drift check); otherwise they cost no Forge request.
+    drift_check: bool,
     /// Soonest poll any waiting step asked for.
     poll: Option<Duration>,
     opts: EnsureOptions,
@@ -114,7 +117,7 @@ impl<'a> Run<'a> {
         status.observed_generation = env.metadata.generation;
         status.domain = Some(inputs.names.domain.clone());
         status.credentials_secret = Some(inputs.credentials_secret.clone());
-        Self { api, env, pctx, inputs, status, saved, site: None, poll: None, opts: EnsureOptions::default() }
+        Self { api, env, pctx, inputs, status, saved, site: None, drift_check: false, poll: None, opts: EnsureOptions::default() }
     }
 
     fn generation(&self) -> Option<i64> {
@@ -125,9 +128,19 @@ impl<'a> Run<'a> {
         self.inputs.server
     }
 
+    /// A step that converged for this generation and needs no look on this pass.
+    /// Forge's 60 requests a minute are the scarce resource: a pass triggered by a
+    /// status write or a neighbour's change spends them only on unfinished steps.
+    fn settled(&self, type_: &str) -> bool {
+        !self.drift_check
+            && conditions::get(&self.status.conditions, type_)
+                .is_some_and(|c| c.status == "True" && c.observed_generation == self.generation())
+    }
+
     /// Runs every step that can run now.
     pub async fn converge(&mut self) -> Result<Next, Error> {
         let was_ready = conditions::is_true(&self.status.conditions, READY);
+        self.drift_check = was_ready;
         let redis = self.redis().await?;
         let database = self.database().await?;
         self.save().await?;
@@ -417,6 +430,9 @@ impl<'a> Run<'a> {
         let Some(settings) = self.env.spec.database.clone() else {
             return Ok(Step::Done);
         };
+        if self.settled(DATABASE_READY) && self.status.database_id.is_some() && self.status.database_user_id.is_some() {
+            return Ok(Step::Done);
+        }
         let forge = self.inputs.forge.clone();
         let server = self.server();
         let names = self.inputs.names.clone();
@@ -535,6 +551,9 @@ impl<'a> Run<'a> {
         let server = self.server();
         let domain = self.inputs.names.domain.clone();
         let tag = owner_tag(self.env);
+        if self.settled(SITE_READY) && self.status.site_id.is_some() {
+            return Ok(Step::Done);
+        }
         let mut site: Option<Site> = None;
         if let Some(id) = self.status.site_id {
             match forge.get_site(id as u64).await {
@@ -681,6 +700,9 @@ impl<'a> Run<'a> {
 
     /// Makes the site's background processes equal the spec's queue workers.
     async fn workers(&mut self) -> Result<Step, Error> {
+        if self.settled(WORKERS_READY) {
+            return Ok(Step::Done);
+        }
         let (forge, server, site_id) = (self.inputs.forge.clone(), self.server(), self.site_id());
         let observed = forge.list_background_processes(server, Some(site_id)).await.map_err(forge_error)?;
         let live: Vec<_> = observed.iter().filter(|p| p.status != "removing").collect();
@@ -695,6 +717,10 @@ impl<'a> Run<'a> {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(forge_error(e)),
             }
+        }
+        // Workers are identified by their directory too: use the site's real root.
+        if self.site.is_none() && !plan.create.is_empty() {
+            self.site = Some(forge.get_site(site_id).await.map_err(forge_error)?);
         }
         let names = &self.inputs.names;
         let directory = self.site.as_ref().and_then(|s| s.root_directory.clone());
@@ -738,6 +764,9 @@ impl<'a> Run<'a> {
         if !self.env.spec.tls.lets_encrypt {
             self.status.certificate_id = None;
             self.status.certificate_failures = None;
+            return Ok(Step::Done);
+        }
+        if self.settled(CERTIFICATE_READY) && self.status.certificate_id.is_some() {
             return Ok(Step::Done);
         }
         let (forge, server, site) = (self.inputs.forge.clone(), self.server(), self.site_id());
@@ -830,6 +859,9 @@ impl<'a> Run<'a> {
 
     /// The deployment script and push-to-deploy, when the spec sets them.
     async fn deploy_settings(&mut self) -> Result<(), Error> {
+        if self.settled(DEPLOYED) {
+            return Ok(());
+        }
         let (forge, server, site) = (self.inputs.forge.clone(), self.server(), self.site_id());
         if let Some(script) = &self.env.spec.deploy.script {
             let current = forge.get_deployment_script(server, site).await.map_err(forge_error)?;
