@@ -366,6 +366,9 @@ pub struct PreviewEnvironmentStatus {
     pub last_deployment: Option<DeploymentStatus>,
     /// When the environment expires (from `spec.ttl`).
     pub expires_at: Option<Time>,
+    /// The pull request comment that reports this environment (GitHub integration);
+    /// written only by the comment controller, under its own field manager.
+    pub pull_request_comment: Option<super::pull_request_comment::PullRequestComment>,
 }
 
 /// A deployment as observed on Forge.
