@@ -1,6 +1,7 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod pull_request_comment;
 pub mod shared_resource_claim;
 
 use std::sync::Arc;
@@ -151,5 +152,11 @@ pub fn all(
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
-    vec![shared_resource_claim::run(ctx, system_namespace, shutdown)]
+    let mut controllers = vec![shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone())];
+    if let Some(config) = ctx.config.github.clone() {
+        let github = crate::github::Github::new(ctx.client.clone(), config, ctx.metrics.clone());
+        controllers.push(crate::github::poll::run(github.clone(), shutdown.clone()));
+        controllers.push(pull_request_comment::run(ctx, github, shutdown));
+    }
+    controllers
 }
