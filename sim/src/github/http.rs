@@ -35,6 +35,12 @@ fn error(status: StatusCode, message: &str) -> Response {
     )
 }
 
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        api_error(self)
+    }
+}
+
 fn api_error(e: ApiError) -> Response {
     match e {
         ApiError::Unprocessable(m) => json_response(
@@ -46,7 +52,7 @@ fn api_error(e: ApiError) -> Response {
     }
 }
 
-type ApiResult = Result<Response, Response>;
+type ApiResult = Result<Response, ApiError>;
 
 /// The authenticated login, set by the middleware.
 #[derive(Clone)]
@@ -74,8 +80,8 @@ impl FromRequestParts<Sim> for Ctx {
 }
 
 /// A path number; GitHub answers 404 for anything that is not one.
-fn number(raw: &str) -> Result<u64, Response> {
-    raw.parse().map_err(|_| api_error(ApiError::NotFound))
+fn number(raw: &str) -> Result<u64, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// One page of `items` with GitHub's `Link` header (`per_page` ≤ 100, default 30).
@@ -119,17 +125,17 @@ async fn authenticated_user(ctx: Ctx) -> ApiResult {
 
 async fn get_repository(ctx: Ctx, Path((owner, repo)): Path<(String, String)>) -> ApiResult {
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
     Ok(json_response(StatusCode::OK, &render::repository(&ctx.origin, &world, r)))
 }
 
 async fn list_pulls(ctx: Ctx, Path((owner, repo)): Path<(String, String)>) -> ApiResult {
     let state = ctx.query.get("state").map(String::as_str).unwrap_or("open");
     if !["open", "closed", "all"].contains(&state) {
-        return Err(api_error(ApiError::Unprocessable(format!("state {state:?} is not open, closed or all"))));
+        return Err(ApiError::Unprocessable(format!("state {state:?} is not open, closed or all")));
     }
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
     let ascending = ctx.query.get("direction").is_some_and(|d| d == "asc");
     let mut pulls: Vec<_> = r
         .pulls
@@ -152,14 +158,14 @@ async fn list_pulls(ctx: Ctx, Path((owner, repo)): Path<(String, String)>) -> Ap
 async fn get_pull(ctx: Ctx, Path((owner, repo, n)): Path<(String, String, String)>) -> ApiResult {
     let n = number(&n)?;
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
-    let pr = world.pull_request(&owner, &repo, n).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
+    let pr = world.pull_request(&owner, &repo, n)?;
     Ok(json_response(StatusCode::OK, &render::pull_request(&ctx.origin, &world, r, pr, true)))
 }
 
 async fn collaborator_permission(ctx: Ctx, Path((owner, repo, login)): Path<(String, String, String)>) -> ApiResult {
     let mut world = ctx.sim.world();
-    let role = world.repository(&owner, &repo).map_err(api_error)?.role_of(&login);
+    let role = world.repository(&owner, &repo)?.role_of(&login);
     let user = world.user(&login);
     let body = json!({
         "permission": role.permission(), "role_name": role.name(),
@@ -173,17 +179,17 @@ struct CommentBody {
     body: Option<String>,
 }
 
-fn comment_body(raw: &Bytes) -> Result<String, Response> {
+fn comment_body(raw: &Bytes) -> Result<String, ApiError> {
     let parsed: CommentBody =
-        serde_json::from_slice(raw).map_err(|_| error(StatusCode::BAD_REQUEST, "Problems parsing JSON"))?;
-    parsed.body.ok_or_else(|| api_error(ApiError::Unprocessable("\"body\" wasn't supplied.".into())))
+        serde_json::from_slice(raw).map_err(|_| ApiError::BadRequest("Problems parsing JSON".into()))?;
+    parsed.body.ok_or_else(|| ApiError::Unprocessable("\"body\" wasn't supplied.".into()))
 }
 
 async fn list_comments(ctx: Ctx, Path((owner, repo, n)): Path<(String, String, String)>) -> ApiResult {
     let n = number(&n)?;
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
-    let comments = world.comments(&owner, &repo, n).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
+    let comments = world.comments(&owner, &repo, n)?;
     let items = comments.into_iter().map(|c| render::comment(&ctx.origin, &world, r, c)).collect();
     Ok(page(&ctx, items))
 }
@@ -191,10 +197,9 @@ async fn list_comments(ctx: Ctx, Path((owner, repo, n)): Path<(String, String, S
 async fn create_comment(ctx: Ctx, Path((owner, repo, n)): Path<(String, String, String)>, raw: Bytes) -> ApiResult {
     let n = number(&n)?;
     let body = comment_body(&raw)?;
-    let comment =
-        ctx.sim.change(|w| w.create_comment(&owner, &repo, n, &ctx.login, &body, Utc::now())).map_err(api_error)?;
+    let comment = ctx.sim.change(|w| w.create_comment(&owner, &repo, n, &ctx.login, &body, Utc::now()))?;
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
     let mut resp = json_response(StatusCode::CREATED, &render::comment(&ctx.origin, &world, r, &comment));
     let location = format!("{}/repos/{}/issues/comments/{}", ctx.origin, r.full_name(), comment.id);
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -206,25 +211,25 @@ async fn create_comment(ctx: Ctx, Path((owner, repo, n)): Path<(String, String, 
 async fn get_comment(ctx: Ctx, Path((owner, repo, id)): Path<(String, String, String)>) -> ApiResult {
     let id = number(&id)?;
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
-    let c = r.comments.get(&id).ok_or_else(|| api_error(ApiError::NotFound))?;
+    let r = world.repository(&owner, &repo)?;
+    let c = r.comments.get(&id).ok_or(ApiError::NotFound)?;
     Ok(json_response(StatusCode::OK, &render::comment(&ctx.origin, &world, r, c)))
 }
 
 async fn update_comment(ctx: Ctx, Path((owner, repo, id)): Path<(String, String, String)>, raw: Bytes) -> ApiResult {
     let id = number(&id)?;
     let body = comment_body(&raw)?;
-    let comment = ctx.sim.change(|w| w.update_comment(&owner, &repo, id, &body, Utc::now())).map_err(api_error)?;
+    let comment = ctx.sim.change(|w| w.update_comment(&owner, &repo, id, &body, Utc::now()))?;
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
     Ok(json_response(StatusCode::OK, &render::comment(&ctx.origin, &world, r, &comment)))
 }
 
 async fn contents(ctx: Ctx, owner: String, repo: String, path: String, headers: HeaderMap) -> ApiResult {
     let world = ctx.sim.world();
-    let r = world.repository(&owner, &repo).map_err(api_error)?;
+    let r = world.repository(&owner, &repo)?;
     let ref_ = ctx.query.get("ref").filter(|r| !r.is_empty()).cloned().unwrap_or_else(|| r.default_branch.clone());
-    let found = world.contents(&owner, &repo, &path, Some(&ref_)).map_err(api_error)?;
+    let found = world.contents(&owner, &repo, &path, Some(&ref_))?;
     let raw = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
@@ -344,18 +349,17 @@ fn control_result<T: serde::Serialize>(status: StatusCode, result: Result<T, Api
     }
 }
 
-fn parse_seed<T: serde::de::DeserializeOwned + Default>(raw: &Bytes) -> Result<T, Response> {
+fn parse_seed<T: serde::de::DeserializeOwned + Default>(raw: &Bytes) -> Result<T, ApiError> {
     if raw.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(raw).map_err(|e| api_error(ApiError::Unprocessable(e.to_string())))
+    serde_json::from_slice(raw).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
 async fn control_put_repository(State(sim): State<Sim>, Path((o, r)): Path<(String, String)>, raw: Bytes) -> Response {
-    match parse_seed::<RepositorySeed>(&raw) {
-        Ok(seed) => control_result(StatusCode::OK, sim.change(|w| w.put_repository(&format!("{o}/{r}"), seed))),
-        Err(resp) => resp,
-    }
+    let result =
+        parse_seed::<RepositorySeed>(&raw).and_then(|seed| sim.change(|w| w.put_repository(&format!("{o}/{r}"), seed)));
+    control_result(StatusCode::OK, result)
 }
 
 async fn control_put_pull(
@@ -363,16 +367,11 @@ async fn control_put_pull(
     Path((o, r, n)): Path<(String, String, String)>,
     raw: Bytes,
 ) -> Response {
-    let n = match number(&n) {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
-    match parse_seed::<PullRequestSeed>(&raw) {
-        Ok(seed) => {
-            control_result(StatusCode::OK, sim.change(|w| w.put_pull_request(&format!("{o}/{r}"), n, seed, Utc::now())))
-        }
-        Err(resp) => resp,
-    }
+    let result = number(&n).and_then(|n| {
+        let seed = parse_seed::<PullRequestSeed>(&raw)?;
+        sim.change(|w| w.put_pull_request(&format!("{o}/{r}"), n, seed, Utc::now()))
+    });
+    control_result(StatusCode::OK, result)
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 422 `Validation Failed` / `Invalid request.`
     #[error("{0}")]
     Unprocessable(String),
+    /// 400, e.g. `Problems parsing JSON`.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
         match self {
             ApiError::NotFound | ApiError::NoCommit(_) => 404,
             ApiError::Unprocessable(_) => 422,
+            ApiError::BadRequest(_) => 400,
         }
     }
 }
