@@ -3,5 +3,6 @@
 
 pub mod forge;
 pub mod github;
+pub mod serve;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;

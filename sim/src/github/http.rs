@@ -3,8 +3,9 @@
 
 use super::model::{ApiError, Contents, PullRequestSeed, RepositorySeed, Role, State as PrState};
 use super::{DEFAULT_LOGIN, Sim, render};
+use crate::forge::fingerprint;
 use crate::forge::ratelimit::Decision;
-use crate::forge::{LoggedRequest, fingerprint};
+use crate::serve::Seen;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
@@ -314,19 +315,14 @@ async fn api_middleware(State(sim): State<Sim>, mut req: Request, next: Next) ->
         resp
     };
 
-    let status = response.status().as_u16();
-    let mut log = sim.log();
-    let seq = log.len() as u64 + 1;
-    log.push(LoggedRequest {
-        seq,
-        at: Utc::now(),
+    sim.log().record(Seen {
         method: method.to_string(),
         route,
         path,
-        status,
+        status: response.status().as_u16(),
         token: fp,
         fault: None,
-        duration_ms: started.elapsed().as_millis() as u64,
+        started,
     });
     response
 }
@@ -407,12 +403,7 @@ async fn control_comments(State(sim): State<Sim>, Path((o, r)): Path<(String, St
 }
 
 async fn control_requests(State(sim): State<Sim>) -> Response {
-    let log = sim.log();
-    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-    for r in log.iter() {
-        *counts.entry(format!("{} {}", r.method, r.route)).or_default() += 1;
-    }
-    json_response(StatusCode::OK, &json!({"total": log.len(), "counts": counts, "requests": &*log}))
+    json_response(StatusCode::OK, &sim.log().summary())
 }
 
 async fn control_clear_requests(State(sim): State<Sim>) -> Response {

@@ -8,8 +8,9 @@ mod http;
 pub mod model;
 pub mod render;
 
+use crate::forge::fingerprint;
 use crate::forge::ratelimit::FixedWindowLimiter;
-use crate::forge::{LoggedRequest, fingerprint};
+use crate::serve::{LoggedRequest, RequestLog, Served};
 use chrono::Utc;
 use model::{ApiError, Comment, PullRequest, PullRequestSeed, Repository, RepositorySeed, Role, World};
 use std::net::SocketAddr;
@@ -18,8 +19,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Login the simulator acts as for tokens that name none.
 pub const DEFAULT_LOGIN: &str = "switchyard[bot]";
@@ -95,7 +94,7 @@ pub(crate) struct Shared {
     pub config: GithubSimConfig,
     world: Mutex<World>,
     limiter: Mutex<FixedWindowLimiter>,
-    log: Mutex<Vec<LoggedRequest>>,
+    log: RequestLog,
     persist_lock: Mutex<()>,
 }
 
@@ -115,8 +114,8 @@ impl Shared {
         lock(&self.limiter)
     }
 
-    pub fn log(&self) -> MutexGuard<'_, Vec<LoggedRequest>> {
-        lock(&self.log)
+    pub fn log(&self) -> &RequestLog {
+        &self.log
     }
 
     /// Write the state file (temp file + rename). Errors are logged, not fatal.
@@ -175,41 +174,29 @@ impl GithubSim {
             limiter: Mutex::new(FixedWindowLimiter::new(config.rate_limit, config.rate_window)),
             config,
             world: Mutex::new(world),
-            log: Mutex::new(Vec::new()),
+            log: RequestLog::default(),
             persist_lock: Mutex::new(()),
         });
-        let app = http::router(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "github simulator stopped");
-            }
-        });
-        tracing::info!(%addr, "github simulator listening");
-        Ok(GithubSimHandle { addr, shared, shutdown: Some(tx), task: Some(task) })
+        let server = Served::spawn(listener, addr, http::router(shared.clone()), "github");
+        Ok(GithubSimHandle { shared, server })
     }
 }
 
 /// A running simulator. Dropping it stops the server.
 pub struct GithubSimHandle {
-    addr: SocketAddr,
     shared: Sim,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: Served,
 }
 
 impl GithubSimHandle {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`, the value for `github.apiUrl` (the API is served at the root,
     /// like `https://api.github.com`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// Creates `owner/name` or changes its settings.
@@ -245,13 +232,13 @@ impl GithubSimHandle {
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared.log().clone()
+        self.shared.log().snapshot()
     }
 
     /// How many requests hit `method route` (route template, e.g.
     /// `/repos/{owner}/{repo}/issues/{number}/comments`).
     pub fn count(&self, method: &str, route: &str) -> usize {
-        self.shared.log().iter().filter(|r| r.method.eq_ignore_ascii_case(method) && r.route == route).count()
+        self.shared.log().count(method, route)
     }
 
     pub fn clear_requests(&self) {
@@ -269,23 +256,6 @@ impl GithubSimHandle {
 
     /// Serve until the process is stopped (the CLI).
     pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for GithubSimHandle {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.server.wait().await;
     }
 }
