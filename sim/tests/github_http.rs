@@ -235,3 +235,41 @@ async fn control_endpoints_seed_pull_requests_and_permissions() {
     assert_eq!((pr["state"].as_str(), pr["merged"].as_bool()), (Some("closed"), Some(true)));
     assert_eq!(pr["head"]["sha"], "0123abc");
 }
+
+/// The CLI serves until killed; killed on drop so a failing test leaves nothing behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_serves_the_simulator_with_the_given_token() {
+    use std::io::BufRead;
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim"))
+            .args(["github", "--listen", "127.0.0.1:0", "--token", "cli-token=cli-bot"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let me: Value =
+        http().get(format!("{url}/user")).bearer_auth("cli-token").send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["login"], "cli-bot");
+    let refused = http().get(format!("{url}/user")).bearer_auth("other").send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
