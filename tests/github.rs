@@ -417,30 +417,20 @@ async fn the_pull_request_comment_is_posted_once_and_edited_on_each_state_change
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.operator.log()));
 
-    set_status(
-        &s,
-        json!({
-            "conditions": [condition("Ready", "True", "Ready", ""), condition("Reconciling", "False", "Ready", "")],
-            "url": "https://pr-2.preview.example.com",
-            "lastDeployment": {"id": 7, "status": "finished", "sha": PAYLOAD_HEAD},
-        }),
-    )
-    .await;
+    let ready = json!({
+        "conditions": [condition("Ready", "True", "Ready", ""), condition("Reconciling", "False", "Ready", "")],
+        "url": "https://pr-2.preview.example.com",
+        "lastDeployment": {"id": 7, "status": "finished", "sha": PAYLOAD_HEAD},
+    });
+    set_status(&s, ready.clone()).await;
     wait_for(TIMEOUT, "the comment to show Ready", body_with("#7 finished", 2))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", s.operator.log()));
 
     // A change the comment does not show is not an edit; the failure after it is.
-    set_status(
-        &s,
-        json!({
-            "conditions": [condition("Ready", "True", "Ready", ""), condition("Reconciling", "False", "Ready", "")],
-            "url": "https://pr-2.preview.example.com",
-            "lastDeployment": {"id": 7, "status": "finished", "sha": PAYLOAD_HEAD},
-            "environmentHash": "0f0f",
-        }),
-    )
-    .await;
+    let mut unshown = ready;
+    unshown["environmentHash"] = json!("0f0f");
+    set_status(&s, unshown).await;
     set_status(
         &s,
         json!({

@@ -1,11 +1,12 @@
 //! What every simulator shares: an axum server that stops when its handle is dropped,
-//! and the request log behind `GET /_sim/requests`.
+//! the request log behind `GET /_sim/requests`, and the optional state file.
 
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -153,4 +154,29 @@ impl Drop for Served {
             task.abort();
         }
     }
+}
+
+/// Writes `state` to `path` atomically (temp file + rename). Errors are logged, not fatal:
+/// a simulator keeps serving when its state file cannot be written.
+pub fn write_state<T: Serialize>(path: &Path, state: &T) {
+    let json = match serde_json::to_vec_pretty(state) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize state");
+            return;
+        }
+    };
+    let tmp = path.with_extension("tmp");
+    if let Err(e) = std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, path)) {
+        tracing::error!(error = %e, path = %path.display(), "cannot write state file");
+    }
+}
+
+/// The state saved at `path`, `None` when there is no file yet.
+pub fn read_state<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string())
 }

@@ -254,19 +254,12 @@ struct ContentBody {
     content: Option<String>,
 }
 
-/// How often and how fast idempotent calls are retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    pub max_retries: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-}
+/// How often and how fast idempotent calls are retried (the Forge client's policy type).
+pub use crate::forge::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { max_retries: 3, min_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) }
-    }
-}
+/// Retries of a GitHub call: a webhook delivery waits for them, so they stay short.
+pub const DEFAULT_RETRY: RetryPolicy =
+    RetryPolicy { max_retries: 3, min_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) };
 
 /// GitHub over HTTP. Cheap to clone.
 #[derive(Clone)]
@@ -285,14 +278,7 @@ impl fmt::Debug for GithubClient {
 
 fn transport(e: reqwest::Error) -> GithubError {
     // reqwest's text names the URL (never the token, which travels in a header).
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    GithubError::Transport { message, connect: e.is_connect() }
+    GithubError::Transport { message: super::error_chain(&e), connect: e.is_connect() }
 }
 
 fn header_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -367,7 +353,7 @@ impl GithubClient {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(transport)?;
-        Ok(Self { http, base, token, retry: RetryPolicy::default() })
+        Ok(Self { http, base, token, retry: DEFAULT_RETRY })
     }
 
     /// The same client with another retry policy (tests use short delays).
@@ -510,40 +496,32 @@ impl GithubClient {
         self.get_all(self.repo_url(repo, &["issues", &n, "comments"])?, &format!("comments of {repo}#{number}")).await
     }
 
+    /// Sends a comment body and reads the comment back.
+    async fn send_comment(
+        &self,
+        method: Method,
+        url: Url,
+        body: &str,
+        replay: Replay,
+        what: &str,
+    ) -> Result<IssueComment, GithubError> {
+        let (_, resp) =
+            self.send(method, url, Some(json!({"body": body})), "application/vnd.github+json", replay, what).await?;
+        decode(&resp, what)
+    }
+
     /// Posts a comment on issue or pull request `number`.
     pub async fn create_comment(&self, repo: &str, number: u64, body: &str) -> Result<IssueComment, GithubError> {
         let n = number.to_string();
         let url = self.repo_url(repo, &["issues", &n, "comments"])?;
-        let what = format!("{repo}#{number}");
-        let (_, resp) = self
-            .send(
-                Method::POST,
-                url,
-                Some(json!({"body": body})),
-                "application/vnd.github+json",
-                Replay::OnlyIfNotSent,
-                &what,
-            )
-            .await?;
-        decode(&resp, &what)
+        self.send_comment(Method::POST, url, body, Replay::OnlyIfNotSent, &format!("{repo}#{number}")).await
     }
 
     /// Replaces the body of comment `id` of `repo`.
     pub async fn update_comment(&self, repo: &str, id: u64, body: &str) -> Result<IssueComment, GithubError> {
         let i = id.to_string();
         let url = self.repo_url(repo, &["issues", "comments", &i])?;
-        let what = format!("comment {id} of {repo}");
-        let (_, resp) = self
-            .send(
-                Method::PATCH,
-                url,
-                Some(json!({"body": body})),
-                "application/vnd.github+json",
-                Replay::Idempotent,
-                &what,
-            )
-            .await?;
-        decode(&resp, &what)
+        self.send_comment(Method::PATCH, url, body, Replay::Idempotent, &format!("comment {id} of {repo}")).await
     }
 
     /// The file at `path` of `repo` on `ref_` (the default branch when `None`).

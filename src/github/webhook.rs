@@ -58,29 +58,17 @@ async fn process(gh: &Github, headers: &HeaderMap, delivery: &str, event: &str, 
     };
     // Nothing but the signature check happens before the signature is known to be good.
     if let Err(e) = verify_signature(&secret, body, header(headers, SIGNATURE_HEADER)) {
-        warn!(delivery, event, result = "rejected", reason = e.reason(), message = %e, "GitHub delivery rejected");
-        gh.count("webhook", "unverified", "rejected", e.reason());
-        return answer(StatusCode::UNAUTHORIZED, delivery, "rejected", e.reason());
+        // The event header is not trusted yet: it does not become a metric label.
+        return rejected(gh, StatusCode::UNAUTHORIZED, delivery, event, "unverified", e.reason(), &e);
     }
     if event.is_empty() || delivery.is_empty() {
-        warn!(
-            delivery,
-            event,
-            result = "rejected",
-            reason = "MissingHeaders",
-            "GitHub delivery without X-GitHub-Event or X-GitHub-Delivery"
-        );
-        gh.count("webhook", event, "rejected", "MissingHeaders");
-        return answer(StatusCode::BAD_REQUEST, delivery, "rejected", "MissingHeaders");
+        let missing = "no X-GitHub-Event or X-GitHub-Delivery header";
+        return rejected(gh, StatusCode::BAD_REQUEST, delivery, event, event, "MissingHeaders", &missing);
     }
     let delivery_key = format!("delivery:{delivery}");
     let classified = match classify(event, body) {
         Ok(c) => c,
-        Err(e) => {
-            warn!(delivery, event, result = "rejected", reason = "MalformedPayload", message = %e, "GitHub delivery rejected");
-            gh.count("webhook", event, "rejected", "MalformedPayload");
-            return answer(StatusCode::BAD_REQUEST, delivery, "rejected", "MalformedPayload");
-        }
+        Err(e) => return rejected(gh, StatusCode::BAD_REQUEST, delivery, event, event, "MalformedPayload", &e),
     };
     let pr_event = match classified {
         Ok(e) => e,
@@ -155,14 +143,21 @@ async fn process(gh: &Github, headers: &HeaderMap, delivery: &str, event: &str, 
     }
 }
 
+/// Logs, counts and answers a delivery refused before it reached a decision.
+fn rejected(
+    gh: &Github,
+    status: StatusCode,
+    delivery: &str,
+    event: &str,
+    metric_event: &str,
+    reason: &str,
+    message: &dyn std::fmt::Display,
+) -> Response {
+    warn!(delivery, event, result = "rejected", reason, message = %message, "GitHub delivery rejected");
+    gh.count("webhook", metric_event, "rejected", reason);
+    answer(status, delivery, "rejected", reason)
+}
+
 fn duplicate(gh: &Github, delivery: &str, event: &str) -> Response {
-    warn!(
-        delivery,
-        event,
-        result = "rejected",
-        reason = "DuplicateDelivery",
-        "GitHub delivery rejected: already handled"
-    );
-    gh.count("webhook", event, "rejected", "DuplicateDelivery");
-    answer(StatusCode::OK, delivery, "rejected", "DuplicateDelivery")
+    rejected(gh, StatusCode::OK, delivery, event, event, "DuplicateDelivery", &"already handled")
 }

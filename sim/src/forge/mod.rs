@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use crate::serve::{RequestLog, Served};
+use crate::serve::{RequestLog, Served, read_state, write_state};
 
 /// A bearer token the simulator accepts, optionally limited to some scopes.
 #[derive(Clone, PartialEq, Eq)]
@@ -158,17 +158,7 @@ impl Shared {
             return;
         };
         let _guard = lock(&self.persist_lock);
-        let json = match serde_json::to_vec_pretty(&*lock(&self.world)) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize state");
-                return;
-            }
-        };
-        let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, path)) {
-            tracing::error!(error = %e, path = %path.display(), "cannot write state file");
-        }
+        write_state(path, &*lock(&self.world));
     }
 
     pub fn reset(&self) {
@@ -186,10 +176,9 @@ impl Shared {
 
 fn load_world(config: &ForgeSimConfig) -> Result<World, SimError> {
     if let Some(path) = &config.state_file
-        && path.exists()
+        && let Some(world) = read_state(path).map_err(|e| SimError::StateFile(path.clone(), e))?
     {
-        let bytes = std::fs::read(path).map_err(|e| SimError::StateFile(path.clone(), e.to_string()))?;
-        return serde_json::from_slice(&bytes).map_err(|e| SimError::StateFile(path.clone(), e.to_string()));
+        return Ok(world);
     }
     Ok(World::new(&config.org, Utc::now()))
 }

@@ -10,7 +10,7 @@ pub mod render;
 
 use crate::forge::fingerprint;
 use crate::forge::ratelimit::FixedWindowLimiter;
-use crate::serve::{LoggedRequest, RequestLog, Served};
+use crate::serve::{LoggedRequest, RequestLog, Served, read_state, write_state};
 use chrono::Utc;
 use model::{ApiError, Comment, PullRequest, PullRequestSeed, Repository, RepositorySeed, Role, World};
 use std::net::SocketAddr;
@@ -122,17 +122,7 @@ impl Shared {
     pub fn persist(&self) {
         let Some(path) = &self.config.state_file else { return };
         let _guard = lock(&self.persist_lock);
-        let json = match serde_json::to_vec_pretty(&*self.world()) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize state");
-                return;
-            }
-        };
-        let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, path)) {
-            tracing::error!(error = %e, path = %path.display(), "cannot write state file");
-        }
+        write_state(path, &*self.world());
     }
 
     pub fn reset(&self) {
@@ -153,13 +143,10 @@ impl Shared {
 }
 
 fn load_world(config: &GithubSimConfig) -> Result<World, SimError> {
-    if let Some(path) = &config.state_file
-        && path.exists()
-    {
-        let bytes = std::fs::read(path).map_err(|e| SimError::StateFile(path.clone(), e.to_string()))?;
-        return serde_json::from_slice(&bytes).map_err(|e| SimError::StateFile(path.clone(), e.to_string()));
+    match &config.state_file {
+        Some(path) => Ok(read_state(path).map_err(|e| SimError::StateFile(path.clone(), e))?.unwrap_or_default()),
+        None => Ok(World::default()),
     }
-    Ok(World::default())
 }
 
 /// Entry point: `GithubSim::start(config).await?` serves until the handle is dropped.
