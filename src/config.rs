@@ -355,7 +355,7 @@ impl Config {
             }
         }
         if let Some(gh) = &self.github {
-            out.extend(gh.problems());
+            out.extend(gh.problems(self.controller.namespace.as_deref()));
         }
         let mut names = BTreeSet::new();
         for (i, pool) in self.pools.iter().enumerate() {
@@ -392,7 +392,7 @@ impl Config {
 }
 
 impl GithubConfig {
-    fn problems(&self) -> Vec<String> {
+    fn problems(&self, watched_namespace: Option<&str>) -> Vec<String> {
         let mut out = Vec::new();
         if !self.api_url.starts_with("http://") && !self.api_url.starts_with("https://") {
             out.push(format!("github.apiUrl: {:?} must be an http(s) URL", self.api_url));
@@ -407,6 +407,14 @@ impl GithubConfig {
                 out.push(format!("{key}.repository: {:?} is configured twice", template.repository));
             }
             out.extend(pull_request_environment::template_problems(template).into_iter().map(|p| format!("{key}.{p}")));
+            if let Some(watched) = watched_namespace
+                && template.namespace != watched
+            {
+                out.push(format!(
+                    "{key}.namespace: {:?} is not controller.namespace {watched:?}, which the operator watches",
+                    template.namespace
+                ));
+            }
         }
         for (i, j) in pull_request_environment::name_collisions(&self.repositories) {
             out.push(format!(
@@ -479,11 +487,13 @@ github:
   repositories:
     - {repository: acme/shop, namespace: previews, project: shop, serverId: 1, spec: {site: {phpVersion: php84}}}
     - {repository: ACME/shop, namespace: Previews, project: Shop, serverId: 0}
+    - {repository: acme/web, namespace: other, project: web, serverId: 1}
     - repository: acme/api
       namespace: previews
       project: api
       serverId: 1
       spec: {pullRequest: 3, site: {phpVersion: 8}}
+controller: {namespace: previews}
 "#;
         let err = Config::parse(text, "t").unwrap_err().to_string();
         for key in [
@@ -492,8 +502,9 @@ github:
             "github.repositories[1].namespace",
             "github.repositories[1].project",
             "github.repositories[1].serverId",
-            "github.repositories[2].spec.pullRequest",
-            "github.repositories[2].spec",
+            "github.repositories[2].namespace",
+            "github.repositories[3].spec.pullRequest",
+            "github.repositories[3].spec",
         ] {
             assert!(err.contains(key), "missing {key} in {err}");
         }

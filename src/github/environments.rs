@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{Error, Github};
 use crate::api::PreviewEnvironment;
-use crate::backends::github::PullRequest;
+use crate::backends::github::{GithubError, Permission, PullRequest};
 use crate::config::RepositoryTemplate;
 use crate::logic::github_webhook::{PullRequestEvent, Trigger};
 use crate::logic::pull_request_actions::{
@@ -78,7 +78,12 @@ pub async fn handle(
     // Permission first: a comment from someone without write access costs one call.
     let commenter = match &event.trigger {
         Trigger::Command { user, .. } => {
-            let permission = client.permission(&event.repository, user).await?;
+            let permission = match client.permission(&event.repository, user).await {
+                Ok(p) => p,
+                // GitHub answers 404 for accounts it does not know (or hides): no access.
+                Err(GithubError::NotFound { .. }) => Permission::None,
+                Err(e) => return Err(e.into()),
+            };
             let commenter = Commenter {
                 login: user.clone(),
                 permission: permission.as_str().into(),
