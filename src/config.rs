@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::api::shared_resource_claim::ResourceType;
-use crate::logic::{dns, duration};
+use crate::logic::{dns, duration, pull_request_environment};
 
 /// Why the config file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +158,39 @@ pub struct GithubConfig {
     /// Polling fallback for missed webhooks.
     #[serde(default = "default_poll")]
     pub poll_interval: String,
+    /// Repositories whose pull requests get previews, each with its environment template.
+    #[serde(default)]
+    pub repositories: Vec<RepositoryTemplate>,
+}
+
+/// How a repository's pull requests become PreviewEnvironments.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryTemplate {
+    /// `owner/name`.
+    pub repository: String,
+    /// Namespace the environments are created in.
+    pub namespace: String,
+    /// `spec.project` of the environments.
+    pub project: String,
+    /// `spec.forge.serverId` of the environments.
+    pub server_id: i64,
+    /// The rest of the PreviewEnvironment spec; `repository`, `pullRequest`, `branch`,
+    /// `headSha`, `project` and `forge.serverId` are set by the operator.
+    #[serde(default)]
+    pub spec: serde_json::Map<String, serde_json::Value>,
+}
+
+impl GithubConfig {
+    /// The template of `repository` (GitHub names are case-insensitive).
+    pub fn template(&self, repository: &str) -> Option<&RepositoryTemplate> {
+        self.repositories.iter().find(|t| t.repository.eq_ignore_ascii_case(repository))
+    }
+
+    /// `pollInterval`, validated at load.
+    pub fn poll_interval(&self) -> Duration {
+        duration::parse(&self.poll_interval).unwrap_or(Duration::from_secs(300))
+    }
 }
 
 fn default_github_url() -> String {
@@ -321,6 +354,9 @@ impl Config {
                 out.push("forge.rateLimitPerMinute: must be at least 1".into());
             }
         }
+        if let Some(gh) = &self.github {
+            out.extend(gh.problems(self.controller.namespace.as_deref()));
+        }
         let mut names = BTreeSet::new();
         for (i, pool) in self.pools.iter().enumerate() {
             let key = format!("pools[{i}]");
@@ -352,6 +388,41 @@ impl Config {
     /// `controller.requeueInterval`, validated at load.
     pub fn requeue_interval(&self) -> Duration {
         duration::parse(&self.controller.requeue_interval).unwrap_or(Duration::from_secs(600))
+    }
+}
+
+impl GithubConfig {
+    fn problems(&self, watched_namespace: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.api_url.starts_with("http://") && !self.api_url.starts_with("https://") {
+            out.push(format!("github.apiUrl: {:?} must be an http(s) URL", self.api_url));
+        }
+        if duration::parse(&self.poll_interval).is_ok_and(|d| d < Duration::from_secs(1)) {
+            out.push("github.pollInterval: must be at least 1s".into());
+        }
+        let mut seen = BTreeSet::new();
+        for (i, template) in self.repositories.iter().enumerate() {
+            let key = format!("github.repositories[{i}]");
+            if !seen.insert(template.repository.to_ascii_lowercase()) {
+                out.push(format!("{key}.repository: {:?} is configured twice", template.repository));
+            }
+            out.extend(pull_request_environment::template_problems(template).into_iter().map(|p| format!("{key}.{p}")));
+            if let Some(watched) = watched_namespace
+                && template.namespace != watched
+            {
+                out.push(format!(
+                    "{key}.namespace: {:?} is not controller.namespace {watched:?}, which the operator watches",
+                    template.namespace
+                ));
+            }
+        }
+        for (i, j) in pull_request_environment::name_collisions(&self.repositories) {
+            out.push(format!(
+                "github.repositories[{j}].namespace: environments of {:?} would get the names of those of github.repositories[{i}] ({:?}); use another namespace",
+                self.repositories[j].repository, self.repositories[i].repository
+            ));
+        }
+        out
     }
 }
 
@@ -404,6 +475,40 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::parse("controller:\n  concurency: 3\n", "t").unwrap_err().to_string();
         assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn github_repository_templates_are_validated_at_load() {
+        let text = r#"
+github:
+  tokenSecretRef: {namespace: sy, name: gh, key: token}
+  webhookSecretRef: {namespace: sy, name: gh, key: webhook}
+  pollInterval: 0s
+  repositories:
+    - {repository: acme/shop, namespace: previews, project: shop, serverId: 1, spec: {site: {phpVersion: php84}}}
+    - {repository: ACME/shop, namespace: Previews, project: Shop, serverId: 0}
+    - {repository: acme/web, namespace: other, project: web, serverId: 1}
+    - repository: acme/api
+      namespace: previews
+      project: api
+      serverId: 1
+      spec: {pullRequest: 3, site: {phpVersion: 8}}
+controller: {namespace: previews}
+"#;
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        for key in [
+            "github.pollInterval",
+            "github.repositories[1].repository",
+            "github.repositories[1].namespace",
+            "github.repositories[1].project",
+            "github.repositories[1].serverId",
+            "github.repositories[2].namespace",
+            "github.repositories[3].spec.pullRequest",
+            "github.repositories[3].spec",
+        ] {
+            assert!(err.contains(key), "missing {key} in {err}");
+        }
+        assert!(!err.contains("repositories[0]"), "{err}");
     }
 
     #[test]

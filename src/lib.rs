@@ -6,6 +6,7 @@ pub mod backends;
 pub mod config;
 pub mod controller;
 pub mod forge;
+pub mod github;
 pub mod leader;
 pub mod logic;
 pub mod metrics;

@@ -36,6 +36,17 @@ pub struct PoolLabels {
     pub pool: String,
 }
 
+/// Labels of a GitHub delivery or poll outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GithubEventLabels {
+    /// `webhook` or `poll`.
+    pub source: String,
+    pub event: String,
+    /// `accepted`, `ignored`, `rejected` or `failed`.
+    pub result: String,
+    pub reason: String,
+}
+
 /// Every metric the operator exports, registered once at start.
 pub struct Metrics {
     pub registry: Registry,
@@ -51,6 +62,8 @@ pub struct Metrics {
     pub pool_capacity: Family<PoolLabels, Gauge<i64, AtomicI64>>,
     /// Values of a pool currently held.
     pub pool_usage: Family<PoolLabels, Gauge<i64, AtomicI64>>,
+    /// GitHub deliveries and poll findings by source, event, result and reason.
+    pub github_events: Family<GithubEventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,7 +83,13 @@ impl Default for Metrics {
         registry.register("pool_capacity", "Values a pool can hand out", pool_capacity.clone());
         let pool_usage = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
         registry.register("pool_usage", "Values of a pool currently held", pool_usage.clone());
-        Self { registry, reconciles, reconcile_duration, leader, claims, pool_capacity, pool_usage }
+        let github_events = Family::<GithubEventLabels, Counter>::default();
+        registry.register(
+            "github_events",
+            "GitHub deliveries and poll findings by result and reason",
+            github_events.clone(),
+        );
+        Self { registry, reconciles, reconcile_duration, leader, claims, pool_capacity, pool_usage, github_events }
     }
 }
 

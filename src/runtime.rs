@@ -54,7 +54,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let state = ServerState::new(metrics.clone());
+    // Webhooks are served by every replica (the apiserver arbitrates their writes);
+    // the poller and the comment controller run on the leader only.
+    let github = config.github.clone().map(|gh| crate::github::Github::new(client.clone(), gh, metrics.clone()));
+    let state = ServerState::with_github(metrics.clone(), github);
     let addr: SocketAddr = config.server.listen.parse()?;
     let server = tokio::spawn(server::serve(addr, state.clone(), stop_rx.clone()));
 

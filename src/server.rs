@@ -1,16 +1,19 @@
-//! The operator's HTTP server: `/metrics`, `/healthz`, `/readyz`.
+//! The operator's HTTP server: `/metrics`, `/healthz`, `/readyz`, and GitHub webhooks
+//! on `POST /webhooks/github` (see `github::webhook`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::sync::watch;
 
+use crate::github::{Github, webhook};
 use crate::metrics::Metrics;
 
 /// What the HTTP handlers read.
@@ -18,11 +21,17 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Set once the CRDs are Established and the client works.
     pub ready: AtomicBool,
+    /// The GitHub integration, when configured.
+    pub github: Option<Arc<Github>>,
 }
 
 impl ServerState {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self { metrics, ready: AtomicBool::new(false) })
+        Self::with_github(metrics, None)
+    }
+
+    pub fn with_github(metrics: Arc<Metrics>, github: Option<Arc<Github>>) -> Arc<Self> {
+        Arc::new(Self { metrics, ready: AtomicBool::new(false), github })
     }
 }
 
@@ -32,6 +41,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/webhooks/github", post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_BODY)))
         .with_state(state)
 }
 

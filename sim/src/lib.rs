@@ -3,5 +3,7 @@
 
 pub mod bridge;
 pub mod forge;
+pub mod github;
+pub mod serve;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;

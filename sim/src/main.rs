@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, TokenSpec};
+use switchyard_sim::github::{GithubSim, GithubSimConfig};
 
 #[derive(Parser)]
 #[command(
@@ -22,8 +23,8 @@ struct Cli {
 enum Command {
     /// Laravel Forge's organization-scoped API under /api, with /_sim control endpoints.
     Forge(ForgeArgs),
-    /// GitHub API simulator (not implemented yet).
-    Github,
+    /// GitHub's REST API (pull requests, permissions, issue comments, contents), with /_sim control endpoints.
+    Github(GithubArgs),
     /// Remote platform instance simulator (not implemented yet).
     Instance,
 }
@@ -54,6 +55,25 @@ struct ForgeArgs {
     /// Create schemas and users for real, e.g. mysql://root:pw@127.0.0.1:3306
     #[arg(long, env = "FORGE_SIM_MYSQL_URL")]
     mysql_url: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct GithubArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8901", env = "GITHUB_SIM_LISTEN")]
+    listen: SocketAddr,
+    /// Accepted bearer token, `TOKEN` or `TOKEN=login`; repeatable. None = accept any token.
+    #[arg(long = "token", env = "GITHUB_SIM_TOKENS", value_delimiter = ';')]
+    tokens: Vec<switchyard_sim::github::Token>,
+    /// Persist state here (loaded on start, rewritten on every change).
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Requests per window per token.
+    #[arg(long, default_value_t = 5000)]
+    rate_limit: u32,
+    /// Rate-limit window (GitHub: one hour).
+    #[arg(long, default_value_t = 3_600_000)]
+    rate_window_ms: u64,
 }
 
 #[tokio::main]
@@ -89,7 +109,30 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Github | Command::Instance => {
+        Command::Github(args) => {
+            let config = GithubSimConfig {
+                listen: args.listen,
+                tokens: args.tokens,
+                rate_limit: args.rate_limit,
+                rate_window: Duration::from_millis(args.rate_window_ms),
+                state_file: args.state_file,
+            };
+            match GithubSim::start(config).await {
+                Ok(handle) => {
+                    println!("github simulator listening on {}", handle.base_url());
+                    tokio::select! {
+                        _ = handle.wait() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("switchyard-sim github: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Instance => {
             eprintln!("not implemented yet");
             ExitCode::from(2)
         }

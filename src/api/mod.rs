@@ -13,6 +13,7 @@ pub mod branch;
 pub mod bridge_grant;
 pub mod conditions;
 pub mod preview_environment;
+pub mod pull_request_comment;
 pub mod repo_dependency_graph;
 pub mod shared_resource_claim;
 

@@ -375,6 +375,9 @@ pub struct PreviewEnvironmentStatus {
     pub deployment_request: Option<DeploymentRequest>,
     /// When the environment expires (from `spec.ttl`).
     pub expires_at: Option<Time>,
+    /// The pull request comment that reports this environment (GitHub integration);
+    /// written only by the comment controller, under its own field manager.
+    pub pull_request_comment: Option<super::pull_request_comment::PullRequestComment>,
 }
 
 /// A deployment as observed on Forge.

@@ -3,6 +3,7 @@
 
 pub mod bridge_grant;
 pub mod preview_environment;
+pub mod pull_request_comment;
 pub mod repo_dependency_graph;
 pub mod shared_resource_claim;
 
@@ -158,10 +159,16 @@ pub fn all(
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
-    vec![
+    let mut controllers = vec![
         bridge_grant::run(ctx.clone(), shutdown.clone()),
         shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
         preview_environment::run(ctx.clone(), shutdown.clone()),
-        repo_dependency_graph::run(ctx, shutdown),
-    ]
+        repo_dependency_graph::run(ctx.clone(), shutdown.clone()),
+    ];
+    if let Some(config) = ctx.config.github.clone() {
+        let github = crate::github::Github::new(ctx.client.clone(), config, ctx.metrics.clone());
+        controllers.push(crate::github::poll::run(github.clone(), shutdown.clone()));
+        controllers.push(pull_request_comment::run(ctx, github, shutdown));
+    }
+    controllers
 }

@@ -81,14 +81,7 @@ fn transport(e: reqwest::Error) -> ForgeError {
     } else {
         TransportKind::Other
     };
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    ForgeError::Transport { kind, message }
+    ForgeError::Transport { kind, message: crate::backends::error_chain(&e) }
 }
 
 /// `Retry-After` (seconds), else `X-RateLimit-Reset` read as an epoch when it looks like one

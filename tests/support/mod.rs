@@ -39,6 +39,11 @@ impl Operator {
         Self { child, port, _dir: dir }
     }
 
+    /// `http://127.0.0.1:<port><path>` on the operator's HTTP server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         let response = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.ok()?;
         let status = response.status().as_u16();

@@ -4,7 +4,8 @@
 use super::faults::{FaultAction, FaultSpec};
 use super::model::ApiError;
 use super::ratelimit::Decision;
-use super::{LoggedRequest, Sim, fingerprint, handlers};
+use super::{Sim, fingerprint, handlers};
+use crate::serve::Seen;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
@@ -302,19 +303,14 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
         resp
     };
 
-    let status = response.status().as_u16();
-    let mut log = sim.log();
-    let seq = log.len() as u64 + 1;
-    log.push(LoggedRequest {
-        seq,
-        at: Utc::now(),
+    sim.log().record(Seen {
         method: method.to_string(),
         route,
         path,
-        status,
+        status: response.status().as_u16(),
         token: fp,
         fault: fault_label,
-        duration_ms: started.elapsed().as_millis() as u64,
+        started,
     });
     response
 }

@@ -17,17 +17,16 @@ use chrono::{DateTime, Utc};
 use faults::{FaultSet, FaultSpec};
 use model::World;
 use ratelimit::FixedWindowLimiter;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+use crate::serve::{RequestLog, Served, read_state, write_state};
 
 /// A bearer token the simulator accepts, optionally limited to some scopes.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,21 +103,7 @@ impl Default for ForgeSimConfig {
     }
 }
 
-/// One line of the request log (`GET /_sim/requests`).
-#[derive(Debug, Clone, Serialize)]
-pub struct LoggedRequest {
-    pub seq: u64,
-    pub at: DateTime<Utc>,
-    pub method: String,
-    /// Route template (`/api/orgs/{org}/servers/{server}/sites`), or the path when unmatched.
-    pub route: String,
-    pub path: String,
-    pub status: u16,
-    /// Token fingerprint, never the token.
-    pub token: Option<String>,
-    pub fault: Option<String>,
-    pub duration_ms: u64,
-}
+pub use crate::serve::LoggedRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -135,7 +120,7 @@ pub(crate) struct Shared {
     world: Mutex<World>,
     pub limiter: Mutex<FixedWindowLimiter>,
     pub faults: Mutex<FaultSet>,
-    pub log: Mutex<Vec<LoggedRequest>>,
+    pub log: RequestLog,
     pub mysql: Option<mysql::MysqlBackend>,
     persist_lock: Mutex<()>,
 }
@@ -163,8 +148,8 @@ impl Shared {
         lock(&self.faults)
     }
 
-    pub fn log(&self) -> MutexGuard<'_, Vec<LoggedRequest>> {
-        lock(&self.log)
+    pub fn log(&self) -> &RequestLog {
+        &self.log
     }
 
     /// Write the state file (atomically: temp file + rename). Errors are logged, not fatal.
@@ -173,17 +158,7 @@ impl Shared {
             return;
         };
         let _guard = lock(&self.persist_lock);
-        let json = match serde_json::to_vec_pretty(&*lock(&self.world)) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize state");
-                return;
-            }
-        };
-        let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, path)) {
-            tracing::error!(error = %e, path = %path.display(), "cannot write state file");
-        }
+        write_state(path, &*lock(&self.world));
     }
 
     pub fn reset(&self) {
@@ -195,23 +170,15 @@ impl Shared {
     }
 
     pub fn request_summary(&self) -> serde_json::Value {
-        let log = self.log();
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-        for r in log.iter() {
-            *counts.entry(format!("{} {}", r.method, r.route)).or_default() += 1;
-            *by_status.entry(r.status.to_string()).or_default() += 1;
-        }
-        serde_json::json!({"total": log.len(), "counts": counts, "by_status": by_status, "requests": &*log})
+        self.log.summary()
     }
 }
 
 fn load_world(config: &ForgeSimConfig) -> Result<World, SimError> {
     if let Some(path) = &config.state_file
-        && path.exists()
+        && let Some(world) = read_state(path).map_err(|e| SimError::StateFile(path.clone(), e))?
     {
-        let bytes = std::fs::read(path).map_err(|e| SimError::StateFile(path.clone(), e.to_string()))?;
-        return serde_json::from_slice(&bytes).map_err(|e| SimError::StateFile(path.clone(), e.to_string()));
+        return Ok(world);
     }
     Ok(World::new(&config.org, Utc::now()))
 }
@@ -230,56 +197,44 @@ impl ForgeSim {
             config,
             world: Mutex::new(world),
             faults: Mutex::new(FaultSet::default()),
-            log: Mutex::new(Vec::new()),
+            log: RequestLog::default(),
             mysql,
             persist_lock: Mutex::new(()),
         });
         shared.persist();
-        let app = http::router(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "forge simulator stopped");
-            }
-        });
-        tracing::info!(%addr, "forge simulator listening");
-        Ok(ForgeSimHandle { addr, shared, shutdown: Some(tx), task: Some(task) })
+        let server = Served::spawn(listener, addr, http::router(shared.clone()), "forge");
+        Ok(ForgeSimHandle { shared, server })
     }
 }
 
 /// A running simulator. Dropping it stops the server (hung requests are aborted).
 pub struct ForgeSimHandle {
-    addr: SocketAddr,
     shared: Sim,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: Served,
 }
 
 impl ForgeSimHandle {
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT/api`, the value for the client's base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}/api", self.addr)
+        format!("http://{}/api", self.addr())
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared.log().clone()
+        self.shared.log().snapshot()
     }
 
     /// How many requests hit `method route` (route template, e.g. `/api/orgs/{org}/servers/{server}/sites`).
     pub fn count(&self, method: &str, route: &str) -> usize {
-        self.shared.log().iter().filter(|r| r.method.eq_ignore_ascii_case(method) && r.route == route).count()
+        self.shared.log().count(method, route)
     }
 
     /// How many responses had `status`.
     pub fn status_count(&self, status: u16) -> usize {
-        self.shared.log().iter().filter(|r| r.status == status).count()
+        self.shared.log().status_count(status)
     }
 
     pub fn clear_requests(&self) {
@@ -305,11 +260,7 @@ impl ForgeSimHandle {
 
     /// Stop serving and wait for the server task.
     pub async fn shutdown(mut self) {
-        self.stop();
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
+        self.server.shutdown().await;
         if let Some(m) = self.shared.mysql.clone() {
             m.disconnect().await;
         }
@@ -317,23 +268,6 @@ impl ForgeSimHandle {
 
     /// Serve until the process is stopped (the CLI).
     pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for ForgeSimHandle {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.server.wait().await;
     }
 }

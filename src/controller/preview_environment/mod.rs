@@ -212,7 +212,7 @@ async fn stall(
 ) -> Result<Action, Error> {
     let generation = env.metadata.generation;
     // Re-read: a step may have just written status.
-    let current = api.get_status(&env.name_any()).await?.status;
+    let current = api.get_status(&env.name_any()).await?.status.map(provision::without_foreign_fields);
     let mut status: PreviewEnvironmentStatus = current.clone().unwrap_or_default();
     status.observed_generation = generation;
     let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);

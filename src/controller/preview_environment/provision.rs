@@ -86,6 +86,14 @@ pub fn forge_error(e: ForgeError) -> Error {
     }
 }
 
+/// The status without fields other controllers own under their own field manager
+/// (the PR comment's `pullRequestComment`): applying a stale copy of them would
+/// take them back.
+pub fn without_foreign_fields(mut status: PreviewEnvironmentStatus) -> PreviewEnvironmentStatus {
+    status.pull_request_comment = None;
+    status
+}
+
 /// One reconcile of one environment.
 pub struct Run<'a> {
     api: &'a Api<PreviewEnvironment>,
@@ -112,12 +120,23 @@ impl<'a> Run<'a> {
         pctx: &'a PreviewContext,
         inputs: Inputs,
     ) -> Self {
-        let saved = env.status.clone();
+        let saved = env.status.clone().map(without_foreign_fields);
         let mut status = saved.clone().unwrap_or_default();
         status.observed_generation = env.metadata.generation;
         status.domain = Some(inputs.names.domain.clone());
         status.credentials_secret = Some(inputs.credentials_secret.clone());
-        Self { api, env, pctx, inputs, status, saved, site: None, drift_check: false, poll: None, opts: EnsureOptions::default() }
+        Self {
+            api,
+            env,
+            pctx,
+            inputs,
+            status,
+            saved,
+            site: None,
+            drift_check: false,
+            poll: None,
+            opts: EnsureOptions::default(),
+        }
     }
 
     fn generation(&self) -> Option<i64> {
