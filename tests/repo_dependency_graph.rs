@@ -17,6 +17,7 @@ use switchyard::controller::repo_dependency_graph::NEEDS_GITHUB;
 use switchyard_testenv::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+const GITHUB_TOKEN: &str = "rdg-github-token";
 
 /// A namespace and an operator scoped to it.
 struct Setup {
@@ -27,14 +28,33 @@ struct Setup {
 
 impl Setup {
     async fn new(prefix: &str) -> Self {
+        Self::with_github(prefix, None).await
+    }
+
+    /// With `github_api`, the operator reads repository sources from that GitHub API
+    /// (token in the Secret `github`).
+    async fn with_github(prefix: &str, github_api: Option<String>) -> Self {
         let cp = ControlPlane::shared().await.expect("control plane");
         cp.apply_crds(&api::all_crds()).await.expect("CRDs");
         let ns = cp.create_unique_namespace(prefix).await.expect("namespace");
         let scope = ns.clone();
+        if github_api.is_some() {
+            let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+                "metadata": {"name": "github"}, "stringData": {"token": GITHUB_TOKEN, "webhook": "w"}
+            }))
+            .expect("secret");
+            Api::namespaced(cp.client(), &ns).create(&PostParams::default(), &secret).await.expect("secret");
+        }
         let operator = Operator::start(cp, move |port| {
+            let github = github_api.as_ref().map_or(String::new(), |url| {
+                format!(
+                    "github: {{apiUrl: \"{url}\", tokenSecretRef: {{namespace: {scope}, name: github, key: token}}, \
+                     webhookSecretRef: {{namespace: {scope}, name: github, key: webhook}}}}\n"
+                )
+            });
             format!(
                 "server: {{listen: \"127.0.0.1:{port}\"}}\nleaderElection: {{enabled: false}}\n\
-                 controller: {{namespace: {scope}, systemNamespace: {scope}}}\n"
+                 controller: {{namespace: {scope}, systemNamespace: {scope}}}\n{github}"
             )
         });
         Self { cp, ns, operator }
@@ -324,4 +344,50 @@ async fn editing_a_config_map_updates_the_graph_status() {
     assert_eq!(status.discovery_errors.len(), 4, "{:?}", status.discovery_errors);
     assert!(status.discovery_errors.iter().any(|e| e.message == "ConfigMap compose does not exist"));
     assert_eq!(status.order, strings(&["o/cache", "o/db", "o/web"]));
+}
+
+#[tokio::test]
+async fn repository_path_sources_are_read_through_the_github_contents_api() {
+    use switchyard_sim::github::{GithubSim, GithubSimConfig, Token};
+    let sim = GithubSim::start(GithubSimConfig {
+        tokens: vec![Token::new(GITHUB_TOKEN, "switchyard[bot]")],
+        ..Default::default()
+    })
+    .await
+    .expect("github simulator");
+    for repo in ["o/web", "o/db", "o/cache"] {
+        sim.put_repository(repo, Default::default()).expect("repository");
+    }
+    sim.put_file("o/web", Some("main"), "deploy/docker-compose.yml", WEB_COMPOSE.as_bytes()).expect("seed web");
+    sim.put_file("o/db", None, "docker-compose.yml", DB_COMPOSE.as_bytes()).expect("seed db");
+    sim.put_file("o/cache", None, "docker-compose.yml", b"services: [not, a, map").expect("seed cache");
+    let s = Setup::with_github("rdg-gh", Some(sim.base_url())).await;
+    s.create_graph(
+        "fetched",
+        json!([
+            {"name": "o/web", "discovery": [{"format": "Compose", "path": "deploy/docker-compose.yml", "ref": "main"}]},
+            {"name": "o/db", "discovery": [{"format": "Compose", "path": "docker-compose.yml"}]},
+            {"name": "o/cache", "discovery": [{"format": "Compose", "path": "docker-compose.yml"},
+                                              {"format": "Compose", "path": "missing.yml"}]}
+        ]),
+    )
+    .await;
+    let status = s.wait_status("fetched", "edges from the repositories' files", |st| !st.edges.is_empty()).await;
+    let found = edges(&status);
+    assert!(
+        found.iter().any(|(from, to, _, provenance)| from == "o/web"
+            && to == "o/db"
+            && provenance.contains("deploy/docker-compose.yml")),
+        "{found:?}"
+    );
+    let failed: Vec<(&str, &str)> =
+        status.discovery_errors.iter().map(|e| (e.repository.as_str(), e.file.as_str())).collect();
+    assert!(
+        failed.contains(&("o/cache", "docker-compose.yml")) && failed.contains(&("o/cache", "missing.yml")),
+        "{failed:?}"
+    );
+    assert!(status.discovery_errors.iter().all(|e| e.message != NEEDS_GITHUB));
+    assert!(!s.operator.log().contains(GITHUB_TOKEN), "the token stays out of the log");
+    let (ready, _, _) = condition(&status, "Ready").expect("Ready");
+    assert_eq!(ready, "True", "bad files never fail the graph");
 }

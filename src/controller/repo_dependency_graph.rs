@@ -37,8 +37,9 @@ const KIND: &str = "RepoDependencyGraph";
 const FETCH_CONCURRENCY: usize = 8;
 /// How soon a graph whose sources failed transiently reads them again.
 const SOURCE_RETRY: Duration = Duration::from_secs(30);
-/// The message of a repository source while the GitHub client is not part of the operator.
-pub const NEEDS_GITHUB: &str = "repository sources need the GitHub integration";
+/// The message of a repository source when the operator config has no `github` section.
+pub const NEEDS_GITHUB: &str =
+    "repository sources need the GitHub integration (the github section of the operator config)";
 
 /// Why a discovery source could not be read. The text is shown in status: it must
 /// never carry credentials.
@@ -97,8 +98,8 @@ impl SourceFetcher for ConfigMapFetcher {
     }
 }
 
-/// `path` sources while the operator has no GitHub client: each is reported, the
-/// rest of the graph is analysed as usual.
+/// `path` sources when the operator config has no `github` section: each is
+/// reported, the rest of the graph is analysed as usual.
 pub struct GithubUnavailable;
 
 #[async_trait]
@@ -110,6 +111,37 @@ impl SourceFetcher for GithubUnavailable {
         _source: &DiscoverySource,
     ) -> Result<String, FetchError> {
         Err(FetchError::Permanent(NEEDS_GITHUB.into()))
+    }
+}
+
+/// `path` sources: the file at `ref` of the repository, through the GitHub contents
+/// API with the operator's GitHub token.
+pub struct GithubFetcher {
+    github: Arc<crate::github::Github>,
+}
+
+impl GithubFetcher {
+    pub fn new(github: Arc<crate::github::Github>) -> Self {
+        Self { github }
+    }
+}
+
+#[async_trait]
+impl SourceFetcher for GithubFetcher {
+    async fn fetch(&self, _namespace: &str, repository: &str, source: &DiscoverySource) -> Result<String, FetchError> {
+        use crate::backends::github::GithubError;
+        let Some(path) = source.path.as_deref() else {
+            return Err(FetchError::Permanent("not a path source".into()));
+        };
+        let client = self.github.client().await.map_err(|e| FetchError::Retryable(e.to_string()))?;
+        let file = match client.file(repository, path, source.r#ref.as_deref()).await {
+            Ok(file) => file,
+            Err(e @ GithubError::RateLimited { .. }) => return Err(FetchError::Retryable(e.to_string())),
+            Err(e) if e.is_transient() => return Err(FetchError::Retryable(e.to_string())),
+            Err(e) => return Err(FetchError::Permanent(e.to_string())),
+        };
+        String::from_utf8(file.content)
+            .map_err(|_| FetchError::Permanent(format!("{repository}:{path} is not UTF-8 text")))
     }
 }
 
@@ -147,8 +179,13 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-        let sources =
-            Sources { config_maps: Arc::new(ConfigMapFetcher::new(client)), repositories: Arc::new(GithubUnavailable) };
+        let repositories: Arc<dyn SourceFetcher> = match ctx.config.github.clone() {
+            Some(config) => {
+                Arc::new(GithubFetcher::new(crate::github::Github::new(client.clone(), config, ctx.metrics.clone())))
+            }
+            None => Arc::new(GithubUnavailable),
+        };
+        let sources = Sources { config_maps: Arc::new(ConfigMapFetcher::new(client)), repositories };
         let concurrency = ctx.config.controller.concurrency;
         let gctx = Arc::new(GraphContext { ctx, sources: Arc::new(sources) });
         let controller = Controller::new(graphs, watcher::Config::default().any_semantic());
