@@ -284,7 +284,13 @@ async fn api_middleware(State(sim): State<Sim>, req: Request, next: Next) -> Res
             hang(action).await;
             fault_response(action, limit)
         } else {
-            let resp = next.run(req).await;
+            // A real server finishes what it started when the client hangs up (a killed
+            // operator): run the handler on its own task so a dropped connection cannot
+            // stop it between its state change and its MariaDB side effect.
+            let resp = match tokio::spawn(next.run(req)).await {
+                Ok(resp) => resp,
+                Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, Body::from("handler failed")).into_response(),
+            };
             if resp.status().is_success() && method != Method::GET {
                 sim.persist();
             }
