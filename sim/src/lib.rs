@@ -2,5 +2,6 @@
 //! from Rust tests and as a subcommand of the `switchyard-sim` binary.
 
 pub mod forge;
+pub mod instance;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;
