@@ -1,5 +1,6 @@
 //! Clients of systems other than Kubernetes and Forge.
 
+pub mod instance;
 pub mod redis;
 
 /// A backend call that failed. The text never contains credentials.

@@ -8,5 +8,7 @@ pub mod dns;
 pub mod duration;
 pub mod graph;
 pub mod graph_render;
+pub mod health;
 pub mod identifier;
+pub mod registration;
 pub mod signing;
