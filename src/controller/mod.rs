@@ -1,6 +1,7 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod branch;
 pub mod shared_resource_claim;
 
 use std::sync::Arc;
@@ -151,5 +152,5 @@ pub fn all(
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
-    vec![shared_resource_claim::run(ctx, system_namespace, shutdown)]
+    vec![branch::run(ctx.clone(), shutdown.clone()), shared_resource_claim::run(ctx, system_namespace, shutdown)]
 }
