@@ -3,5 +3,6 @@
 
 pub mod forge;
 pub mod instance;
+mod server;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;

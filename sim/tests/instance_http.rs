@@ -189,3 +189,53 @@ async fn a_health_path_clashing_with_another_endpoint_is_refused() {
     let clash = InstanceSimConfig { health_path: "/api/v1/cross-branch/register-branch".into(), ..config() };
     assert!(InstanceSim::start(clash).await.is_err());
 }
+
+/// Kills the CLI simulator when the test ends, also on panic.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn cli_serves_https_with_a_self_signed_ca_it_writes_out() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim"))
+            .args(["instance", "--listen", "127.0.0.1:0", "--api-key", KEY, "--version", "9.9.9", "--self-signed-ca"])
+            .arg(&ca)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{line}");
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{url}/api/v1/health"))
+        .bearer_auth(KEY)
+        .header("X-Branch-Origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["version"], "9.9.9");
+}

@@ -28,8 +28,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A bearer token the simulator accepts, optionally limited to some scopes.
 #[derive(Clone, PartialEq, Eq)]
@@ -237,18 +235,9 @@ impl ForgeSim {
             persist_lock: Mutex::new(()),
         });
         shared.persist();
-        let app = http::router(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "forge simulator stopped");
-            }
-        });
+        let server = crate::server::Server::spawn(listener, http::router(shared.clone()), "forge");
         tracing::info!(%addr, "forge simulator listening");
-        Ok(ForgeSimHandle { addr, shared, shutdown: Some(tx), task: Some(task) })
+        Ok(ForgeSimHandle { addr, shared, server })
     }
 }
 
@@ -256,8 +245,7 @@ impl ForgeSim {
 pub struct ForgeSimHandle {
     addr: SocketAddr,
     shared: Sim,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: crate::server::Server,
 }
 
 impl ForgeSimHandle {
@@ -306,36 +294,16 @@ impl ForgeSimHandle {
     }
 
     /// Stop serving and wait for the server task.
-    pub async fn shutdown(mut self) {
-        self.stop();
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-        if let Some(m) = self.shared.mysql.clone() {
+    pub async fn shutdown(self) {
+        let ForgeSimHandle { shared, server, .. } = self;
+        server.shutdown().await;
+        if let Some(m) = shared.mysql.clone() {
             m.disconnect().await;
         }
     }
 
     /// Serve until the process is stopped (the CLI).
-    pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for ForgeSimHandle {
-    fn drop(&mut self) {
-        self.stop();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn wait(self) {
+        self.server.wait().await;
     }
 }

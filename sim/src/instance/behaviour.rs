@@ -104,11 +104,8 @@ mod tests {
 
     #[test]
     fn path_prefix_limits_failures_and_latency_to_matching_requests() {
-        let mut b = Behaviour {
-            mode: Mode::Fail { status: 503 },
-            latency_ms: 250,
-            path_prefix: Some("/api/v1/health".into()),
-        };
+        let mut b =
+            Behaviour { mode: Mode::Fail { status: 503 }, latency_ms: 250, path_prefix: Some("/api/v1/health".into()) };
         assert_eq!(b.decide("/api/v1/cross-branch/register-branch"), Decision::SERVE);
         assert_eq!(b.decide("/api/v1/health"), Decision { delay: Duration::from_millis(250), fail: Some(503) });
     }

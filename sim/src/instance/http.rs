@@ -105,7 +105,7 @@ async fn register_branch(State(sim): State<Instance>, headers: HeaderMap, body: 
             errors.insert(key.into(), json!([format!("The {key} field is required.")]));
         }
     }
-    if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
         errors.insert("url".into(), json!(["The url field must be a valid URL."]));
     }
     if !type_.is_empty() && !matches!(type_.to_ascii_lowercase().as_str(), "top" | "master") {
@@ -143,7 +143,8 @@ async fn register_branch(State(sim): State<Instance>, headers: HeaderMap, body: 
             (StatusCode::CREATED, 1)
         }
     };
-    let body = json!({"registered": true, "name": name, "url": url, "type": type_, "registered_at": now, "times": times});
+    let body =
+        json!({"registered": true, "name": name, "url": url, "type": type_, "registered_at": now, "times": times});
     (status, axum::Json(body)).into_response()
 }
 
@@ -212,18 +213,18 @@ struct ControlInput {
     path_prefix: Option<String>,
 }
 
-fn control_input(body: &Bytes) -> Result<ControlInput, Response> {
+fn control_input(body: &Bytes) -> Result<ControlInput, serde_json::Error> {
     if body.is_empty() {
         return Ok(ControlInput::default());
     }
-    serde_json::from_slice(body).map_err(|e| message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()))
+    serde_json::from_slice(body)
 }
 
 /// Applies a control call: a new mode (or latency), keeping what the call does not name.
 fn control(sim: &Instance, body: &Bytes, mode: impl FnOnce(&ControlInput) -> Option<Mode>) -> Response {
     let input = match control_input(body) {
         Ok(i) => i,
-        Err(response) => return response,
+        Err(e) => return message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     };
     let mut behaviour = sim.behaviour();
     if let Some(mode) = mode(&input) {

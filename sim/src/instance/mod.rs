@@ -23,9 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
+use crate::server::Server;
 pub use behaviour::{Behaviour, Mode};
 pub use http::router;
 pub use tls::{TestPki, TlsMaterial};
@@ -204,7 +203,9 @@ impl InstanceSim {
         extra: impl FnOnce(&Instance) -> Router,
     ) -> Result<InstanceSimHandle, InstanceSimError> {
         let path = &config.health_path;
-        if !path.starts_with('/') || path.contains(['{', '}', '*']) || [REGISTER_PATH, SYNC_PATH].contains(&path.as_str())
+        if !path.starts_with('/')
+            || path.contains(['{', '}', '*'])
+            || [REGISTER_PATH, SYNC_PATH].contains(&path.as_str())
             || path.starts_with("/_sim/")
         {
             return Err(InstanceSimError::HealthPath(path.clone()));
@@ -214,28 +215,17 @@ impl InstanceSim {
         let addr = listener.local_addr().map_err(|e| InstanceSimError::Bind(config.listen, e))?;
         let state = InstanceState::new(config);
         let app = router(state.clone()).merge(extra(&state));
-        let (tx, rx) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = rx.await;
-        };
         let https = acceptor.is_some();
-        let task = match acceptor {
+        let server = match acceptor {
             Some(acceptor) => {
-                let listener = tls::TlsListener::new(listener, acceptor).map_err(|e| InstanceSimError::Bind(addr, e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                        tracing::error!(error = %e, "instance simulator stopped");
-                    }
-                })
+                let listener =
+                    tls::TlsListener::new(listener, acceptor).map_err(|e| InstanceSimError::Bind(addr, e))?;
+                Server::spawn(listener, app, "instance")
             }
-            None => tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                    tracing::error!(error = %e, "instance simulator stopped");
-                }
-            }),
+            None => Server::spawn(listener, app, "instance"),
         };
         tracing::info!(%addr, https, "instance simulator listening");
-        Ok(InstanceSimHandle { addr, https, state, shutdown: Some(tx), task: Some(task) })
+        Ok(InstanceSimHandle { addr, https, state, server })
     }
 }
 
@@ -244,8 +234,7 @@ pub struct InstanceSimHandle {
     addr: SocketAddr,
     https: bool,
     state: Instance,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 impl InstanceSimHandle {
@@ -296,24 +285,12 @@ impl InstanceSimHandle {
     }
 
     /// Serve until the process is stopped (the CLI).
-    pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn wait(self) {
+        self.server.wait().await;
     }
 
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for InstanceSimHandle {
-    fn drop(&mut self) {
-        self.stop();
+    /// Stop serving and wait for the server task.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
