@@ -29,9 +29,9 @@ use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use crate::api::SecretKeyRef;
 use crate::api::branch::{Branch, BranchStatus, BranchType};
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
-use crate::api::SecretKeyRef;
 use crate::backends::instance::{Call, InstanceClient, Trust};
 use crate::logic::duration;
 use crate::logic::health::{self, Reachability, RegistrationState, Streak, Thresholds};
@@ -154,8 +154,7 @@ impl BranchContext {
             .collect();
         let refs: Vec<ObjectRef<Branch>> = in_namespace()
             .filter(|b| {
-                direct.contains(&b.name_any())
-                    || b.spec.parent_ref.as_ref().is_some_and(|p| direct.contains(&p.name))
+                direct.contains(&b.name_any()) || b.spec.parent_ref.as_ref().is_some_and(|p| direct.contains(&p.name))
             })
             .map(|b| ObjectRef::from_obj(&**b))
             .collect();
@@ -249,7 +248,8 @@ async fn sweep(bctx: Arc<BranchContext>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        let live: HashSet<ObjectRef<Branch>> = bctx.branches.state().iter().map(|b| ObjectRef::from_obj(&**b)).collect();
+        let live: HashSet<ObjectRef<Branch>> =
+            bctx.branches.state().iter().map(|b| ObjectRef::from_obj(&**b)).collect();
         let gone: Vec<ObjectRef<Branch>> = lock(&bctx.cadence).keys().filter(|o| !live.contains(*o)).cloned().collect();
         for oref in gone {
             lock(&bctx.cadence).remove(&oref);
@@ -527,8 +527,8 @@ async fn register(
             Ok(RegistrationState::Registered)
         }
         Err(e) => {
-            let first = conditions::get(&update.status.conditions, REGISTERED)
-                .is_none_or(|c| c.reason != "RegistrationFailed");
+            let first =
+                conditions::get(&update.status.conditions, REGISTERED).is_none_or(|c| c.reason != "RegistrationFailed");
             let state = pending(update, "RegistrationFailed", e.message.clone());
             if first {
                 publish(&bctx.ctx, branch, EventType::Warning, "RegistrationFailed", "Register", e.message).await;
@@ -548,7 +548,8 @@ async fn stall(
     reason: &str,
     message: String,
 ) -> Result<Next, Error> {
-    let first = conditions::get(&update.status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
+    let first =
+        conditions::get(&update.status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
     update.condition(REACHABLE, Status::Unknown, "NotProbed", format!("not probed: {message}"));
     update.kstatus(false, reason, &message, false, true);
     bctx.ctx.metrics.branch_up.remove(labels);

@@ -68,7 +68,10 @@ pub enum RegistrationState {
     NotNeeded,
     Registered,
     /// Not registered (yet): why, for the Ready condition.
-    Pending { reason: String, message: String },
+    Pending {
+        reason: String,
+        message: String,
+    },
 }
 
 /// The Ready and Reconciling conditions a Branch gets.
@@ -124,7 +127,7 @@ pub fn grace_rule(thresholds: Thresholds, interval: Duration) -> String {
 /// `90s` as `1m30s`, `1500ms` as `1.5s`: short and exact enough for a sentence.
 fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{}s", d.as_secs_f64());
     }
     let secs = d.as_secs();

@@ -142,8 +142,8 @@ mod tests {
 
     #[test]
     fn chains_ending_at_a_root_or_in_someone_elses_loop_are_not_start_s_loop() {
-        assert_eq!(parent_loop("eu", &parents(&[("eu", "top")])), None);
-        assert_eq!(parent_loop("top", &parents(&[])), None);
-        assert_eq!(parent_loop("c", &parents(&[("c", "a"), ("a", "b"), ("b", "a")])), None);
+        assert_eq!(parent_loop("eu", parents(&[("eu", "top")])), None);
+        assert_eq!(parent_loop("top", parents(&[])), None);
+        assert_eq!(parent_loop("c", parents(&[("c", "a"), ("a", "b"), ("b", "a")])), None);
     }
 }
