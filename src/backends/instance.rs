@@ -131,6 +131,11 @@ impl InstanceClient {
     }
 }
 
+/// Whether `key` can travel as a bearer token (printable ASCII, no spaces).
+pub fn is_bearer_token(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_graphic())
+}
+
 fn invalid_ca(detail: &str) -> BackendError {
     BackendError { backend: BACKEND, message: format!("invalid CA bundle: {detail}") }
 }
@@ -196,6 +201,14 @@ mod tests {
         assert_eq!(version(br#"{"status":"ok"}"#), None);
         let long = format!(r#"{{"version":"{}"}}"#, "x".repeat(500));
         assert_eq!(version(long.as_bytes()).map(|v| v.len()), Some(MAX_VERSION_LEN));
+    }
+
+    #[test]
+    fn bearer_tokens_are_printable_ascii_without_spaces() {
+        assert!(is_bearer_token("abc.DEF-123_~+/="));
+        assert!(!is_bearer_token("two words"));
+        assert!(!is_bearer_token("naïve"));
+        assert!(!is_bearer_token(""));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::{Context, Error, apply_status, log_controller_error, publish, retry_a
 use crate::api::SecretKeyRef;
 use crate::api::branch::{Branch, BranchStatus, BranchType};
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
-use crate::backends::instance::{Call, InstanceClient, Trust};
+use crate::backends::instance::{Call, InstanceClient, Trust, is_bearer_token};
 use crate::logic::duration;
 use crate::logic::health::{self, Reachability, RegistrationState, Streak, Thresholds};
 use crate::logic::registration::{self, Payload, Target};
@@ -357,6 +357,13 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
         Err(Missing::Secret(m)) => return stall(update, bctx, &labels, "CredentialsSecretMissing", m).await,
         Err(Missing::Key(m)) => return stall(update, bctx, &labels, "CredentialsKeyMissing", m).await,
     };
+    if !is_bearer_token(&key) {
+        let message = format!(
+            "Secret {} key {:?} is not a bearer token (printable ASCII without spaces)",
+            branch.spec.credentials_secret_ref.name, branch.spec.credentials_secret_ref.key
+        );
+        return stall(update, bctx, &labels, "CredentialsKeyInvalid", message).await;
+    }
     let client = match bctx.client_for(branch).await? {
         Ok(client) => client,
         Err((reason, message)) => return stall(update, bctx, &labels, reason, message).await,
@@ -488,7 +495,11 @@ async fn register(
     }
     let namespace = branch.namespace().unwrap_or_default();
     let parent_key = match bctx.secret_value(&namespace, &parent.spec.credentials_secret_ref).await? {
-        Ok(k) => k,
+        Ok(k) if is_bearer_token(&k) => k,
+        Ok(_) => {
+            let message = format!("credentials of parent {} are not a bearer token", parent_ref.name);
+            return Ok(pending(update, "ParentCredentialsMissing", message));
+        }
         Err(missing) => {
             let message = format!("credentials of parent {}: {}", parent_ref.name, missing.message());
             return Ok(pending(update, "ParentCredentialsMissing", message));
