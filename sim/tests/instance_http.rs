@@ -30,6 +30,20 @@ async fn health(sim: &InstanceSimHandle, key: Option<&str>, origin: Option<&str>
     request.send().await.unwrap()
 }
 
+/// A client that trusts only the given CA (PEM).
+fn trusting(ca_pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn trusted_health(client: &reqwest::Client, base_url: &str) -> reqwest::Response {
+    let url = format!("{base_url}/api/v1/health");
+    client.get(url).bearer_auth(KEY).header("X-Branch-Origin", ORIGIN).send().await.unwrap()
+}
+
 async fn register(sim: &InstanceSimHandle, body: Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{}/api/v1/cross-branch/register-branch", sim.base_url()))
@@ -163,18 +177,8 @@ async fn serves_https_trusted_only_through_its_ca() {
     let sim = InstanceSim::start(InstanceSimConfig { tls: Some(pki.material()), ..config() }).await.unwrap();
     assert!(sim.base_url().starts_with("https://127.0.0.1:"));
 
-    let trusting = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let response = trusting
-        .get(format!("{}/api/v1/health", sim.base_url()))
-        .bearer_auth(KEY)
-        .header("X-Branch-Origin", ORIGIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let trusting = trusting(pki.ca_pem.as_bytes());
+    assert_eq!(trusted_health(&trusting, &sim.base_url()).await.status(), StatusCode::OK);
 
     let stranger = reqwest::Client::new().get(format!("{}/api/v1/health", sim.base_url())).send().await;
     let error = stranger.expect_err("an unknown CA is refused");
@@ -225,17 +229,7 @@ async fn cli_serves_https_with_a_self_signed_ca_it_writes_out() {
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{line}");
     let ca_pem = std::fs::read(&ca).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
-        .build()
-        .unwrap();
-    let response = client
-        .get(format!("{url}/api/v1/health"))
-        .bearer_auth(KEY)
-        .header("X-Branch-Origin", ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let response = trusted_health(&trusting(&ca_pem), &url).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["version"], "9.9.9");
 }
