@@ -47,6 +47,13 @@ pub struct GithubEventLabels {
     pub reason: String,
 }
 
+/// Labels naming a Branch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BranchLabels {
+    pub namespace: String,
+    pub branch: String,
+}
+
 /// Every metric the operator exports, registered once at start.
 pub struct Metrics {
     pub registry: Registry,
@@ -64,6 +71,10 @@ pub struct Metrics {
     pub pool_usage: Family<PoolLabels, Gauge<i64, AtomicI64>>,
     /// GitHub deliveries and poll findings by source, event, result and reason.
     pub github_events: Family<GithubEventLabels, Counter>,
+    /// 1 while a Branch is Reachable, 0 while it is not (absent while unknown).
+    pub branch_up: Family<BranchLabels, Gauge<i64, AtomicI64>>,
+    /// Duration of each health probe of a Branch, failed ones included.
+    pub branch_probe_duration: Family<BranchLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -71,9 +82,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("switchyard");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
-        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 14))
-        });
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(seconds_histogram);
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
@@ -89,8 +98,32 @@ impl Default for Metrics {
             "GitHub deliveries and poll findings by result and reason",
             github_events.clone(),
         );
-        Self { registry, reconciles, reconcile_duration, leader, claims, pool_capacity, pool_usage, github_events }
+        let branch_up = Family::<BranchLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register("branch_up", "1 while a Branch is Reachable, 0 while it is not", branch_up.clone());
+        let branch_probe_duration = Family::<BranchLabels, Histogram>::new_with_constructor(seconds_histogram);
+        registry.register(
+            "branch_probe_duration_seconds",
+            "Duration of Branch health probes",
+            branch_probe_duration.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            leader,
+            claims,
+            pool_capacity,
+            pool_usage,
+            github_events,
+            branch_up,
+            branch_probe_duration,
+        }
     }
+}
+
+/// Buckets from 5 ms to about 41 s.
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
 impl Metrics {

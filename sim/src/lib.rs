@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod forge;
 pub mod github;
+pub mod instance;
 pub mod serve;
 #[cfg(feature = "testsupport")]
 pub mod testsupport;

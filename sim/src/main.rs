@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, TokenSpec};
 use switchyard_sim::github::{GithubSim, GithubSimConfig};
+use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, TestPki, TlsMaterial};
 
 #[derive(Parser)]
 #[command(
@@ -25,8 +26,39 @@ enum Command {
     Forge(ForgeArgs),
     /// GitHub's REST API (pull requests, permissions, issue comments, contents), with /_sim control endpoints.
     Github(GithubArgs),
-    /// Remote platform instance simulator (not implemented yet).
-    Instance,
+    /// A remote platform instance: health, register-branch and sync-organization, with /_sim control endpoints.
+    Instance(InstanceArgs),
+}
+
+#[derive(clap::Args)]
+struct InstanceArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8910", env = "INSTANCE_SIM_LISTEN")]
+    listen: SocketAddr,
+    /// Accepted bearer key; repeatable. None = accept any key.
+    #[arg(long = "api-key", env = "INSTANCE_SIM_API_KEYS", value_delimiter = ';')]
+    api_keys: Vec<String>,
+    /// Accepted X-Branch-Origin value; repeatable. None = any non-empty origin.
+    #[arg(long = "allow-origin")]
+    allowed_origins: Vec<String>,
+    /// Name the health endpoint reports.
+    #[arg(long, default_value = "instance")]
+    name: String,
+    /// Version the health endpoint reports.
+    #[arg(long, default_value = "1.0.0")]
+    version: String,
+    /// Path of the health endpoint.
+    #[arg(long, default_value = "/api/v1/health")]
+    health_path: String,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", conflicts_with = "self_signed_ca")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a fresh CA-signed certificate for 127.0.0.1 and localhost; the CA is written here.
+    #[arg(long)]
+    self_signed_ca: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -132,9 +164,50 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Instance => {
-            eprintln!("not implemented yet");
-            ExitCode::from(2)
+        Command::Instance(args) => instance(args).await,
+    }
+}
+
+async fn instance(args: InstanceArgs) -> ExitCode {
+    let tls = match (args.tls_cert, args.tls_key, args.self_signed_ca) {
+        (Some(cert), Some(key), _) => Some(TlsMaterial::Files { cert, key }),
+        (_, _, Some(ca_path)) => {
+            let pki = match TestPki::generate(&["127.0.0.1", "localhost"]) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("switchyard-sim instance: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = std::fs::write(&ca_path, &pki.ca_pem) {
+                eprintln!("switchyard-sim instance: writing {}: {e}", ca_path.display());
+                return ExitCode::FAILURE;
+            }
+            Some(pki.material())
+        }
+        _ => None,
+    };
+    let config = InstanceSimConfig {
+        listen: args.listen,
+        name: args.name,
+        version: args.version,
+        health_path: args.health_path,
+        api_keys: args.api_keys,
+        allowed_origins: args.allowed_origins,
+        tls,
+    };
+    match InstanceSim::start(config).await {
+        Ok(handle) => {
+            println!("instance simulator listening on {}", handle.base_url());
+            tokio::select! {
+                _ = handle.wait() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard-sim instance: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -106,7 +105,12 @@ pub struct Served {
 
 impl Served {
     /// Serves `app` on `listener` in a task; `name` labels the log lines.
-    pub fn spawn(listener: TcpListener, addr: SocketAddr, app: Router, name: &'static str) -> Self {
+    /// Any axum listener: plain TCP, or the instance simulator's TLS listener.
+    pub fn spawn<L>(listener: L, addr: SocketAddr, app: Router, name: &'static str) -> Self
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -165,10 +165,3 @@ async fn state_file_survives_a_restart() {
     assert_eq!(list["data"][0]["attributes"]["name"], "kept");
     assert!(list["meta"]["next_cursor"].is_null());
 }
-
-#[test]
-fn unimplemented_simulators_exit_2() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim")).arg("instance").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
-}

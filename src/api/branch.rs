@@ -144,7 +144,8 @@ fn default_success_threshold() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BranchStatus {
-    /// `Ready`, `Reconciling`, `Stalled`, `Reachable`, `Registered`.
+    /// `Ready`, `Reconciling`, `Stalled`, `Reachable` (health with hysteresis),
+    /// `Registered` (only with a parent) and `Cordoned`.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

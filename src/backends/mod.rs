@@ -1,6 +1,7 @@
 //! Clients of systems other than Kubernetes and Forge.
 
 pub mod github;
+pub mod instance;
 pub mod mysql;
 pub mod redis;
 

@@ -1,6 +1,7 @@
 //! One module per kind. Each reconcile is load (I/O) -> decide (pure, in `logic/`)
 //! -> apply (I/O) -> status (I/O); the modules here stay thin.
 
+pub mod branch;
 pub mod bridge_grant;
 pub mod preview_environment;
 pub mod pull_request_comment;
@@ -160,6 +161,7 @@ pub fn all(
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
     let mut controllers = vec![
+        branch::run(ctx.clone(), shutdown.clone()),
         bridge_grant::run(ctx.clone(), shutdown.clone()),
         shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
         preview_environment::run(ctx.clone(), shutdown.clone()),

@@ -13,6 +13,8 @@ pub mod ratelimit;
 pub mod render;
 pub mod validation;
 
+pub(crate) use http::bearer;
+
 use chrono::{DateTime, Utc};
 use faults::{FaultSet, FaultSpec};
 use model::World;

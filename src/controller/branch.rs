@@ -1,0 +1,573 @@
+//! Branch: registration with the parent instance and health probing with hysteresis.
+//!
+//! load: the Branch, its credentials and CA Secrets, its parent (watch cache) ->
+//! decide: `logic::registration` (what to send, whether again, parent loops) and
+//! `logic::health` (hysteresis, readiness) -> apply: register with the parent, probe
+//! the instance -> status, Events on transitions, metrics. However long an instance
+//! is down, nothing is deleted or deregistered.
+//!
+//! Every reconcile that probes is followed by one at the probe interval. Other
+//! triggers (our own status writes, unrelated watch events) find the probe not yet
+//! due and only requeue, so an instance is probed once per interval; a change of the
+//! spec or of a referenced Secret makes the next reconcile probe at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use crate::api::SecretKeyRef;
+use crate::api::branch::{Branch, BranchStatus, BranchType};
+use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::backends::instance::{Call, InstanceClient, Trust, is_bearer_token};
+use crate::logic::duration;
+use crate::logic::health::{self, Reachability, RegistrationState, Streak, Thresholds};
+use crate::logic::registration::{self, Payload, Target};
+use crate::metrics::BranchLabels;
+
+/// The instance answers its health probes (with hysteresis).
+pub const REACHABLE: &str = "Reachable";
+/// The Branch is registered with its parent (absent for a Branch without one).
+pub const REGISTERED: &str = "Registered";
+/// `spec.cordoned`: the instance gets no new work.
+pub const CORDONED: &str = "Cordoned";
+
+const MANAGER: &str = "switchyard-branches";
+const KIND: &str = "Branch";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A probe this close to due counts as due (timers and clocks are not exact).
+const SLACK: Duration = Duration::from_millis(50);
+/// How often caches and metrics of deleted Branches are dropped.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the Branch reconciler shares besides the common [`Context`].
+pub struct BranchContext {
+    ctx: Arc<Context>,
+    /// Watch cache of every Branch: parents, children and loops are looked up here.
+    branches: Store<Branch>,
+    /// When each Branch was last probed, and for which generation.
+    cadence: Mutex<HashMap<ObjectRef<Branch>, Cadence>>,
+    /// One HTTP client per Branch, rebuilt when its trust settings change.
+    clients: Mutex<HashMap<ObjectRef<Branch>, (String, InstanceClient)>>,
+    /// Branches whose Secrets changed: their next reconcile runs even if not due.
+    dirty: Mutex<HashSet<ObjectRef<Branch>>>,
+}
+
+struct Cadence {
+    generation: Option<i64>,
+    started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Probe settings of a Branch, parsed once per reconcile.
+struct Settings {
+    interval: Duration,
+    timeout: Duration,
+    thresholds: Thresholds,
+}
+
+impl Settings {
+    fn of(branch: &Branch) -> Self {
+        let hc = &branch.spec.health_check;
+        Self {
+            interval: duration::parse(&hc.interval).unwrap_or(DEFAULT_INTERVAL),
+            timeout: duration::parse(&hc.timeout).unwrap_or(DEFAULT_TIMEOUT),
+            thresholds: Thresholds::new(hc.failure_threshold, hc.success_threshold),
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let (branches, secrets): (Api<Branch>, Api<Secret>) = match &ctx.config.controller.namespace {
+            Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
+            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
+        let concurrency = ctx.config.controller.concurrency;
+        let controller = Controller::new(branches, watcher::Config::default().any_semantic());
+        let bctx = Arc::new(BranchContext {
+            ctx,
+            branches: controller.store(),
+            cadence: Mutex::default(),
+            clients: Mutex::default(),
+            dirty: Mutex::default(),
+        });
+        let mapper = bctx.clone();
+        let controller = controller
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, bctx.clone())
+            .for_each(|result| {
+                if let Err(e) = result {
+                    log_controller_error(KIND, &e);
+                }
+                futures::future::ready(())
+            });
+        tokio::select! {
+            _ = controller => {}
+            _ = sweep(bctx) => {}
+        }
+    })
+}
+
+impl BranchContext {
+    fn branch(&self, namespace: &str, name: &str) -> Option<Arc<Branch>> {
+        self.branches.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn parent_of(&self, namespace: &str, name: &str) -> Option<String> {
+        self.branch(namespace, name)?.spec.parent_ref.as_ref().map(|p| p.name.clone())
+    }
+
+    /// The Branches a Secret matters to: those naming it, and their children (who
+    /// register with the parent's key over the parent's TLS). Marks them to run now.
+    fn referencing(&self, secret: &Secret) -> Vec<ObjectRef<Branch>> {
+        let namespace = secret.namespace();
+        let name = secret.name_any();
+        let all = self.branches.state();
+        let in_namespace = || all.iter().filter(|b| b.namespace() == namespace);
+        let direct: HashSet<String> = in_namespace()
+            .filter(|b| {
+                b.spec.credentials_secret_ref.name == name
+                    || b.spec.tls.ca_secret_ref.as_ref().is_some_and(|r| r.name == name)
+            })
+            .map(|b| b.name_any())
+            .collect();
+        let refs: Vec<ObjectRef<Branch>> = in_namespace()
+            .filter(|b| {
+                direct.contains(&b.name_any()) || b.spec.parent_ref.as_ref().is_some_and(|p| direct.contains(&p.name))
+            })
+            .map(|b| ObjectRef::from_obj(&**b))
+            .collect();
+        lock(&self.dirty).extend(refs.iter().cloned());
+        refs
+    }
+
+    /// `Ok` when a probe is due (and records it as started), else how long until it is.
+    fn due(&self, oref: &ObjectRef<Branch>, generation: Option<i64>, interval: Duration) -> Result<(), Duration> {
+        let forced = lock(&self.dirty).remove(oref);
+        let mut cadence = lock(&self.cadence);
+        if !forced
+            && let Some(c) = cadence.get(oref)
+            && c.generation == generation
+            && c.started.elapsed() + SLACK < interval
+        {
+            return Err(interval - c.started.elapsed());
+        }
+        cadence.insert(oref.clone(), Cadence { generation, started: Instant::now() });
+        Ok(())
+    }
+
+    /// After a failed reconcile the retry must run, not wait for the interval.
+    fn forget(&self, oref: &ObjectRef<Branch>) {
+        lock(&self.cadence).remove(oref);
+    }
+
+    /// The value of a Secret key in `namespace`, trimmed.
+    async fn secret_value(&self, namespace: &str, key_ref: &SecretKeyRef) -> Result<Result<String, Missing>, Error> {
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), namespace);
+        let Some(secret) = secrets.get_opt(&key_ref.name).await? else {
+            return Ok(Err(Missing::Secret(format!("Secret {} does not exist", key_ref.name))));
+        };
+        let bytes = secret.data.as_ref().and_then(|d| d.get(&key_ref.key)).map(|b| b.0.clone());
+        let value = bytes.and_then(|b| String::from_utf8(b).ok()).map(|v| v.trim().to_string());
+        Ok(match value {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(Missing::Key(format!("Secret {} has no non-empty text key {:?}", key_ref.name, key_ref.key))),
+        })
+    }
+
+    /// The client for talking to `branch`'s instance, trusting what its spec says.
+    async fn client_for(&self, branch: &Branch) -> Result<Result<InstanceClient, (&'static str, String)>, Error> {
+        let namespace = branch.namespace().unwrap_or_default();
+        let tls = &branch.spec.tls;
+        let ca = match &tls.ca_secret_ref {
+            None => None,
+            Some(ca_ref) => match self.secret_value(&namespace, ca_ref).await? {
+                Ok(pem) => Some(pem),
+                Err(Missing::Secret(m)) => return Ok(Err(("CASecretMissing", m))),
+                Err(Missing::Key(m)) => return Ok(Err(("CAKeyMissing", m))),
+            },
+        };
+        let (fingerprint, trust) = match &ca {
+            Some(pem) => (hex::encode(Sha256::digest(pem.as_bytes())), Trust::Ca(pem.as_bytes())),
+            None if tls.insecure_skip_verify => ("insecure".to_string(), Trust::Insecure),
+            None => ("public".to_string(), Trust::PublicRoots),
+        };
+        let oref = ObjectRef::from_obj(branch);
+        if let Some((cached, client)) = lock(&self.clients).get(&oref)
+            && *cached == fingerprint
+        {
+            return Ok(Ok(client.clone()));
+        }
+        match InstanceClient::new(trust) {
+            Ok(client) => {
+                lock(&self.clients).insert(oref, (fingerprint, client.clone()));
+                Ok(Ok(client))
+            }
+            Err(e) => Ok(Err(("InvalidCA", format!("CA of Branch {}: {}", branch.name_any(), e.message)))),
+        }
+    }
+}
+
+/// A referenced Secret, or the key in it, is missing.
+enum Missing {
+    Secret(String),
+    Key(String),
+}
+
+impl Missing {
+    fn message(self) -> String {
+        match self {
+            Missing::Secret(m) | Missing::Key(m) => m,
+        }
+    }
+}
+
+/// Drops clients, schedules and metrics of Branches that no longer exist.
+async fn sweep(bctx: Arc<BranchContext>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let live: HashSet<ObjectRef<Branch>> =
+            bctx.branches.state().iter().map(|b| ObjectRef::from_obj(&**b)).collect();
+        let gone: Vec<ObjectRef<Branch>> = lock(&bctx.cadence).keys().filter(|o| !live.contains(*o)).cloned().collect();
+        for oref in gone {
+            lock(&bctx.cadence).remove(&oref);
+            lock(&bctx.clients).remove(&oref);
+            let labels = labels_of(&oref);
+            bctx.ctx.metrics.branch_up.remove(&labels);
+            bctx.ctx.metrics.branch_probe_duration.remove(&labels);
+        }
+    }
+}
+
+fn labels_of(oref: &ObjectRef<Branch>) -> BranchLabels {
+    BranchLabels { namespace: oref.namespace.clone().unwrap_or_default(), branch: oref.name.clone() }
+}
+
+fn error_policy(branch: Arc<Branch>, error: &Error, bctx: Arc<BranchContext>) -> Action {
+    warn!(branch = %branch.name_any(), namespace = ?branch.namespace(), error = %error, "reconcile failed");
+    bctx.forget(&ObjectRef::from_obj(&*branch));
+    bctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
+    Action::requeue(retry_after(error))
+}
+
+async fn reconcile(branch: Arc<Branch>, bctx: Arc<BranchContext>) -> Result<Action, Error> {
+    let oref = ObjectRef::from_obj(&*branch);
+    let settings = Settings::of(&branch);
+    if let Err(wait) = bctx.due(&oref, branch.metadata.generation, settings.interval) {
+        return Ok(Action::requeue(wait));
+    }
+    let started = Instant::now();
+    let result = apply(&branch, &bctx, &settings).await;
+    if result.is_ok() {
+        bctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+    }
+    result.map(|next| match next {
+        Next::Probe => Action::requeue(settings.interval.saturating_sub(started.elapsed()).max(SLACK)),
+        Next::Idle => Action::await_change(),
+    })
+}
+
+/// What the reconcile that just ran asks for next.
+enum Next {
+    /// Run again at the probe interval.
+    Probe,
+    /// Nothing to do until the Branch changes.
+    Idle,
+}
+
+/// Status changes made by one reconcile, written once at the end.
+struct Update<'a> {
+    branch: &'a Branch,
+    api: Api<Branch>,
+    status: BranchStatus,
+    generation: Option<i64>,
+}
+
+impl Update<'_> {
+    fn condition(&mut self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
+        conditions::set(&mut self.status.conditions, type_, status, reason, message, self.generation);
+    }
+
+    fn kstatus(&mut self, ready: bool, reason: &str, message: &str, reconciling: bool, stalled: bool) {
+        self.condition(READY, ready.into(), reason, message);
+        self.condition(RECONCILING, reconciling.into(), reason, if reconciling { message } else { "" });
+        self.condition(STALLED, stalled.into(), reason, if stalled { message } else { "" });
+    }
+
+    async fn write(self) -> Result<(), Error> {
+        apply_status(&self.api, self.branch, self.branch.status.as_ref(), &self.status, MANAGER).await
+    }
+}
+
+async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Result<Next, Error> {
+    let namespace = branch.namespace().unwrap_or_default();
+    let name = branch.name_any();
+    let generation = branch.metadata.generation;
+    let mut update = Update {
+        branch,
+        api: Api::namespaced(bctx.ctx.client.clone(), &namespace),
+        status: branch.status.clone().unwrap_or_default(),
+        generation,
+    };
+    update.status.observed_generation = generation;
+    update.status.grace_rule = Some(health::grace_rule(settings.thresholds, settings.interval));
+    if branch.spec.cordoned {
+        update.condition(CORDONED, Status::True, "Cordoned", "spec.cordoned is true: no new work is routed here");
+    } else {
+        update.condition(CORDONED, Status::False, "Schedulable", "");
+    }
+    let labels = BranchLabels { namespace: namespace.clone(), branch: name.clone() };
+
+    if !branch.spec.accepted {
+        let message = "spec.accepted is false: not probed and not registered";
+        update.condition(REACHABLE, Status::Unknown, "NotAccepted", message);
+        update.kstatus(false, "NotAccepted", message, false, false);
+        bctx.ctx.metrics.branch_up.remove(&labels);
+        update.write().await?;
+        return Ok(Next::Idle);
+    }
+    if let Some(path) = registration::parent_loop(&name, |n| bctx.parent_of(&namespace, n)) {
+        let message = format!("parent loop: {}; point one of them at a Top branch", path.join(" -> "));
+        return stall(update, bctx, &labels, "ParentLoop", message).await;
+    }
+    let key = match bctx.secret_value(&namespace, &branch.spec.credentials_secret_ref).await? {
+        Ok(key) => key,
+        Err(Missing::Secret(m)) => return stall(update, bctx, &labels, "CredentialsSecretMissing", m).await,
+        Err(Missing::Key(m)) => return stall(update, bctx, &labels, "CredentialsKeyMissing", m).await,
+    };
+    if !is_bearer_token(&key) {
+        let message = format!(
+            "Secret {} key {:?} is not a bearer token (printable ASCII without spaces)",
+            branch.spec.credentials_secret_ref.name, branch.spec.credentials_secret_ref.key
+        );
+        return stall(update, bctx, &labels, "CredentialsKeyInvalid", message).await;
+    }
+    let client = match bctx.client_for(branch).await? {
+        Ok(client) => client,
+        Err((reason, message)) => return stall(update, bctx, &labels, reason, message).await,
+    };
+
+    let parent = branch.spec.parent_ref.as_ref().and_then(|p| bctx.branch(&namespace, &p.name));
+    let registration = register(&mut update, bctx, parent.as_deref(), &key, settings.timeout).await?;
+
+    // Probes speak for the parent when there is one (it is who oversees this
+    // instance), else for the instance itself.
+    let origin = parent.as_ref().map(|p| p.spec.url.as_str()).unwrap_or(&branch.spec.url);
+    let call = Call { base_url: &branch.spec.url, key: &key, origin, timeout: settings.timeout };
+    let outcome = client.health(&call, &branch.spec.health_check.path).await;
+    let now = Timestamp::now();
+    let latency = match &outcome {
+        Ok(h) => h.latency,
+        Err(u) => u.latency,
+    };
+    bctx.ctx.metrics.branch_probe_duration.get_or_create(&labels).observe(latency.as_secs_f64());
+
+    let status = &mut update.status;
+    let previous = reachability(status);
+    let streak = Streak {
+        failures: status.consecutive_failures.unwrap_or(0).max(0) as u32,
+        successes: status.consecutive_successes.unwrap_or(0).max(0) as u32,
+    };
+    let observed = health::observe(previous, streak, outcome.is_ok(), settings.thresholds);
+    status.last_probe_at = Some(Time(now));
+    status.consecutive_failures = Some(observed.streak.failures.min(i32::MAX as u32) as i32);
+    status.consecutive_successes = Some(observed.streak.successes.min(i32::MAX as u32) as i32);
+    if let Ok(healthy) = &outcome {
+        status.last_success_at = Some(Time(now));
+        status.latency_ms = Some(healthy.latency.as_millis().min(i64::MAX as u128) as i64);
+        if healthy.version.is_some() {
+            status.remote_version = healthy.version.clone();
+        }
+    }
+    let (reason, message) = reachable_message(&observed, outcome.as_ref().err().map(|u| u.message.as_str()), settings);
+    let reachable_status = match observed.reachability {
+        Reachability::Reachable => Status::True,
+        Reachability::Unreachable => Status::False,
+        Reachability::Unknown => Status::Unknown,
+    };
+    update.condition(REACHABLE, reachable_status, reason, message.clone());
+    match observed.reachability {
+        Reachability::Reachable => {
+            bctx.ctx.metrics.branch_up.get_or_create(&labels).set(1);
+        }
+        Reachability::Unreachable => {
+            bctx.ctx.metrics.branch_up.get_or_create(&labels).set(0);
+        }
+        Reachability::Unknown => {
+            bctx.ctx.metrics.branch_up.remove(&labels);
+        }
+    }
+    let ready = health::readiness(observed.reachability, &registration, branch.spec.cordoned);
+    update.kstatus(ready.ready, &ready.reason, &ready.message, ready.reconciling, false);
+    update.write().await?;
+
+    match observed.transition {
+        Some((_, Reachability::Reachable)) => {
+            publish(&bctx.ctx, branch, EventType::Normal, "Reachable", "Probe", message).await;
+        }
+        Some((_, Reachability::Unreachable)) => {
+            publish(&bctx.ctx, branch, EventType::Warning, "Unreachable", "Probe", message).await;
+        }
+        _ => {}
+    }
+    Ok(Next::Probe)
+}
+
+/// The state the Reachable condition records.
+fn reachability(status: &BranchStatus) -> Reachability {
+    match conditions::get(&status.conditions, REACHABLE).map(|c| c.status.as_str()) {
+        Some("True") => Reachability::Reachable,
+        Some("False") => Reachability::Unreachable,
+        _ => Reachability::Unknown,
+    }
+}
+
+/// Reason and message of the Reachable condition after a probe: what the last probe
+/// did and how far the streak is from changing anything.
+fn reachable_message(observed: &health::Observed, error: Option<&str>, settings: &Settings) -> (&'static str, String) {
+    let t = settings.thresholds;
+    let streak = observed.streak;
+    match (error, observed.reachability) {
+        (None, Reachability::Reachable) => ("ProbeSucceeded", "the last health probe succeeded".into()),
+        (None, _) => (
+            "ProbeSucceeded",
+            format!("{} of {} successful probes in a row needed to turn Reachable", streak.successes, t.success),
+        ),
+        (Some(error), Reachability::Unreachable) => {
+            ("ProbeFailed", format!("{} failed probes in a row; last: {error}", streak.failures))
+        }
+        (Some(error), _) => (
+            "ProbeFailed",
+            format!("{} of {} failed probes in a row to turn Unreachable; last: {error}", streak.failures, t.failure),
+        ),
+    }
+}
+
+/// Registers with the parent when what would be sent differs from what was last
+/// accepted (spec, either key, the parent's URL), and records the outcome.
+async fn register(
+    update: &mut Update<'_>,
+    bctx: &BranchContext,
+    parent: Option<&Branch>,
+    key: &str,
+    timeout: Duration,
+) -> Result<RegistrationState, Error> {
+    let branch = update.branch;
+    let Some(parent_ref) = &branch.spec.parent_ref else {
+        update.status.conditions.retain(|c| c.type_ != REGISTERED);
+        update.status.registration_hash = None;
+        update.status.registered_at = None;
+        return Ok(RegistrationState::NotNeeded);
+    };
+    let pending = |update: &mut Update<'_>, reason: &str, message: String| {
+        update.condition(REGISTERED, Status::False, reason, message.clone());
+        RegistrationState::Pending { reason: reason.into(), message }
+    };
+    let Some(parent) = parent else {
+        let message = format!("parent Branch {} does not exist (yet)", parent_ref.name);
+        return Ok(pending(update, "ParentNotFound", message));
+    };
+    if !parent.spec.accepted {
+        let message = format!("parent Branch {} is not accepted", parent_ref.name);
+        return Ok(pending(update, "ParentNotAccepted", message));
+    }
+    let namespace = branch.namespace().unwrap_or_default();
+    let parent_key = match bctx.secret_value(&namespace, &parent.spec.credentials_secret_ref).await? {
+        Ok(k) if is_bearer_token(&k) => k,
+        Ok(_) => {
+            let message = format!("credentials of parent {} are not a bearer token", parent_ref.name);
+            return Ok(pending(update, "ParentCredentialsMissing", message));
+        }
+        Err(missing) => {
+            let message = format!("credentials of parent {}: {}", parent_ref.name, missing.message());
+            return Ok(pending(update, "ParentCredentialsMissing", message));
+        }
+    };
+    let parent_client = match bctx.client_for(parent).await? {
+        Ok(c) => c,
+        Err((_, message)) => return Ok(pending(update, "ParentTLSInvalid", message)),
+    };
+    let payload = Payload {
+        name: branch.name_any(),
+        url: branch.spec.url.clone(),
+        type_: match branch.spec.type_ {
+            BranchType::Top => "top".into(),
+            BranchType::Master => "master".into(),
+        },
+        api_key: key.to_string(),
+    };
+    let hash = registration::hash(&payload, &Target { parent_url: &parent.spec.url, parent_key: &parent_key });
+    if update.status.registration_hash.as_deref() == Some(hash.as_str())
+        && conditions::is_true(&update.status.conditions, REGISTERED)
+    {
+        return Ok(RegistrationState::Registered);
+    }
+    // The registering instance is the origin of this call.
+    let call = Call { base_url: &parent.spec.url, key: &parent_key, origin: &branch.spec.url, timeout };
+    match parent_client.register(&call, &payload).await {
+        Ok(()) => {
+            let again = update.status.registration_hash.is_some();
+            update.status.registration_hash = Some(hash);
+            update.status.registered_at = Some(Time(Timestamp::now()));
+            let message = format!("registered with parent {} ({})", parent_ref.name, parent.spec.url);
+            update.condition(REGISTERED, Status::True, "Registered", message.clone());
+            let note = if again { format!("re-{message} after a change") } else { message };
+            publish(&bctx.ctx, branch, EventType::Normal, "Registered", "Register", note).await;
+            Ok(RegistrationState::Registered)
+        }
+        Err(e) => {
+            let first =
+                conditions::get(&update.status.conditions, REGISTERED).is_none_or(|c| c.reason != "RegistrationFailed");
+            let state = pending(update, "RegistrationFailed", e.message.clone());
+            if first {
+                publish(&bctx.ctx, branch, EventType::Warning, "RegistrationFailed", "Register", e.message).await;
+            }
+            Ok(state)
+        }
+    }
+}
+
+/// The Branch cannot progress until the user changes it or a Secret it names:
+/// `Stalled=True`, a Warning Event the first time, no probing. Retried at the probe
+/// interval and whenever a referenced Secret changes.
+async fn stall(
+    mut update: Update<'_>,
+    bctx: &BranchContext,
+    labels: &BranchLabels,
+    reason: &str,
+    message: String,
+) -> Result<Next, Error> {
+    let first =
+        conditions::get(&update.status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
+    update.condition(REACHABLE, Status::Unknown, "NotProbed", format!("not probed: {message}"));
+    update.kstatus(false, reason, &message, false, true);
+    bctx.ctx.metrics.branch_up.remove(labels);
+    let branch = update.branch;
+    update.write().await?;
+    if first {
+        publish(&bctx.ctx, branch, EventType::Warning, reason, "Validate", message).await;
+    }
+    Ok(Next::Probe)
+}
