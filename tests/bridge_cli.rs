@@ -122,7 +122,7 @@ fn missing_header_and_unreadable_secret_are_reported_distinctly() {
 
 /// A mount holding the allowlist of billing@prod (grant `g`: shop@* may run
 /// invoices.create) and g's secret, and the bridge endpoint reading it.
-async fn endpoint(dir: &Path, secret: &str) -> switchyard_sim::bridge::BridgeSimHandle {
+async fn endpoint(dir: &Path, secret: &str) -> support::bridge::BridgeInstance {
     use std::collections::BTreeMap;
     use switchyard::api::bridge_grant::{BridgeGrantSpec, SecretRotation};
     use switchyard::logic::allowlist::effective_allowlist;

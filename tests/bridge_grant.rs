@@ -20,7 +20,6 @@ use support::Operator;
 use switchyard::api::{self, BridgeGrant, conditions};
 use switchyard::logic::allowlist::{Allowlist, CONFIG_MAP_KEY};
 use switchyard::logic::identifier::Identifier;
-use switchyard_sim::bridge::BridgeSimHandle;
 use switchyard_testenv::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,7 +33,7 @@ struct Setup {
     mount: tempfile::TempDir,
     /// Secret files of callers and request bodies.
     files: tempfile::TempDir,
-    sim: BridgeSimHandle,
+    sim: support::bridge::BridgeInstance,
 }
 
 /// What `switchyard bridge call` did.

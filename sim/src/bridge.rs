@@ -36,8 +36,6 @@ use axum::routing::{any, get};
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The files of the mount directory: relative path (`/`-separated) → content.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -188,8 +186,13 @@ impl BridgeState {
         Arc::new(Self { config, calls: Mutex::new(Vec::new()) })
     }
 
-    fn calls(&self) -> MutexGuard<'_, Vec<BridgeCall>> {
+    fn calls_guard(&self) -> MutexGuard<'_, Vec<BridgeCall>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<BridgeCall> {
+        self.calls_guard().clone()
     }
 }
 
@@ -269,7 +272,7 @@ fn record(
     outcome: &str,
 ) {
     let caller = headers.get("x-bridge-caller").and_then(|v| v.to_str().ok()).map(str::to_string);
-    state.calls().push(BridgeCall {
+    state.calls_guard().push(BridgeCall {
         method: method.to_string(),
         path: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).to_string(),
         caller,
@@ -279,11 +282,11 @@ fn record(
 }
 
 async fn list_calls(State(state): State<Arc<BridgeState>>) -> Json<Vec<BridgeCall>> {
-    Json(state.calls().clone())
+    Json(state.calls())
 }
 
 async fn clear_calls(State(state): State<Arc<BridgeState>>) -> StatusCode {
-    state.calls().clear();
+    state.calls_guard().clear();
     StatusCode::NO_CONTENT
 }
 
@@ -296,54 +299,31 @@ impl BridgeSim {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = BridgeState::new(config);
-        let app = router(state.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "bridge simulator stopped");
-            }
-        });
-        tracing::info!(%addr, "bridge simulator listening");
-        Ok(BridgeSimHandle { addr, state, shutdown: Some(tx), task: Some(task) })
+        let server = crate::serve::Served::spawn(listener, addr, router(state.clone()), "bridge");
+        Ok(BridgeSimHandle { state, server })
     }
 }
 
 /// A running bridge endpoint. Dropping it stops the server.
 pub struct BridgeSimHandle {
-    addr: SocketAddr,
     state: Arc<BridgeState>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: crate::serve::Served,
 }
 
 impl BridgeSimHandle {
     /// The address served.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`, the instance's base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// Every call so far.
     pub fn calls(&self) -> Vec<BridgeCall> {
-        self.state.calls().clone()
-    }
-}
-
-impl Drop for BridgeSimHandle {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.state.calls()
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use switchyard::logic::bridge_endpoint::{MountedBridge, SECRETS_DIR, secret_file};
 use switchyard::logic::signing::{Headers, ReplayCache, RequestParts};
-use switchyard_sim::bridge::{Accepted, BridgeConfig, BridgeRequest, BridgeSim, BridgeSimHandle, Rejected, Verifier};
+use switchyard_sim::bridge::{Accepted, BridgeCall, BridgeConfig, BridgeRequest, BridgeState, Rejected, Verifier};
+use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, InstanceSimHandle};
 
 /// A verifier that does what a target app does with its mounted allowlist and secrets,
 /// with one replay cache for the endpoint's lifetime.
@@ -32,16 +33,39 @@ pub fn verifier() -> Verifier {
     })
 }
 
-/// Starts the bridge endpoint on a free port, reading `mount_dir`.
-pub async fn start(mount_dir: &Path) -> BridgeSimHandle {
-    BridgeSim::start(BridgeConfig {
+/// A platform instance (`switchyard-sim instance`) serving the bridge endpoint
+/// next to its health and registration API, as a target app would.
+pub struct BridgeInstance {
+    instance: InstanceSimHandle,
+    bridge: Arc<BridgeState>,
+}
+
+impl BridgeInstance {
+    /// The instance's base URL.
+    pub fn base_url(&self) -> String {
+        self.instance.base_url()
+    }
+
+    /// Every bridge call so far.
+    pub fn calls(&self) -> Vec<BridgeCall> {
+        self.bridge.calls()
+    }
+}
+
+/// Starts an instance on a free port whose bridge endpoint reads `mount_dir`.
+pub async fn start(mount_dir: &Path) -> BridgeInstance {
+    let bridge = BridgeState::new(BridgeConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         mount_dir: mount_dir.to_path_buf(),
         bridge_path: "/api/v1/bridge".into(),
         verifier: verifier(),
-    })
-    .await
-    .expect("bridge simulator")
+    });
+    let routes = bridge.clone();
+    let instance =
+        InstanceSim::start_with(InstanceSimConfig::default(), move |_| switchyard_sim::bridge::router(routes))
+            .await
+            .expect("instance simulator with a bridge endpoint");
+    BridgeInstance { instance, bridge }
 }
 
 /// Replaces the mount's content: `config_map` (key → value) at the top, each grant's
