@@ -215,6 +215,22 @@ pub struct ControllerConfig {
     /// Namespace of the operator's own objects (allocation Leases); the pod's
     /// namespace (`POD_NAMESPACE`) when absent, else `default`.
     pub system_namespace: Option<String>,
+    /// Controllers this process does not run (all run by default), for splitting
+    /// work across deployments or running another implementation of one kind.
+    #[serde(default)]
+    pub disabled: Vec<ControllerKind>,
+}
+
+/// A controller `controller.disabled` can name.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ControllerKind {
+    PreviewEnvironment,
+    SharedResourceClaim,
+    RepoDependencyGraph,
+    Branch,
+    BridgeGrant,
+    /// The GitHub poller and the pull request comment (only with a `github` section).
+    Github,
 }
 
 impl Default for ControllerConfig {
@@ -224,6 +240,7 @@ impl Default for ControllerConfig {
             requeue_interval: default_requeue(),
             namespace: None,
             system_namespace: None,
+            disabled: Vec::new(),
         }
     }
 }
@@ -318,6 +335,11 @@ impl Config {
     }
 
     /// Every semantic problem, each naming its key.
+    /// Whether this process runs the controller of `kind`.
+    pub fn runs(&self, kind: ControllerKind) -> bool {
+        !self.controller.disabled.contains(&kind)
+    }
+
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut check_duration = |key: &str, value: &str| {
@@ -469,6 +491,14 @@ mod tests {
         let c = Config::parse("", "t").unwrap();
         assert!(c.leader_election.enabled);
         assert_eq!(c.controller.concurrency, 4);
+    }
+
+    #[test]
+    fn disabled_controllers_are_named_kinds() {
+        let config = Config::parse("controller:\n  disabled: [PreviewEnvironment, Github]\n", "t").unwrap();
+        assert!(config.runs(ControllerKind::Branch) && !config.runs(ControllerKind::PreviewEnvironment));
+        let err = Config::parse("controller:\n  disabled: [Previews]\n", "t").unwrap_err().to_string();
+        assert!(err.contains("Previews"), "{err}");
     }
 
     #[test]

@@ -93,7 +93,9 @@ struct Setup {
 
 impl Setup {
     /// A namespace with the GitHub Secret, a simulator with pull request #2 (from the
-    /// payloads) and #3 (from a fork), and an operator polling every `poll`.
+    /// payloads) and #3 (from a fork), and an operator polling every `poll`. The
+    /// PreviewEnvironment controller is disabled: these tests play it themselves,
+    /// writing status under their own field manager.
     async fn new(prefix: &str, poll: &str) -> Self {
         let cp = ControlPlane::shared().await.expect("control plane");
         cp.apply_crds(&api::all_crds()).await.expect("CRDs");
@@ -119,7 +121,7 @@ impl Setup {
             format!(
                 r#"server: {{listen: "127.0.0.1:{port}"}}
 leaderElection: {{enabled: false}}
-controller: {{namespace: {ns}, systemNamespace: {ns}}}
+controller: {{namespace: {ns}, systemNamespace: {ns}, disabled: [PreviewEnvironment]}}
 github:
   apiUrl: {api_url}
   tokenSecretRef: {{namespace: {ns}, name: github, key: token}}

@@ -160,14 +160,25 @@ pub fn all(
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     let system_namespace = ctx.config.system_namespace();
-    let mut controllers = vec![
-        branch::run(ctx.clone(), shutdown.clone()),
-        bridge_grant::run(ctx.clone(), shutdown.clone()),
-        shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()),
-        preview_environment::run(ctx.clone(), shutdown.clone()),
-        repo_dependency_graph::run(ctx.clone(), shutdown.clone()),
-    ];
-    if let Some(config) = ctx.config.github.clone() {
+    use crate::config::ControllerKind as K;
+    let runs = |kind| ctx.config.runs(kind);
+    let mut controllers = Vec::new();
+    if runs(K::Branch) {
+        controllers.push(branch::run(ctx.clone(), shutdown.clone()));
+    }
+    if runs(K::BridgeGrant) {
+        controllers.push(bridge_grant::run(ctx.clone(), shutdown.clone()));
+    }
+    if runs(K::SharedResourceClaim) {
+        controllers.push(shared_resource_claim::run(ctx.clone(), system_namespace, shutdown.clone()));
+    }
+    if runs(K::PreviewEnvironment) {
+        controllers.push(preview_environment::run(ctx.clone(), shutdown.clone()));
+    }
+    if runs(K::RepoDependencyGraph) {
+        controllers.push(repo_dependency_graph::run(ctx.clone(), shutdown.clone()));
+    }
+    if let Some(config) = ctx.config.github.clone().filter(|_| runs(K::Github)) {
         let github = crate::github::Github::new(ctx.client.clone(), config, ctx.metrics.clone());
         controllers.push(crate::github::poll::run(github.clone(), shutdown.clone()));
         controllers.push(pull_request_comment::run(ctx, github, shutdown));

@@ -48,6 +48,11 @@ pub async fn run(
         release_redis(env, pctx).await?;
         return Ok(Action::await_change());
     }
+    // Without a forge section nothing can have been created on Forge.
+    if pctx.ctx.config.forge.is_none() {
+        release_redis(env, pctx).await?;
+        return Ok(Action::await_change());
+    }
     // Dependents in the stack go first.
     if let crate::logic::gating::Gate::Wait(wait) = super::gate::delete(env, pctx).await? {
         return Err(Error::Waiting(format!("not deleting yet: {}", wait.message)));
