@@ -1,9 +1,11 @@
 //! The GitHub integration end to end: real webhook payloads (octokit/webhooks examples,
 //! `tests/testdata/github`), signed the way GitHub signs them, posted to a real
 //! `switchyard run` that talks to `switchyard-sim github` over HTTP and to a real
-//! apiserver. The PreviewEnvironment controller does not run here: the tests assert on
-//! the PreviewEnvironment objects and play its part by patching their status.
+//! apiserver. In most tests the PreviewEnvironment controller is disabled: they assert
+//! on the PreviewEnvironment objects and play its part by patching their status; the
+//! last one runs it against the Forge simulator, end to end.
 
+mod preview_support;
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +83,24 @@ impl<'a> Delivery<'a> {
         let signature = Some(github_signature(WEBHOOK_SECRET, &body));
         Self { event, id: delivery_id(), body, signature }
     }
+}
+
+/// Posts a delivery to `operator` with GitHub's headers; returns the status and JSON answer.
+async fn deliver(http: &reqwest::Client, operator: &Operator, d: &Delivery<'_>) -> (u16, Value) {
+    let mut req = http
+        .post(operator.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/044aadd")
+        .header("x-github-event", d.event)
+        .header("x-github-delivery", &d.id)
+        .header("x-github-hook-id", "292430182")
+        .body(d.body.clone());
+    if let Some(sig) = &d.signature {
+        req = req.header("x-hub-signature-256", sig);
+    }
+    let resp = req.send().await.expect("operator answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 struct Setup {
@@ -161,21 +181,7 @@ github:
 
     /// Posts a delivery with GitHub's headers; returns the status and JSON answer.
     async fn deliver(&self, d: &Delivery<'_>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(self.operator.url("/webhooks/github"))
-            .header("content-type", "application/json")
-            .header("user-agent", "GitHub-Hookshot/044aadd")
-            .header("x-github-event", d.event)
-            .header("x-github-delivery", &d.id)
-            .header("x-github-hook-id", "292430182")
-            .body(d.body.clone());
-        if let Some(sig) = &d.signature {
-            req = req.header("x-hub-signature-256", sig);
-        }
-        let resp = req.send().await.expect("operator answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        deliver(&self.http, &self.operator, d).await
     }
 
     /// Delivers and expects `result`/`reason` in the answer.
@@ -495,4 +501,77 @@ async fn polling_catches_up_with_a_missed_push_and_a_missed_close() {
         .unwrap_or_else(|e| panic!("{e}\n{}", s.operator.log()));
     assert!(s.log_has("poll: caught up with a missed event"), "{}", s.operator.log());
     assert!(s.sim.count("GET", "/repos/{owner}/{repo}/pulls") >= 2, "the poller lists open pull requests");
+}
+
+/// The whole product path: a `/preview` comment creates the environment from the
+/// repository's template, the real PreviewEnvironment controller converges it on the
+/// Forge simulator, the PR comment ends up showing its URL, and closing the pull
+/// request tears it down.
+#[tokio::test]
+async fn a_preview_comment_brings_up_a_real_environment_and_closing_the_pr_removes_it() {
+    let world = preview_support::World::new("gh-e2e").await;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "github"}, "stringData": {"token": TOKEN, "webhookSecret": WEBHOOK_SECRET}
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(world.cp.client(), &world.ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let sim =
+        GithubSim::start(GithubSimConfig { tokens: vec![Token::new(TOKEN, "switchyard[bot]")], ..Default::default() })
+            .await
+            .expect("github simulator");
+    sim.put_pull_request(REPO, 2, head("changes", PAYLOAD_HEAD, None)).expect("seed PR 2");
+    let ns = world.ns.clone();
+    let operator = world.operator_with(format!(
+        r#"github:
+  apiUrl: {api}
+  tokenSecretRef: {{namespace: {ns}, name: github, key: token}}
+  webhookSecretRef: {{namespace: {ns}, name: github, key: webhookSecret}}
+  pollInterval: 1h
+  repositories:
+    - repository: {REPO}
+      namespace: {ns}
+      project: hello
+      serverId: 1
+      spec:
+        database: {{strategy: empty}}
+        workers: [{{name: default}}]
+"#,
+        api = sim.base_url()
+    ));
+    wait_for(TIMEOUT, "operator /readyz", || async { operator.get("/readyz").await.is_some_and(|(s, _)| s == 200) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.log()));
+    let http = reqwest::Client::new();
+    let preview = Delivery::signed("issue_comment", pr_comment(2, "Codertocat", "/preview"));
+    let (status, answer) = deliver(&http, &operator, &preview).await;
+    assert_eq!((status, answer["result"].as_str()), (200, Some("accepted")), "{answer}");
+
+    let env = world.wait_ready(ENV).await;
+    let url = env.status.as_ref().and_then(|s| s.url.clone()).expect("url");
+    assert_eq!(url, "https://pr-2.preview.example.com");
+    assert_eq!(env.spec.head_sha.as_deref(), Some(PAYLOAD_HEAD));
+    assert_eq!(world.live().sites.get("pr-2.preview.example.com"), Some(&1));
+    let comment =
+        wait_for(preview_support::TIMEOUT, "the PR comment to show the live URL", || {
+            let comments = sim.comments(REPO);
+            let url = url.clone();
+            async move {
+                comments.first().filter(|c| c.body.contains(&url) && c.body.contains("Ready")).map(|c| c.body.clone())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", sim.comments(REPO)));
+    assert_eq!(sim.comments(REPO).len(), 1, "one comment per environment");
+    assert!(!comment.contains(TOKEN) && !comment.contains(preview_support::TOKEN));
+
+    sim.put_pull_request(REPO, 2, PullRequestSeed { state: Some(State::Closed), ..Default::default() })
+        .expect("close PR");
+    let closed = Delivery::signed("pull_request", payload("pull_request.closed"));
+    let (status, answer) = deliver(&http, &operator, &closed).await;
+    assert_eq!(status, 200, "{answer}");
+    world.wait_gone(ENV).await;
+    assert!(world.live().sites.is_empty(), "closing the PR removed the site");
 }

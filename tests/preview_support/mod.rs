@@ -122,6 +122,11 @@ impl World {
     }
 
     pub fn operator(&self) -> Operator {
+        self.operator_with(String::new())
+    }
+
+    /// The operator with `extra` YAML (top-level sections) appended to its config.
+    pub fn operator_with(&self, extra: String) -> Operator {
         let (ns, forge, rate, requeue) =
             (self.ns.clone(), self.forge.base_url(), self.rate_per_minute, self.requeue.clone());
         Operator::start(self.cp, move |port| {
@@ -139,7 +144,7 @@ pools:
   - name: redis
     type: RedisDatabase
     redisUrlSecretRef: {{namespace: {ns}, name: redis, key: url}}
-"#
+{extra}"#
             )
         })
     }
