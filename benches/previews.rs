@@ -102,7 +102,7 @@ async fn many_under_the_limit(per_env: usize) {
     drop(operator);
 }
 
-/// Four tables of about 30 MB each (1 KB rows), built by doubling.
+/// Four tables of about 40 MB each (1 KB rows, 65,536 each), built by doubling.
 async fn generate_snapshot(conn: &mut mysql_async::Conn) -> u64 {
     conn.query_drop("CREATE DATABASE big_snapshot").await.expect("db");
     for t in 0..4 {
@@ -112,7 +112,7 @@ async fn generate_snapshot(conn: &mut mysql_async::Conn) -> u64 {
         ))
         .await
         .expect("table");
-        for _ in 0..15 {
+        for _ in 0..16 {
             conn.query_drop(format!(
                 "INSERT INTO big_snapshot.t{t} (a, b, c, d, n) SELECT a, b, c, d, n + 1 FROM big_snapshot.t{t}"
             ))
@@ -170,9 +170,18 @@ async fn clone_against_dump() {
     );
 }
 
+/// `cargo bench --bench previews [-- lifecycle|limit|clone]`: all parts, or the named ones.
 #[tokio::main]
 async fn main() {
-    let per_env = lifecycle().await;
-    many_under_the_limit(per_env).await;
-    clone_against_dump().await;
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |part: &str| wanted.is_empty() || wanted.iter().any(|w| w == part);
+    if run("lifecycle") || run("limit") {
+        let per_env = lifecycle().await;
+        if run("limit") {
+            many_under_the_limit(per_env).await;
+        }
+    }
+    if run("clone") {
+        clone_against_dump().await;
+    }
 }
