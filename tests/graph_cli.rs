@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 const SENTRY: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/compose/getsentry__self-hosted__docker-compose.yml");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/compose/getsentry__self-hosted__docker-compose.yml");
 
 fn graph(manifest: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))

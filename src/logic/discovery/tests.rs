@@ -2,7 +2,7 @@ use super::*;
 use crate::api::repo_dependency_graph::{GraphOptions, Repository};
 use crate::logic::graph::analyse;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/compose/");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/compose/");
 
 /// A real compose file from the shared test data; a missing file fails the test.
 fn testdata(name: &str) -> String {
