@@ -1,6 +1,8 @@
 //! The GitHub simulator over raw HTTP: auth, errors, pagination, permissions, comments,
 //! contents, rate-limit headers and the control endpoints.
 
+mod cli_support;
+
 use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -237,36 +239,11 @@ async fn control_endpoints_seed_pull_requests_and_permissions() {
 }
 
 /// The CLI serves until killed; killed on drop so a failing test leaves nothing behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_cli_serves_the_simulator_with_the_given_token() {
-    use std::io::BufRead;
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim"))
-            .args(["github", "--listen", "127.0.0.1:0", "--token", "cli-token=cli-bot"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let (_child, url) =
+        cli_support::start(&["github", "--listen", "127.0.0.1:0", "--token", "cli-token=cli-bot"]).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let me: Value =
         http().get(format!("{url}/user")).bearer_auth("cli-token").send().await.unwrap().json().await.unwrap();
     assert_eq!(me["login"], "cli-bot");

@@ -1,6 +1,8 @@
 //! The instance simulator over real HTTP(S): key and origin checks, registrations,
 //! syncs, fault control and TLS.
 
+mod cli_support;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -195,39 +197,16 @@ async fn a_health_path_clashing_with_another_endpoint_is_refused() {
 }
 
 /// Kills the CLI simulator when the test ends, also on panic.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn cli_serves_https_with_a_self_signed_ca_it_writes_out() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-sim"))
-            .args(["instance", "--listen", "127.0.0.1:0", "--api-key", KEY, "--version", "9.9.9", "--self-signed-ca"])
-            .arg(&ca)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("https://127.0.0.1:"), "{line}");
+    let ca_arg = ca.to_string_lossy().into_owned();
+    let mut args =
+        ["instance", "--listen", "127.0.0.1:0", "--api-key", KEY, "--version", "9.9.9", "--self-signed-ca"].to_vec();
+    args.push(&ca_arg);
+    let (_child, url) = cli_support::start(&args).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let ca_pem = std::fs::read(&ca).unwrap();
     let response = trusted_health(&trusting(&ca_pem), &url).await;
     assert_eq!(response.status(), StatusCode::OK);
