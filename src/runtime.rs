@@ -21,6 +21,9 @@ use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::{api, controller, telemetry};
 
+/// How long in-flight reconciles may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Entry point of `switchyard run`; exit code 2 for a bad config, 1 for a runtime failure.
 pub fn main(config_path: PathBuf) -> ExitCode {
     telemetry::init();
@@ -99,19 +102,37 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity);
     let shutdown = stopped(stop_rx.clone()).boxed().shared();
     // Controllers drain and return on shutdown; with none registered the manager idles until then.
-    let controllers =
-        futures::future::join(futures::future::join_all(controller::all(ctx, shutdown.clone())), shutdown);
+    let mut controllers = std::pin::pin!(futures::future::join(
+        futures::future::join_all(controller::all(ctx, shutdown.clone())),
+        shutdown
+    ));
     let lost = async {
         let _ = leading_rx.wait_for(|leading| !*leading).await;
     };
+    // Like controller-runtime's graceful shutdown timeout: reconciles get this long to
+    // finish after SIGTERM (a controller stopped before its first list completes
+    // would otherwise wait for a cache that never fills).
+    let mut drain_deadline = std::pin::pin!(async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    });
     tokio::select! {
-        _ = controllers => {}
+        _ = &mut controllers => {}
+        _ = &mut drain_deadline => warn!(timeout = ?DRAIN_TIMEOUT, "controllers did not drain in time; exiting"),
         _ = lost => {
-            // Another replica may already be writing: stop now, like controller-runtime.
-            metrics.leader.set(0);
-            let _ = stop_tx.send(true);
-            if let Some(e) = elector { e.await??; }
-            anyhow::bail!("leadership lost");
+            if *stop_rx.borrow() {
+                // SIGTERM: the elector released the Lease on purpose; let reconciles drain.
+                tokio::select! {
+                    _ = &mut controllers => {}
+                    _ = &mut drain_deadline => warn!(timeout = ?DRAIN_TIMEOUT, "controllers did not drain in time; exiting"),
+                }
+            } else {
+                // Another replica may already be writing: stop now, like controller-runtime.
+                metrics.leader.set(0);
+                let _ = stop_tx.send(true);
+                if let Some(e) = elector { e.await??; }
+                anyhow::bail!("leadership lost");
+            }
         }
     }
     metrics.leader.set(0);
