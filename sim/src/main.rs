@@ -126,20 +126,7 @@ async fn main() -> ExitCode {
                 rate_window: Duration::from_millis(args.rate_window_ms),
                 mysql_url: args.mysql_url,
             };
-            match ForgeSim::start(config).await {
-                Ok(handle) => {
-                    println!("forge simulator listening on {}", handle.base_url());
-                    tokio::select! {
-                        _ = handle.wait() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("switchyard-sim forge: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            serve("forge", ForgeSim::start(config).await.map(|h| (h.base_url(), h.wait()))).await
         }
         Command::Github(args) => {
             let config = GithubSimConfig {
@@ -149,20 +136,7 @@ async fn main() -> ExitCode {
                 rate_window: Duration::from_millis(args.rate_window_ms),
                 state_file: args.state_file,
             };
-            match GithubSim::start(config).await {
-                Ok(handle) => {
-                    println!("github simulator listening on {}", handle.base_url());
-                    tokio::select! {
-                        _ = handle.wait() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("switchyard-sim github: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            serve("github", GithubSim::start(config).await.map(|h| (h.base_url(), h.wait()))).await
         }
         Command::Instance(args) => instance(args).await,
     }
@@ -196,17 +170,25 @@ async fn instance(args: InstanceArgs) -> ExitCode {
         allowed_origins: args.allowed_origins,
         tls,
     };
-    match InstanceSim::start(config).await {
-        Ok(handle) => {
-            println!("instance simulator listening on {}", handle.base_url());
+    serve("instance", InstanceSim::start(config).await.map(|h| (h.base_url(), h.wait()))).await
+}
+
+/// Prints where a started simulator listens and serves until it stops or Ctrl-C.
+async fn serve<E: std::fmt::Display>(
+    name: &str,
+    started: Result<(String, impl std::future::Future<Output = ()>), E>,
+) -> ExitCode {
+    match started {
+        Ok((url, serving)) => {
+            println!("{name} simulator listening on {url}");
             tokio::select! {
-                _ = handle.wait() => {}
+                _ = serving => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("switchyard-sim instance: {e}");
+            eprintln!("switchyard-sim {name}: {e}");
             ExitCode::FAILURE
         }
     }

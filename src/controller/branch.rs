@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
@@ -28,7 +27,7 @@ use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use super::{Context, Error, apply_status, drive, publish, retry_after};
 use crate::api::SecretKeyRef;
 use crate::api::branch::{Branch, BranchStatus, BranchType};
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
@@ -97,10 +96,7 @@ impl Settings {
 /// Runs the controller until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let (branches, secrets): (Api<Branch>, Api<Secret>) = match &ctx.config.controller.namespace {
-            Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
-            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-        };
+        let (branches, secrets) = (ctx.watched::<Branch>(), ctx.watched::<Secret>());
         let concurrency = ctx.config.controller.concurrency;
         let controller = Controller::new(branches, watcher::Config::default().any_semantic());
         let bctx = Arc::new(BranchContext {
@@ -111,17 +107,14 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             dirty: Mutex::default(),
         });
         let mapper = bctx.clone();
-        let controller = controller
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, bctx.clone())
-            .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
-                }
-                futures::future::ready(())
-            });
+        let controller = drive(
+            KIND,
+            controller
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, bctx.clone()),
+        );
         tokio::select! {
             _ = controller => {}
             _ = sweep(bctx) => {}

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -31,9 +30,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use super::{Context, Error, apply_status, drive, publish, retry_after};
 use crate::api::bridge_grant::{BridgeGrant, BridgeGrantStatus};
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
 use crate::logic::allowlist::{
@@ -76,16 +75,6 @@ impl GrantContext {
     }
 }
 
-fn scoped<K>(ctx: &Context) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match &ctx.config.controller.namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    }
-}
-
 fn component(value: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{COMPONENT_LABEL}={value}"))
 }
@@ -93,29 +82,25 @@ fn component(value: &str) -> watcher::Config {
 /// Runs the controller until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let controller = Controller::new(scoped::<BridgeGrant>(&ctx), watcher::Config::default().any_semantic());
+        let controller = Controller::new(ctx.watched::<BridgeGrant>(), watcher::Config::default().any_semantic());
         let grants = controller.store();
         let concurrency = ctx.config.controller.concurrency;
-        let (secrets, config_maps, policies) = (scoped(&ctx), scoped(&ctx), scoped(&ctx));
+        let (secrets, config_maps, policies) = (ctx.watched(), ctx.watched(), ctx.watched());
         let gctx = Arc::new(GrantContext { ctx, publish_locks: Mutex::default() });
-        controller
-            .owns::<Secret>(secrets, component(SECRET_COMPONENT))
-            .owns::<NetworkPolicy>(policies, component(NETWORK_POLICY_COMPONENT))
-            // An edited or deleted allowlist is put back by the grants publishing into it.
-            .watches::<ConfigMap, _>(config_maps, component(ALLOWLIST_COMPONENT), move |cm| publishers(&grants, &cm))
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, gctx)
-            .for_each(|result| {
-                match result {
-                    // A grant just deleted, whose Secret or ConfigMap still triggers it.
-                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => debug!(%obj, "grant is gone"),
-                    Err(e) => log_controller_error(KIND, &e),
-                    Ok(_) => {}
-                }
-                futures::future::ready(())
-            })
-            .await;
+        drive(
+            KIND,
+            controller
+                .owns::<Secret>(secrets, component(SECRET_COMPONENT))
+                .owns::<NetworkPolicy>(policies, component(NETWORK_POLICY_COMPONENT))
+                // An edited or deleted allowlist is put back by the grants publishing into it.
+                .watches::<ConfigMap, _>(config_maps, component(ALLOWLIST_COMPONENT), move |cm| {
+                    publishers(&grants, &cm)
+                })
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, gctx),
+        )
+        .await;
     })
 }
 

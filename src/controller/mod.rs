@@ -35,6 +35,17 @@ impl Context {
         Arc::new(Self { client, config, metrics, recorder })
     }
 
+    /// An Api over the namespace the controllers watch (`controller.namespace`), or all.
+    pub fn watched<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.config.controller.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
     /// How long a Ready object waits before the next drift check.
     pub fn requeue_interval(&self) -> Duration {
         self.config.requeue_interval()
@@ -102,18 +113,28 @@ pub fn retry_after(error: &Error) -> Duration {
     Duration::from_millis(base * 1000 + rand::random_range(0..base * 200))
 }
 
-/// Logs what the controller machinery (watches, queue) reports; reconcile errors
-/// are logged by each error policy.
-pub fn log_controller_error<E1, E2>(kind: &str, error: &kube::runtime::controller::Error<E1, E2>)
-where
-    E1: std::error::Error,
-    E2: std::error::Error,
+/// Drives a controller's result stream to its end, logging what the controller
+/// machinery (watches, queue) reports; reconcile errors are logged by each error
+/// policy, and a trigger for an object that was just deleted is expected.
+pub async fn drive<T, E1, E2>(
+    kind: &'static str,
+    results: impl futures::Stream<Item = Result<T, kube::runtime::controller::Error<E1, E2>>>,
+) where
+    E1: std::error::Error + 'static,
+    E2: std::error::Error + 'static,
 {
+    use futures::StreamExt;
     use kube::runtime::controller::Error as C;
-    match error {
-        C::ReconcilerFailed(..) => {}
-        other => tracing::warn!(kind, error = %other, "controller error"),
-    }
+    results
+        .for_each(|result| {
+            match result {
+                Ok(_) | Err(C::ReconcilerFailed(..)) => {}
+                Err(C::ObjectNotFound(obj)) => tracing::debug!(kind, %obj, "object is gone"),
+                Err(other) => tracing::warn!(kind, error = %other, "controller error"),
+            }
+            futures::future::ready(())
+        })
+        .await
 }
 
 /// Publishes an Event about `obj`. A failure to publish is logged and otherwise

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -19,7 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, Error, log_controller_error, retry_after};
+use super::{Context, Error, drive, retry_after};
 use crate::api::PreviewEnvironment;
 use crate::api::pull_request_comment::PullRequestComment;
 use crate::backends::BackendError;
@@ -50,23 +49,17 @@ impl From<github::Error> for Error {
 /// Runs until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, github: Arc<Github>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let api: Api<PreviewEnvironment> = match &ctx.config.controller.namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
+        let api = ctx.watched::<PreviewEnvironment>();
         let concurrency = ctx.config.controller.concurrency;
         let cctx = Arc::new(CommentContext { ctx, github });
-        Controller::new(api, watcher::Config::default().labels(PULL_REQUEST_LABEL))
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, cctx)
-            .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
-                }
-                futures::future::ready(())
-            })
-            .await;
+        drive(
+            KIND,
+            Controller::new(api, watcher::Config::default().labels(PULL_REQUEST_LABEL))
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, cctx),
+        )
+        .await;
     })
 }
 

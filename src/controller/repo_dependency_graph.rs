@@ -25,7 +25,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
-use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use super::{Context, Error, apply_status, drive, publish, retry_after};
 use crate::api::RepoDependencyGraph;
 use crate::api::repo_dependency_graph::{DiscoveryError, DiscoverySource};
 use crate::logic::discovery::{self, SourceFile};
@@ -175,10 +175,7 @@ pub struct GraphContext {
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let client = ctx.client.clone();
-        let (graphs, config_maps): (Api<RepoDependencyGraph>, Api<ConfigMap>) = match &ctx.config.controller.namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
+        let (graphs, config_maps) = (ctx.watched::<RepoDependencyGraph>(), ctx.watched::<ConfigMap>());
         let repositories: Arc<dyn SourceFetcher> = match ctx.config.github.clone() {
             Some(config) => {
                 Arc::new(GithubFetcher::new(crate::github::Github::new(client.clone(), config, ctx.metrics.clone())))
@@ -190,18 +187,15 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
         let gctx = Arc::new(GraphContext { ctx, sources: Arc::new(sources) });
         let controller = Controller::new(graphs, watcher::Config::default().any_semantic());
         let store = controller.store();
-        controller
-            .watches(config_maps, watcher::Config::default().any_semantic(), move |cm| graphs_reading(&store, &cm))
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, gctx)
-            .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
-                }
-                futures::future::ready(())
-            })
-            .await;
+        drive(
+            KIND,
+            controller
+                .watches(config_maps, watcher::Config::default().any_semantic(), move |cm| graphs_reading(&store, &cm))
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, gctx),
+        )
+        .await;
     })
 }
 

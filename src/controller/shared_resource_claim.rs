@@ -25,7 +25,7 @@ use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use super::{Context, Error, apply_status, drive, publish, retry_after};
 use crate::api::PreviewEnvironment;
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
 use crate::api::shared_resource_claim::{
@@ -76,10 +76,7 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
             }
             futures::future::ready(())
         });
-        let claims: Api<SharedResourceClaim> = match &ctx.config.controller.namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
+        let claims = ctx.watched::<SharedResourceClaim>();
         let concurrency = ctx.config.controller.concurrency;
         let cctx = Arc::new(ClaimContext {
             ctx,
@@ -91,17 +88,14 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
         let wake = tokio_stream_from(wake_rx);
         let controller = Controller::new(claims, watcher::Config::default().any_semantic());
         let gauges = export_gauges(cctx.clone(), controller.store());
-        let controller = controller
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .reconcile_all_on(wake)
-            .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile, error_policy, cctx)
-            .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
-                }
-                futures::future::ready(())
-            });
+        let controller = drive(
+            KIND,
+            controller
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .reconcile_all_on(wake)
+                .graceful_shutdown_on(shutdown.clone())
+                .run(reconcile, error_policy, cctx),
+        );
         tokio::select! {
             _ = controller => {}
             _ = lease_watch => {}

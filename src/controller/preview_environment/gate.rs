@@ -3,7 +3,9 @@
 //! graph and the other environments of the stack).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::PreviewContext;
@@ -13,9 +15,9 @@ use crate::controller::Error;
 use crate::logic::gating::{self, Gate};
 
 /// The other environments of `env`'s stack in its namespace (from the watch cache).
-fn stack_members(env: &PreviewEnvironment, pctx: &PreviewContext) -> Vec<std::sync::Arc<PreviewEnvironment>> {
+fn stack_members(env: &PreviewEnvironment, store: &Store<PreviewEnvironment>) -> Vec<Arc<PreviewEnvironment>> {
     let Some(stack) = env.spec.stack.as_deref() else { return Vec::new() };
-    pctx.store
+    store
         .state()
         .into_iter()
         .filter(|e| e.namespace() == env.namespace() && e.spec.stack.as_deref() == Some(stack) && e.uid() != env.uid())
@@ -35,7 +37,7 @@ pub async fn deploy(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<O
     }
     let graph = graph(env, pctx).await?;
     let mut stack: BTreeMap<String, bool> = BTreeMap::new();
-    for other in stack_members(env, pctx) {
+    for other in stack_members(env, &pctx.store) {
         let ready = other.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
         // Several environments of one repository in a stack: all must be Ready.
         *stack.entry(other.spec.repository.clone()).or_insert(true) &= ready;
@@ -49,20 +51,11 @@ pub async fn delete(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<G
         return Ok(Gate::Open);
     }
     let graph = graph(env, pctx).await?;
-    let stack: BTreeSet<String> = stack_members(env, pctx).iter().map(|e| e.spec.repository.clone()).collect();
+    let stack: BTreeSet<String> = stack_members(env, &pctx.store).iter().map(|e| e.spec.repository.clone()).collect();
     Ok(gating::delete_gate(graph.as_ref(), &env.spec.repository, &stack))
 }
 
 /// The environments to wake when `env` changes: the rest of its stack.
-pub fn wake_stack(
-    env: &PreviewEnvironment,
-    pctx_store: &kube::runtime::reflector::Store<PreviewEnvironment>,
-) -> Vec<kube::runtime::reflector::ObjectRef<PreviewEnvironment>> {
-    let Some(stack) = env.spec.stack.as_deref() else { return Vec::new() };
-    pctx_store
-        .state()
-        .into_iter()
-        .filter(|e| e.namespace() == env.namespace() && e.spec.stack.as_deref() == Some(stack) && e.uid() != env.uid())
-        .map(|e| kube::runtime::reflector::ObjectRef::from_obj(&*e))
-        .collect()
+pub fn wake_stack(env: &PreviewEnvironment, store: &Store<PreviewEnvironment>) -> Vec<ObjectRef<PreviewEnvironment>> {
+    stack_members(env, store).iter().map(|e| ObjectRef::from_obj(&**e)).collect()
 }

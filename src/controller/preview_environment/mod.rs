@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
@@ -29,7 +28,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::warn;
 
-use super::{Context, Error, apply_status, log_controller_error, publish, retry_after};
+use super::{Context, Error, apply_status, drive, publish, retry_after};
 use crate::api::RepoDependencyGraph;
 use crate::api::conditions;
 use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
@@ -58,63 +57,51 @@ pub struct PreviewContext {
 /// Runs the controller until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let (envs, claims, secrets) = match &ctx.config.controller.namespace {
-            Some(ns) => (
-                Api::<PreviewEnvironment>::namespaced(ctx.client.clone(), ns),
-                Api::<SharedResourceClaim>::namespaced(ctx.client.clone(), ns),
-                Api::<Secret>::namespaced(ctx.client.clone(), ns),
-            ),
-            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-        };
+        let envs = ctx.watched::<PreviewEnvironment>();
+        let (claims, secrets, graphs) =
+            (ctx.watched::<SharedResourceClaim>(), ctx.watched::<Secret>(), ctx.watched::<RepoDependencyGraph>());
         let concurrency = ctx.config.controller.concurrency;
         let envs_again = envs.clone();
         let controller = Controller::new(envs, watcher::Config::default().any_semantic());
         let store = controller.store();
         let pctx = Arc::new(PreviewContext { ctx, forge_clients: Mutex::default(), store: store.clone() });
-        let graphs: Api<RepoDependencyGraph> = match &pctx.ctx.config.controller.namespace {
-            Some(ns) => Api::namespaced(pctx.ctx.client.clone(), ns),
-            None => Api::all(pctx.ctx.client.clone()),
-        };
         let (stack_store, graph_store) = (store.clone(), store.clone());
-        controller
-            .owns(claims, watcher::Config::default().any_semantic())
-            // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
-            .watches(envs_again, watcher::Config::default().any_semantic(), move |env| {
-                gate::wake_stack(&env, &stack_store)
-            })
-            // The graph changed: environments gated by it look again.
-            .watches(graphs, watcher::Config::default().any_semantic(), move |graph| {
-                graph_store
-                    .state()
-                    .into_iter()
-                    .filter(|e| {
-                        e.namespace() == graph.namespace()
-                            && e.spec.graph_ref.as_ref().is_some_and(|g| g.name == graph.name_any())
-                    })
-                    .map(|e| ObjectRef::from_obj(&*e))
-                    .collect::<Vec<_>>()
-            })
-            // A Secret an environment reads changed: a Stalled one may now proceed.
-            .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
-                let ns = secret.namespace();
-                let name = secret.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
-                    .map(|env| ObjectRef::from_obj(&*env))
-                    .collect::<Vec<_>>()
-            })
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, pctx)
-            .for_each(|result| {
-                if let Err(e) = result {
-                    log_controller_error(KIND, &e);
-                }
-                futures::future::ready(())
-            })
-            .await;
+        drive(
+            KIND,
+            controller
+                .owns(claims, watcher::Config::default().any_semantic())
+                // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
+                .watches(envs_again, watcher::Config::default().any_semantic(), move |env| {
+                    gate::wake_stack(&env, &stack_store)
+                })
+                // The graph changed: environments gated by it look again.
+                .watches(graphs, watcher::Config::default().any_semantic(), move |graph| {
+                    graph_store
+                        .state()
+                        .into_iter()
+                        .filter(|e| {
+                            e.namespace() == graph.namespace()
+                                && e.spec.graph_ref.as_ref().is_some_and(|g| g.name == graph.name_any())
+                        })
+                        .map(|e| ObjectRef::from_obj(&*e))
+                        .collect::<Vec<_>>()
+                })
+                // A Secret an environment reads changed: a Stalled one may now proceed.
+                .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
+                    let ns = secret.namespace();
+                    let name = secret.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
+                        .map(|env| ObjectRef::from_obj(&*env))
+                        .collect::<Vec<_>>()
+                })
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, pctx),
+        )
+        .await;
     })
 }
 
@@ -175,19 +162,13 @@ async fn apply(
     let mut run = provision::Run::new(api, env, pctx, inputs);
     run.status.expires_at = expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
     match run.converge().await {
-        Ok(outcome) => {
-            let mut action = outcome;
+        Ok(mut next) => {
+            // Come back at expiry at the latest.
             if let Some(at) = expiry {
-                let left = Duration::from_secs_f64(at.duration_since(Timestamp::now()).as_secs_f64().max(1.0));
-                action = match action {
-                    provision::Next::Poll(d) => provision::Next::Poll(d.min(left)),
-                    provision::Next::Ready(d) => provision::Next::Ready(d.min(left)),
-                };
+                next = next.min(Duration::from_secs_f64(at.duration_since(Timestamp::now()).as_secs_f64().max(1.0)));
             }
             run.finish().await?;
-            Ok(match action {
-                provision::Next::Poll(d) | provision::Next::Ready(d) => Action::requeue(d),
-            })
+            Ok(Action::requeue(next))
         }
         Err(Error::Invalid { reason, message }) => {
             // Keep the ids recorded so far, then stop until the spec or a Secret changes.

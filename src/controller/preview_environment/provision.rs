@@ -46,15 +46,6 @@ const STEPS: [&str; 7] =
 /// Tables copied at once by `clone`.
 const CLONE_PARALLELISM: usize = 4;
 
-/// When to look again.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Next {
-    /// Forge is still working on something: poll soon.
-    Poll(Duration),
-    /// Everything converged: the drift check interval.
-    Ready(Duration),
-}
-
 /// The outcome of one step.
 enum Step {
     Done,
@@ -64,6 +55,11 @@ enum Step {
 /// Tag that marks a Forge site as created by this object (Forge has no labels).
 pub fn owner_tag(env: &PreviewEnvironment) -> String {
     format!("switchyard-{}", env.uid().unwrap_or_default())
+}
+
+/// Time since `t`, zero if `t` is in the future (clock skew between writers).
+fn elapsed_since(t: Timestamp) -> Duration {
+    Duration::from_secs_f64(Timestamp::now().duration_since(t).as_secs_f64().max(0.0))
 }
 
 /// Turns a Forge failure into a controller error: what Forge will never accept is
@@ -157,7 +153,8 @@ impl<'a> Run<'a> {
     }
 
     /// Runs every step that can run now.
-    pub async fn converge(&mut self) -> Result<Next, Error> {
+    /// Returns when to look again: soon while Forge works, the drift interval once Ready.
+    pub async fn converge(&mut self) -> Result<Duration, Error> {
         let was_ready = conditions::is_true(&self.status.conditions, READY);
         self.drift_check = was_ready;
         let redis = self.redis().await?;
@@ -266,10 +263,8 @@ impl<'a> Run<'a> {
             if matches!(reason, "CertificateFailed" | "DeploymentFailed") { Status::False } else { Status::Unknown };
         let generation = self.generation();
         conditions::set(&mut self.status.conditions, type_, status, reason, message, generation);
-        let since = conditions::get(&self.status.conditions, type_).map(|c| c.last_transition_time.0);
-        let waited = since.map_or(Duration::ZERO, |t| {
-            Duration::from_secs_f64(Timestamp::now().duration_since(t).as_secs_f64().max(0.0))
-        });
+        let waited = conditions::get(&self.status.conditions, type_)
+            .map_or(Duration::ZERO, |c| elapsed_since(c.last_transition_time.0));
         self.poll_in(preview::poll_interval(waited));
     }
 
@@ -278,7 +273,7 @@ impl<'a> Run<'a> {
     }
 
     /// Ready, Reconciling and Stalled from the step conditions, and when to come back.
-    fn summarize(&mut self) -> Next {
+    fn summarize(&mut self) -> Duration {
         let generation = self.generation();
         let applicable: Vec<&str> = STEPS
             .iter()
@@ -306,7 +301,7 @@ impl<'a> Run<'a> {
                 );
                 conditions::set(&mut self.status.conditions, RECONCILING, Status::False, "Ready", "", generation);
                 let interval = self.pctx.ctx.requeue_interval();
-                Next::Ready(interval + interval.mul_f64(rand::random::<f64>() * 0.1))
+                interval + interval.mul_f64(rand::random::<f64>() * 0.1)
             }
             Some(step) => {
                 let (reason, message) = conditions::get(&self.status.conditions, step)
@@ -329,7 +324,7 @@ impl<'a> Run<'a> {
                     if failed { String::new() } else { message },
                     generation,
                 );
-                Next::Poll(self.poll.unwrap_or(Duration::from_secs(5)))
+                self.poll.unwrap_or(Duration::from_secs(5))
             }
         }
     }
@@ -411,15 +406,19 @@ impl<'a> Run<'a> {
                         labels: Some([("app.kubernetes.io/managed-by".to_string(), "switchyard".to_string())].into()),
                         ..Default::default()
                     },
-                    spec: serde_json::from_value(serde_json::json!({
-                        "type": "RedisDatabase", "pool": settings.pool, "reclaimPolicy": "Delete"
-                    }))
-                    .map_err(|e| Error::Waiting(format!("building the Redis claim: {e}")))?,
+                    spec: SharedResourceClaimSpec {
+                        type_: ResourceType::RedisDatabase,
+                        pool: settings.pool.clone(),
+                        value: None,
+                        mode: Default::default(),
+                        capacity: None,
+                        ttl: None,
+                        renewed_at: None,
+                        conflict_policy: Default::default(),
+                        reclaim_policy: ReclaimPolicy::Delete,
+                    },
                     status: None,
                 };
-                let _: &SharedResourceClaimSpec = &claim.spec;
-                debug_assert_eq!(claim.spec.type_, ResourceType::RedisDatabase);
-                debug_assert_eq!(claim.spec.reclaim_policy, ReclaimPolicy::Delete);
                 match api.create(&PostParams::default(), &claim).await {
                     Ok(c) => c,
                     Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -823,12 +822,9 @@ impl<'a> Run<'a> {
                 }
                 self.status.certificate_id = Some(c.id as i64);
                 let failures = self.status.certificate_failures.unwrap_or(1).max(1) as u32;
-                let since = conditions::get(&self.status.conditions, CERTIFICATE_READY)
+                let waited = conditions::get(&self.status.conditions, CERTIFICATE_READY)
                     .filter(|k| k.reason == "CertificateFailed")
-                    .map(|k| k.last_transition_time.0);
-                let waited = since.map_or(Duration::ZERO, |t| {
-                    Duration::from_secs_f64(Timestamp::now().duration_since(t).as_secs_f64().max(0.0))
-                });
+                    .map_or(Duration::ZERO, |k| elapsed_since(k.last_transition_time.0));
                 let backoff = preview::retry_backoff(failures);
                 if known && waited >= backoff {
                     match forge.delete_certificate(server, site, domain.id, c.id).await {
@@ -929,10 +925,7 @@ impl<'a> Run<'a> {
                 },
                 status: d.status.clone(),
                 attempts: d.attempts.unwrap_or(1).max(1) as u32,
-                finished_ago: d
-                    .finished_at
-                    .as_ref()
-                    .map(|t| Duration::from_secs_f64(Timestamp::now().duration_since(t.0).as_secs_f64().max(0.0))),
+                finished_ago: d.finished_at.as_ref().map(|t| elapsed_since(t.0)),
             });
             match preview::deploy_action(&target, recorded.as_ref()) {
                 DeployAction::Done => return Ok(Step::Done),
