@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
-use preview_support::{Live, SNAPSHOT, TIMEOUT, TOKEN, World};
+use preview_support::{Live, SNAPSHOT, StatusLog, TIMEOUT, TOKEN, World};
 use redis::AsyncCommands;
 use switchyard::forge::{ForgeApi, ForgeConfig, ForgeToken, HttpForgeClient, RateLimit};
 use switchyard_sim::forge::faults::{FaultAction, FaultSpec};
@@ -235,18 +235,26 @@ async fn out_of_band_site_deletion_is_repaired() {
     world.create(manifest).await;
     let env = world.wait_ready("pr-11").await;
     let old_site = env.status.unwrap().site_id.unwrap();
+    let log = StatusLog::start(&world, "pr-11").await;
     client(&world).delete_site(1, old_site as u64).await.expect("delete site out of band");
-    let repaired = wait_for(TIMEOUT, "a new site to become Ready", || async {
-        let env = world.envs().get_opt("pr-11").await.ok()??;
-        let status = env.status?;
-        let ready = switchyard::api::conditions::is_true(&status.conditions, "Ready");
-        (ready && status.site_id.is_some_and(|id| id != old_site)).then_some(status)
-    })
-    .await
-    .unwrap();
+    let repaired = log
+        .wait_for("a new site to become Ready", |status| {
+            let ready = switchyard::api::conditions::is_true(&status.conditions, "Ready");
+            (ready && status.site_id.is_some_and(|id| id != old_site)).then(|| status.clone())
+        })
+        .await;
     let live = world.live();
     one_each(&live, "pr-11.preview.example.com", "pr_11_shop", 2);
     assert!(repaired.last_deployment.is_some());
+    // No status written while the site was replaced claimed Ready early.
+    assert_eq!(log.ready_with_unready_steps(), Vec::<String>::new());
+    let early: Vec<_> = log
+        .all()
+        .into_iter()
+        .filter(|s| switchyard::api::conditions::is_true(&s.conditions, "Ready"))
+        .filter(|s| s.site_id != Some(old_site) && s.worker_ids.len() != 2)
+        .collect();
+    assert!(early.is_empty(), "Ready for the new site before its workers: {early:?}");
     drop(operator);
 }
 
@@ -368,18 +376,17 @@ async fn spec_changes_apply_and_redeploy_and_a_deleted_worker_comes_back() {
     // A worker deleted out of band is recreated on the next drift check.
     let forge = client(&world);
     let victim = first.worker_ids[0] as u64;
+    let log = StatusLog::start(&world, "pr-21").await;
     forge.delete_background_process(1, victim).await.unwrap();
-    wait_for(TIMEOUT, "the worker to be recreated", || async {
-        let live = world.live();
-        let env = world.envs().get_opt("pr-21").await.ok()??;
-        let status = env.status?;
-        (live.workers.get("pr-21.preview.example.com") == Some(&2)
+    log.wait_for("the worker to be recreated", |status| {
+        (status.worker_ids.len() == 2
             && !status.worker_ids.contains(&(victim as i64))
             && switchyard::api::conditions::is_true(&status.conditions, "Ready"))
         .then_some(())
     })
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(world.live().workers.get("pr-21.preview.example.com"), Some(&2));
+    assert_eq!(log.ready_with_unready_steps(), Vec::<String>::new(), "Ready while the worker was reinstalled");
 
     // Changing an env value rewrites .env and redeploys; dropping a worker removes it.
     let patch = serde_json::json!({"spec": {

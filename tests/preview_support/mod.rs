@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
-use switchyard::api::PreviewEnvironment;
 use switchyard::api::conditions;
+use switchyard::api::{PreviewEnvironment, PreviewEnvironmentStatus};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, ForgeSimHandle, TokenSpec};
 use switchyard_sim::testsupport::mariadb::MariaDb;
 use switchyard_testenv::redis::RedisServer;
@@ -257,4 +257,62 @@ pub struct Live {
     pub users: BTreeMap<String, usize>,
     pub certificates: usize,
     pub all_workers: usize,
+}
+
+/// Every status the apiserver held for one environment, in the order a watch
+/// delivers them: intermediate writes that polling would miss.
+pub struct StatusLog {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<PreviewEnvironmentStatus>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StatusLog {
+    /// Starts watching `name` and returns once the watch holds its current status.
+    pub async fn start(world: &World, name: &str) -> Self {
+        use futures::StreamExt;
+        use kube::runtime::WatchStreamExt;
+        let config = kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = kube::runtime::watcher(world.envs(), config).applied_objects().boxed();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let seen = seen.clone();
+            async move {
+                while let Some(Ok(env)) = stream.next().await {
+                    seen.lock().unwrap().extend(env.status);
+                }
+            }
+        });
+        let log = Self { seen, task };
+        log.wait_for(format!("a watch on {name}"), |_| Some(())).await;
+        log
+    }
+
+    pub async fn wait_for<T>(
+        &self,
+        what: impl std::fmt::Display,
+        found: impl Fn(&PreviewEnvironmentStatus) -> Option<T>,
+    ) -> T {
+        wait_for(TIMEOUT, what, || async { self.seen.lock().unwrap().iter().rev().find_map(&found) }).await.unwrap()
+    }
+
+    /// Statuses that said Ready while a step condition was not True.
+    pub fn ready_with_unready_steps(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|s| conditions::is_true(&s.conditions, "Ready"))
+            .flat_map(|s| s.conditions.iter().filter(|c| c.type_.ends_with("Ready") || c.type_ == "Deployed"))
+            .filter(|c| c.status != "True")
+            .map(|c| format!("Ready while {}={} ({})", c.type_, c.status, c.reason))
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<PreviewEnvironmentStatus> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StatusLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

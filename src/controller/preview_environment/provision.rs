@@ -275,18 +275,11 @@ impl<'a> Run<'a> {
     /// Ready, Reconciling and Stalled from the step conditions, and when to come back.
     fn summarize(&mut self) -> Duration {
         let generation = self.generation();
-        let applicable: Vec<&str> = STEPS
-            .iter()
-            .copied()
-            .filter(|t| *t != DATABASE_READY || self.env.spec.database.is_some())
-            .filter(|t| *t != DEPENDENCIES_READY || self.env.spec.graph_ref.is_some())
-            .collect();
         if self.env.spec.database.is_none() {
             self.status.conditions.retain(|c| c.type_ != DATABASE_READY);
         }
-        let first_unready = applicable.iter().find(|t| !conditions::is_true(&self.status.conditions, t)).copied();
         conditions::set(&mut self.status.conditions, STALLED, Status::False, "Progressing", "", generation);
-        match first_unready {
+        match self.first_unready() {
             None => {
                 let scheme = if self.env.spec.tls.lets_encrypt { "https" } else { "http" };
                 let url = format!("{scheme}://{}", self.inputs.names.domain);
@@ -304,33 +297,49 @@ impl<'a> Run<'a> {
                 interval + interval.mul_f64(rand::random::<f64>() * 0.1)
             }
             Some(step) => {
-                let (reason, message) = conditions::get(&self.status.conditions, step)
-                    .map(|c| (c.reason.clone(), c.message.clone()))
-                    .unwrap_or_else(|| ("Provisioning".into(), format!("waiting for {step}")));
-                let failed = matches!(reason.as_str(), "CertificateFailed" | "DeploymentFailed");
-                conditions::set(
-                    &mut self.status.conditions,
-                    READY,
-                    Status::False,
-                    &reason,
-                    message.clone(),
-                    generation,
-                );
-                conditions::set(
-                    &mut self.status.conditions,
-                    RECONCILING,
-                    (!failed).into(),
-                    &reason,
-                    if failed { String::new() } else { message },
-                    generation,
-                );
+                self.not_ready(step);
                 self.poll.unwrap_or(Duration::from_secs(5))
             }
         }
     }
 
+    /// The first step, in order, whose condition is not True.
+    fn first_unready(&self) -> Option<&'static str> {
+        STEPS
+            .iter()
+            .copied()
+            .filter(|t| *t != DATABASE_READY || self.env.spec.database.is_some())
+            .filter(|t| *t != DEPENDENCIES_READY || self.env.spec.graph_ref.is_some())
+            .find(|t| !conditions::is_true(&self.status.conditions, t))
+    }
+
+    /// Ready False and Reconciling (unless the step failed) with the step's reason.
+    fn not_ready(&mut self, step: &str) {
+        let generation = self.generation();
+        let (reason, message) = conditions::get(&self.status.conditions, step)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_else(|| ("Provisioning".into(), format!("waiting for {step}")));
+        let failed = matches!(reason.as_str(), "CertificateFailed" | "DeploymentFailed");
+        conditions::set(&mut self.status.conditions, READY, Status::False, &reason, message.clone(), generation);
+        conditions::set(
+            &mut self.status.conditions,
+            RECONCILING,
+            (!failed).into(),
+            &reason,
+            if failed { String::new() } else { message },
+            generation,
+        );
+    }
+
     /// Writes status if it changed (so recorded ids survive a crash right after).
+    /// A step found drifted mid-pass takes Ready down in the same write: no status
+    /// the apiserver holds says Ready while a step it depends on is not.
     pub async fn save(&mut self) -> Result<(), Error> {
+        if conditions::is_true(&self.status.conditions, READY)
+            && let Some(step) = self.first_unready()
+        {
+            self.not_ready(step);
+        }
         apply_status(self.api, self.env, self.saved.as_ref(), &self.status, MANAGER).await?;
         self.saved = Some(self.status.clone());
         Ok(())
@@ -665,8 +674,24 @@ impl<'a> Run<'a> {
         req
     }
 
-    /// Forgets what lived on a site that is gone (Forge deletes workers with it).
+    /// Forgets what lived on a site that is gone (Forge deletes workers with it),
+    /// and the conditions that vouched for it: a replaced site has none of its workers, certificate or deployment
+    /// yet, and no status write in between may say otherwise.
     fn forget_site(&mut self) {
+        let generation = self.generation();
+        for type_ in [SITE_READY, ENVIRONMENT_READY, WORKERS_READY, CERTIFICATE_READY, DEPLOYED] {
+            if conditions::is_true(&self.status.conditions, type_) {
+                let message = "the site is being replaced";
+                conditions::set(
+                    &mut self.status.conditions,
+                    type_,
+                    Status::Unknown,
+                    "SiteReplaced",
+                    message,
+                    generation,
+                );
+            }
+        }
         let s = &mut self.status;
         s.site_id = None;
         s.environment_hash = None;
