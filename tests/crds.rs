@@ -240,7 +240,8 @@ async fn immutable_fields_cannot_change() {
     let api: Api<PreviewEnvironment> = Api::namespaced(cp.client(), &ns);
     let obj: PreviewEnvironment = serde_json::from_value(valid("PreviewEnvironment")).expect("typed");
     api.create(&PostParams::default(), &obj).await.expect("create");
-    for (field, value) in [("repository", json!("acme/other")), ("pullRequest", json!(8))] {
+    for (field, value) in [("repository", json!("acme/other")), ("pullRequest", json!(8)), ("project", json!("other"))]
+    {
         let patch = json!({"spec": {field: value}});
         let err = api
             .patch("x", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))

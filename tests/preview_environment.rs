@@ -259,7 +259,7 @@ async fn out_of_band_site_deletion_is_repaired() {
 }
 
 #[tokio::test]
-async fn missing_secret_and_foreign_site_stall_until_fixed() {
+async fn missing_secret_foreign_site_and_foreign_database_stall_and_are_left_alone() {
     let world = World::new("pe-stall").await;
     let operator = world.operator();
     // A site with the environment's domain that switchyard did not create.
@@ -282,6 +282,22 @@ async fn missing_secret_and_foreign_site_stall_until_fixed() {
     // Creating the Secret un-stalls it through the Secret watch (no spec change).
     world.secret("later", "api-key", "k-123").await;
     world.wait_ready("pr-13").await;
+
+    // A database with the environment's name that it did not create: not adopted,
+    // and not dropped when the environment is deleted.
+    let foreign = switchyard::forge::CreateDatabase { name: "pr_14_shop".into(), ..Default::default() };
+    forge.create_database(1, &foreign).await.expect("foreign database");
+    let mut manifest = world.manifest("pr-14", 14);
+    manifest["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    world.create(manifest).await;
+    let env = world.wait_condition("pr-14", "Stalled", "True", Some("DatabaseNameTaken")).await;
+    let status = env.status.unwrap();
+    assert!(status.database_id.is_none() && status.database_name.is_none(), "nothing claimed: {status:?}");
+    world.envs().delete("pr-14", &Default::default()).await.unwrap();
+    world.wait_gone("pr-14").await;
+    let live = world.live();
+    assert_eq!(live.databases.get("pr_14_shop"), Some(&1), "the foreign database is left alone: {live:?}");
+    assert_eq!(live.users.get("pr_14_shop"), None, "no user was created for it: {live:?}");
     drop(operator);
 }
 

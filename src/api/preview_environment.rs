@@ -50,8 +50,10 @@ pub struct PreviewEnvironmentSpec {
     #[schemars(regex(pattern = r"^[0-9a-f]{7,40}$"))]
     pub head_sha: Option<String>,
 
-    /// Short project name; part of the database name (`pr_<n>_<project>`).
+    /// Short project name; part of the database name (`pr_<n>_<project>`). Immutable:
+    /// renaming would leave the old database behind.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"), length(max = 40))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("project is immutable (it names the database)"))]
     pub project: String,
 
     /// The Forge server and credentials to create the site on.

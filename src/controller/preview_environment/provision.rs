@@ -475,6 +475,7 @@ impl<'a> Run<'a> {
         let schema = match schema {
             Some(s) => s,
             None => {
+                self.claim_database_names().await?;
                 let req = CreateDatabase { name: names.database.clone(), ..Default::default() };
                 ensure::ensure_database(&*forge, server, &req, self.opts).await.map_err(forge_error)?.value
             }
@@ -531,6 +532,43 @@ impl<'a> Run<'a> {
             CloneStrategy::Clone | CloneStrategy::Dump => {}
         }
         Ok(Step::Done)
+    }
+
+    /// Databases carry no tags on Forge, so an environment claims its database and
+    /// user names in status before creating either. A schema or user with that name
+    /// that exists before the claim belongs to someone else (another environment of
+    /// the same project and pull request, or one made by hand): it is neither
+    /// adopted nor, when this environment is deleted, dropped.
+    async fn claim_database_names(&mut self) -> Result<(), Error> {
+        if self.status.database_name.is_some() {
+            return Ok(());
+        }
+        let forge = self.inputs.forge.clone();
+        let server = self.server();
+        let names = self.inputs.names.clone();
+        let taken = if ensure::find_database(&*forge, server, &names.database).await.map_err(forge_error)?.is_some() {
+            Some(format!("database {}", names.database))
+        } else if ensure::find_database_user(&*forge, server, &names.database_user)
+            .await
+            .map_err(forge_error)?
+            .is_some()
+        {
+            Some(format!("database user {}", names.database_user))
+        } else {
+            None
+        };
+        if let Some(taken) = taken {
+            return Err(Error::Invalid {
+                reason: "DatabaseNameTaken",
+                message: format!(
+                    "Forge server {server} already has a {taken} that this environment did not create; \
+                     delete it or give this environment another spec.project"
+                ),
+            });
+        }
+        self.status.database_name = Some(names.database);
+        self.status.database_user = Some(names.database_user);
+        self.save().await
     }
 
     /// The `dump` fill: `mysqldump | mysql` as a Forge site command, run once. The

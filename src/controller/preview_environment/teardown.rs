@@ -116,20 +116,21 @@ async fn remove_remote(
         }
         remaining.push(format!("site {}", names.domain));
     }
-    if env.spec.database.is_some() || env.status.as_ref().is_some_and(|s| s.database_id.is_some()) {
-        if let Some(user) =
-            ensure::find_database_user(forge, server, &names.database_user).await.map_err(forge_error)?
-        {
-            if user.status != "removing" {
-                ignore_missing(forge.delete_database_user(server, user.id).await)?;
+    // Only the names this object claimed before creating them (`claim_database_names`).
+    if let Some(status) = env.status.as_ref().filter(|s| s.database_name.is_some()) {
+        let database = status.database_name.as_deref().unwrap_or(&names.database);
+        let user = status.database_user.as_deref().unwrap_or(&names.database_user);
+        if let Some(found) = ensure::find_database_user(forge, server, user).await.map_err(forge_error)? {
+            if found.status != "removing" {
+                ignore_missing(forge.delete_database_user(server, found.id).await)?;
             }
-            remaining.push(format!("database user {}", names.database_user));
+            remaining.push(format!("database user {user}"));
         }
-        if let Some(schema) = ensure::find_database(forge, server, &names.database).await.map_err(forge_error)? {
+        if let Some(schema) = ensure::find_database(forge, server, database).await.map_err(forge_error)? {
             if schema.status != "removing" {
                 ignore_missing(forge.delete_database(server, schema.id).await)?;
             }
-            remaining.push(format!("database {}", names.database));
+            remaining.push(format!("database {database}"));
         }
     }
     Ok(remaining)
