@@ -3,18 +3,16 @@
 //!
 //! Like a pod, the simulator sees what the operator produced as files in one
 //! directory ([`BridgeConfig::mount_dir`]) — the allowlist ConfigMap's keys and the
-//! grants' Secret keys, laid out as `switchyard::logic::bridge_endpoint` documents —
+//! grants' Secret keys, laid out as `switchyard_bridge::endpoint` documents —
 //! and reads it again on every request, so a rotation or a revocation is visible
 //! to the next call. Names starting with `..` are skipped and symlinks followed, the
 //! way the kubelet's atomic writer lays out a mounted volume.
 //!
-//! The signature and allowlist checks themselves are a [`Verifier`] the embedder
-//! passes in. switchyard's checks live in the operator crate, which depends on this
-//! crate for its tests; depending back on it would make a cycle (and pull Kubernetes
-//! client code into every simulator), and a copy of the crypto here would test the
-//! copy. So the simulator owns the HTTP side and the mounted files, and the embedder
-//! plugs in the real checks (switchyard's tests build the verifier from
-//! `switchyard::logic::bridge_endpoint::MountedBridge`).
+//! Each request is decided by a [`Verifier`]. [`mounted_verifier`] runs switchyard's
+//! own checks, `switchyard_bridge::endpoint::MountedBridge`: the code the operator's
+//! signing and allowlist come from and a target app links, not a copy of it. It is
+//! what `switchyard-sim instance --bridge-mount-dir` and switchyard's BridgeGrant
+//! tests serve; a test of the HTTP side alone can plug in a stand-in.
 //!
 //! Answers: `200 {"ok":true,"command","caller","keyVersion","echo"}` for an accepted
 //! call, else the verifier's status with `{"error": <kind>, "message"}`.
@@ -35,6 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::Serialize;
 use serde_json::json;
+use switchyard_bridge::endpoint::MountedBridge;
+use switchyard_bridge::signing::{Headers, ReplayCache, RequestParts};
 use tokio::net::TcpListener;
 
 /// The files of the mount directory: relative path (`/`-separated) → content.
@@ -134,6 +134,32 @@ pub struct Rejected {
 /// Decides on one request. Stateful checks (replayed request ids) keep their state
 /// inside the closure, so they span requests.
 pub type Verifier = Arc<dyn Fn(&BridgeRequest<'_>) -> Result<Accepted, Rejected> + Send + Sync>;
+
+/// switchyard's checks, as a target app runs them: the allowlist and secrets are read
+/// from the request's mounted files ([`MountedBridge`]), the signature is checked
+/// against the secrets of the caller's grants, then the allowlist is consulted. One
+/// replay cache spans every request the verifier sees. A mount without a readable
+/// allowlist answers 503 (`AllowlistUnavailable`); refusals carry the
+/// `switchyard_bridge::signing::VerifyError` kind and status.
+pub fn mounted_verifier() -> Verifier {
+    let replay = Mutex::new(ReplayCache::default());
+    Arc::new(move |request: &BridgeRequest<'_>| {
+        let mount = MountedBridge::load(|path| request.mount.get(path)).map_err(|e| Rejected {
+            status: 503,
+            kind: e.kind().into(),
+            message: e.to_string(),
+        })?;
+        let headers = Headers::from_pairs(request.headers.iter().cloned());
+        let parts = RequestParts { method: request.method, path: request.path_and_query, body: request.body };
+        let mut replay = replay.lock().unwrap_or_else(|p| p.into_inner());
+        match mount.verify(parts, &headers, &mut replay, request.now) {
+            Ok((verified, command)) => {
+                Ok(Accepted { caller: verified.caller.to_string(), command, key_version: verified.key_version })
+            }
+            Err(e) => Err(Rejected { status: e.http_status(), kind: e.kind().into(), message: e.to_string() }),
+        }
+    })
+}
 
 /// Settings of the bridge endpoint.
 #[derive(Clone)]

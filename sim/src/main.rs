@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use switchyard_sim::bridge::{self, BridgeConfig, BridgeState};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, TokenSpec};
 use switchyard_sim::github::{GithubSim, GithubSimConfig};
 use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, TestPki, TlsMaterial};
@@ -26,7 +27,8 @@ enum Command {
     Forge(ForgeArgs),
     /// GitHub's REST API (pull requests, permissions, issue comments, contents), with /_sim control endpoints.
     Github(GithubArgs),
-    /// A remote platform instance: health, register-branch and sync-organization, with /_sim control endpoints.
+    /// A remote platform instance: health, register-branch, sync-organization, optionally the bridge
+    /// endpoint, with /_sim control endpoints.
     Instance(InstanceArgs),
 }
 
@@ -59,6 +61,13 @@ struct InstanceArgs {
     /// Serve HTTPS with a fresh CA-signed certificate for 127.0.0.1 and localhost; the CA is written here.
     #[arg(long)]
     self_signed_ca: Option<PathBuf>,
+    /// Serve the bridge endpoint, enforcing the allowlist and grant Secrets mounted here
+    /// (`allowlist.json`, `secrets/<grant>/<key>`), re-read on every call.
+    #[arg(long)]
+    bridge_mount_dir: Option<PathBuf>,
+    /// Path prefix of the bridge endpoint: a call to `<PATH>/<command>` runs `<command>`.
+    #[arg(long, value_name = "PATH", default_value = "/api/v1/bridge", requires = "bridge_mount_dir")]
+    bridge_path: String,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +170,29 @@ async fn instance(args: InstanceArgs) -> ExitCode {
         }
         _ => None,
     };
+    let bridge_state = match args.bridge_mount_dir {
+        Some(mount_dir) => {
+            let path = &args.bridge_path;
+            let control = path.trim_end_matches('/') == "/_sim" || path.starts_with("/_sim/");
+            if !path.starts_with('/') || path.contains(['{', '}', '*']) || control {
+                eprintln!(
+                    "switchyard-sim instance: --bridge-path {path:?} must start with '/', contain no '{{', '}}' \
+                     or '*', and be outside /_sim"
+                );
+                return ExitCode::FAILURE;
+            }
+            if !mount_dir.is_dir() {
+                tracing::warn!(dir = %mount_dir.display(), "bridge mount directory does not exist (yet); calls get 503");
+            }
+            Some(BridgeState::new(BridgeConfig {
+                listen: args.listen,
+                mount_dir,
+                bridge_path: args.bridge_path,
+                verifier: bridge::mounted_verifier(),
+            }))
+        }
+        None => None,
+    };
     let config = InstanceSimConfig {
         listen: args.listen,
         name: args.name,
@@ -170,7 +202,8 @@ async fn instance(args: InstanceArgs) -> ExitCode {
         allowed_origins: args.allowed_origins,
         tls,
     };
-    serve("instance", InstanceSim::start(config).await.map(|h| (h.base_url(), h.wait()))).await
+    let bridge_routes = move |_: &_| bridge_state.map(bridge::router).unwrap_or_default();
+    serve("instance", InstanceSim::start_with(config, bridge_routes).await.map(|h| (h.base_url(), h.wait()))).await
 }
 
 /// Prints where a started simulator listens and serves until it stops or Ctrl-C.

@@ -1,9 +1,20 @@
-//! The bridge endpoint's HTTP side over real HTTP, with a stand-in verifier (the real
-//! checks are switchyard's, tested end to end in the operator crate).
+//! The bridge endpoint over real HTTP: its HTTP side with a stand-in verifier, then
+//! `switchyard-sim instance --bridge-mount-dir` run as a user would, with switchyard's
+//! real checks on a mounted allowlist and secret.
 
+mod cli_support;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
+use serde_json::{Value, json};
+use switchyard_bridge::allowlist::{Allowlist, CONFIG_MAP_KEY, CallerEntry, FORMAT_VERSION};
+use switchyard_bridge::endpoint::secret_file;
+use switchyard_bridge::identifier::{CallerPattern, Identifier};
+use switchyard_bridge::secret::{BridgeSecret, SecretKey};
+use switchyard_bridge::signing::{self, RequestParts};
 use switchyard_sim::bridge::{Accepted, BridgeConfig, BridgeRequest, BridgeSim, Rejected, Verifier};
 
 /// Accepts a call when the mounted file `allow` names the `X-Bridge-Caller`.
@@ -84,4 +95,87 @@ async fn router_merges_into_another_simulator() {
     let bridged = client.post(format!("http://{addr}/bridge/x")).send().await.unwrap();
     assert_eq!(bridged.status(), 503, "routed to the bridge (nothing mounted)");
     server.abort();
+}
+
+const SECRET: &str = "cli-bridge-secret-0123456789abcdefghijklmnop";
+const BODY: &str = r#"{"invoice":1}"#;
+
+/// What the kubelet would mount into billing@prod's pod: an allowlist letting shop@*
+/// run invoices.create through grant `g`, and g's Secret.
+fn write_mount(dir: &Path) {
+    let entry = CallerEntry { commands: ["invoices.create".into()].into(), grants: ["g".into()].into() };
+    let allowlist = Allowlist {
+        version: FORMAT_VERSION,
+        target: Identifier::parse("billing@prod").unwrap(),
+        bridge_path: "/api/v1/bridge".into(),
+        callers: BTreeMap::from([(CallerPattern::parse("shop@*").unwrap(), entry)]),
+        revoked: BTreeMap::new(),
+    };
+    std::fs::write(dir.join(CONFIG_MAP_KEY), allowlist.to_json()).unwrap();
+    let secret = BridgeSecret::initial(SecretKey::from_text(SECRET).unwrap(), jiff::Timestamp::now());
+    for (key, value) in secret.to_string_data() {
+        let path = dir.join(secret_file("g", &key));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, value).unwrap();
+    }
+}
+
+/// A call to `command` as `caller`, signed now with `secret`: its path and headers.
+fn signed(caller: &str, secret: &str, command: &str, request_id: &str) -> (String, Vec<(&'static str, String)>) {
+    let path = format!("/api/v1/bridge/{command}");
+    let request = RequestParts { method: "POST", path: &path, body: BODY.as_bytes() };
+    let key = SecretKey::from_text(secret).unwrap();
+    let caller = Identifier::parse(caller).unwrap();
+    let headers = signing::sign(&key, None, &caller, request, jiff::Timestamp::now().as_second(), request_id).unwrap();
+    (path, headers.to_pairs())
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base_url: &str,
+    (path, headers): &(String, Vec<(&str, String)>),
+) -> (u16, Value) {
+    let mut request = client.post(format!("{base_url}{path}")).body(BODY);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn cli_instance_serves_the_bridge_enforcing_the_mounted_allowlist_and_secret() {
+    let mount = tempfile::tempdir().unwrap();
+    write_mount(mount.path());
+    let mount_dir = mount.path().to_str().unwrap();
+    let (_child, url) =
+        cli_support::start(&["instance", "--listen", "127.0.0.1:0", "--bridge-mount-dir", mount_dir]).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let client = reqwest::Client::new();
+
+    let allowed = signed("shop@eu", SECRET, "invoices.create", "call-1");
+    let (status, body) = send(&client, &url, &allowed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"ok": true, "command": "invoices.create", "caller": "shop@eu", "keyVersion": 1, "echo": BODY})
+    );
+    let (status, body) = send(&client, &url, &allowed).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("Replayed")), "one replay cache for the process: {body}");
+
+    let forged = signed("shop@eu", "not-the-grant-secret-0123456789abcdefghijkl", "invoices.create", "call-2");
+    let (status, body) = send(&client, &url, &forged).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("BadSignature")), "{body}");
+
+    let not_granted = signed("shop@eu", SECRET, "invoices.void", "call-3");
+    let (status, body) = send(&client, &url, &not_granted).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("CommandNotAllowed")), "{body}");
+    let stranger = signed("hr@prod", SECRET, "invoices.create", "call-4");
+    let (status, body) = send(&client, &url, &stranger).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("UnknownCaller")), "{body}");
+
+    let calls: Value = client.get(format!("{url}/_sim/bridge/calls")).send().await.unwrap().json().await.unwrap();
+    let outcomes: Vec<&str> = calls.as_array().unwrap().iter().map(|c| c["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["ok", "Replayed", "BadSignature", "CommandNotAllowed", "UnknownCaller"]);
 }

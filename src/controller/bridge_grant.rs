@@ -219,7 +219,7 @@ async fn apply(api: &Api<BridgeGrant>, grant: &BridgeGrant, gctx: &GrantContext)
     status.secret_name = Some(bridge_secret::secret_name(&grant.name_any()));
     status.secret_version = Some(secret.current.version);
     status.rotated_at = Some(Time(secret.current.not_before));
-    status.next_rotation_at = Some(Time(secret.next_rotation_at(&valid.policy)));
+    status.next_rotation_at = Some(Time(valid.policy.next_rotation_at(&secret)));
     status.allowlist_config_map = Some(valid.config_map.clone());
     status.network_policy = network_policy;
 
@@ -253,7 +253,7 @@ async fn apply(api: &Api<BridgeGrant>, grant: &BridgeGrant, gctx: &GrantContext)
     }
 
     let next = bridge_grant::requeue_after(
-        secret.next_change_at(&valid.policy),
+        valid.policy.next_change_at(&secret),
         Timestamp::now(),
         gctx.ctx.requeue_interval(),
     );
@@ -278,7 +278,7 @@ async fn ensure_secret(
         });
     }
     let data = existing.as_ref().and_then(|s| s.data.clone()).unwrap_or_default();
-    let parsed = match BridgeSecret::from_secret_data(&data) {
+    let parsed = match bridge_secret::from_secret_data(&data) {
         Ok(parsed) => parsed,
         Err(e) => {
             // Unusable anyway: start over with a fresh secret (callers must reload it).
@@ -324,7 +324,7 @@ async fn ensure_secret(
             "ownerReferences": [grant.controller_owner_ref(&())],
         },
         "type": "Opaque",
-        "data": next.to_secret_data(),
+        "data": bridge_secret::to_secret_data(&next),
     });
     // A second writer (an old leader) fails instead of rotating twice.
     apply_object(&api, &name, secret, existing.as_ref().and_then(|s| s.resource_version())).await?;

@@ -1,41 +1,11 @@
 //! The effective allowlist of one target: the union of every BridgeGrant naming it.
 //!
-//! The target instance reads it from a ConfigMap (default name
-//! [`default_config_map_name`]) with one key, [`CONFIG_MAP_KEY`] (`allowlist.json`):
-//!
-//! ```json
-//! {
-//!   "version": 1,
-//!   "target": "shop@prod",
-//!   "bridgePath": "/api/v1/bridge",
-//!   "callers": {
-//!     "crm@prod": { "commands": ["*"], "grants": ["crm-all"] },
-//!     "shop@*": { "commands": ["orders.sync", "stock.get"], "grants": ["a", "b"] }
-//!   },
-//!   "revoked": {
-//!     "erp@prod": { "commands": ["*"], "grants": ["erp-sync"], "revokedAt": "2025-01-31T00:00:00Z" }
-//!   }
-//! }
-//! ```
-//!
-//! - `version`: format version, [`FORMAT_VERSION`]; a reader must refuse versions it does not know.
-//! - `target`: the target, canonical `code@tag`.
-//! - `bridgePath`: the path prefix of the bridge endpoint; a request to
-//!   `<bridgePath>/<command>` runs `<command>`.
-//! - `callers`: caller pattern (canonical `code@tag` or `code@*`) → what it may do,
-//!   ordered by code, then tag, with `code@*` after the code's exact tags.
-//!   A caller `code@tag` is allowed the union of the commands of the keys `code@tag`
-//!   and `code@*`.
-//! - `commands`: sorted, unique; `["*"]` means every command (it absorbs the rest).
-//! - `grants`: names of the BridgeGrants that contributed the entry (for audit; sorted).
-//! - `revoked` (absent when empty): caller pattern → commands it was allowed by an earlier
-//!   version of this allowlist and no longer is (`["*"]`: everything it is not allowed
-//!   now), the grants that had allowed them and when. A reader refuses a request the
-//!   `callers` do not allow with "revoked" instead of "unknown caller" or "command not
-//!   allowed" when a `revoked` entry names it, so a caller can tell a withdrawn grant from
-//!   a mistake. Entries are kept for [`REVOCATION_RETENTION`] and dropped as soon as the
-//!   permission is granted again. Computed by [`carry_revocations`] from the previously
-//!   published allowlist.
+//! The document itself (its JSON format, parsing and the checks a target runs) is
+//! `switchyard_bridge::allowlist`, re-exported here. This module computes it from the
+//! grants: the target instance reads it from a ConfigMap (default name
+//! [`default_config_map_name`]) under [`CONFIG_MAP_KEY`]. Revocations are kept for
+//! [`REVOCATION_RETENTION`] and computed by [`carry_revocations`] from the previously
+//! published allowlist.
 //!
 //! The output is a pure function of its input and every collection is sorted, so
 //! recomputing from unchanged grants yields byte-identical JSON (no spurious
@@ -46,69 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-use serde_with::{DisplayFromStr, serde_as};
+
+pub use switchyard_bridge::allowlist::*;
 
 use crate::api::bridge_grant::BridgeGrantSpec;
 use crate::logic::identifier::{CallerPattern, DEFAULT_TAG, Identifier, IdentifierError};
 
-/// The ConfigMap key holding the allowlist JSON.
-pub const CONFIG_MAP_KEY: &str = "allowlist.json";
-
-/// Version of the JSON format written under [`CONFIG_MAP_KEY`].
-pub const FORMAT_VERSION: u32 = 1;
-
-/// The command wildcard.
-pub const ANY_COMMAND: &str = "*";
-
-/// Longest command name, as in the CRD's CEL rule.
-pub const MAX_COMMAND_LEN: usize = 128;
-
 /// How long a revocation stays in the `revoked` section of a published allowlist.
 pub const REVOCATION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// What the target app reads: who may call which of its bridge commands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Allowlist {
-    /// Format version, [`FORMAT_VERSION`].
-    pub version: u32,
-    /// The instance being called.
-    pub target: Identifier,
-    /// Path prefix of the bridge endpoint.
-    pub bridge_path: String,
-    /// Caller pattern → its permissions.
-    pub callers: BTreeMap<CallerPattern, CallerEntry>,
-    /// Caller pattern → permissions it lost (see the module documentation).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub revoked: BTreeMap<CallerPattern, RevokedEntry>,
-}
-
-/// Permissions a caller pattern had and lost.
-#[serde_as]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RevokedEntry {
-    /// Commands no longer allowed, sorted; `["*"]` for everything not allowed now.
-    pub commands: BTreeSet<String>,
-    /// BridgeGrants that had allowed them.
-    #[serde(default)]
-    pub grants: BTreeSet<String>,
-    /// When the latest of these permissions was withdrawn.
-    #[serde_as(as = "DisplayFromStr")]
-    pub revoked_at: Timestamp,
-}
-
-/// The permissions of one caller pattern.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallerEntry {
-    /// Allowed commands, sorted; `["*"]` for all.
-    pub commands: BTreeSet<String>,
-    /// BridgeGrants that contributed this entry.
-    #[serde(default)]
-    pub grants: BTreeSet<String>,
-}
 
 /// A grant left out of, or in conflict with, the effective allowlist.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -157,39 +72,6 @@ pub struct EffectiveAllowlist {
     pub allowlist: Allowlist,
     /// Grants left out or conflicting, sorted by grant name.
     pub problems: Vec<GrantProblem>,
-}
-
-/// Why a request is refused by the allowlist.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct Denied {
-    /// What is missing.
-    pub reason: DenyReason,
-}
-
-/// The kinds of refusal.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DenyReason {
-    /// No grant names this caller.
-    #[error("caller {caller} is not allowed to call {target}")]
-    UnknownCaller { caller: String, target: String },
-    /// The caller is known but not for this command.
-    #[error("caller {caller} is not allowed to run command {command:?} on {target}")]
-    CommandNotAllowed { caller: String, command: String, target: String },
-    /// The command name is not a valid command at all.
-    #[error("{command:?} is not a valid command name")]
-    InvalidCommand { command: String },
-    /// The caller was allowed this command until a grant was deleted or narrowed.
-    #[error("the permission of {caller} to run command {command:?} on {target} was revoked at {revoked_at}")]
-    Revoked { caller: String, command: String, target: String, revoked_at: String },
-}
-
-/// Whether `command` matches the CRD's command grammar `^[a-z][a-z0-9_.:-]{0,127}$`.
-pub fn is_valid_command(command: &str) -> bool {
-    let mut chars = command.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && command.len() <= MAX_COMMAND_LEN
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-'))
 }
 
 /// Default allowlist ConfigMap name for a target when the grant names none.
@@ -354,108 +236,6 @@ fn lost_commands(old: &BTreeSet<String>, new: Option<&BTreeSet<String>>) -> BTre
     old.difference(new).cloned().collect()
 }
 
-/// Why allowlist JSON could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum AllowlistParseError {
-    /// Not JSON of the expected shape.
-    #[error("allowlist is not valid: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A format this code does not know.
-    #[error("allowlist format version {0} is not supported (expected {FORMAT_VERSION})")]
-    Version(u32),
-}
-
-impl Allowlist {
-    /// The JSON stored under [`CONFIG_MAP_KEY`]: pretty-printed, sorted, newline-terminated.
-    pub fn to_json(&self) -> String {
-        // Serializing maps with string keys and plain structs cannot fail.
-        let mut json = serde_json::to_string_pretty(self).unwrap_or_default();
-        json.push('\n');
-        json
-    }
-
-    /// The ConfigMap `data`: one key, [`CONFIG_MAP_KEY`].
-    pub fn to_config_map_data(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(CONFIG_MAP_KEY.to_string(), self.to_json())])
-    }
-
-    /// Reads what [`Allowlist::to_json`] wrote (as the target app does); unknown fields
-    /// are ignored so that additive changes need no new version.
-    pub fn from_json(json: &str) -> Result<Self, AllowlistParseError> {
-        let allowlist: Allowlist = serde_json::from_str(json)?;
-        if allowlist.version != FORMAT_VERSION {
-            return Err(AllowlistParseError::Version(allowlist.version));
-        }
-        Ok(allowlist)
-    }
-
-    /// The command a request path addresses: `<bridgePath>/<command>[?query]` → `command`.
-    pub fn command_for_path<'p>(&self, path: &'p str) -> Option<&'p str> {
-        let path = path.split_once('?').map_or(path, |(p, _)| p);
-        let command = path.strip_prefix(self.bridge_path.trim_end_matches('/'))?.strip_prefix('/')?;
-        (!command.is_empty() && !command.contains('/')).then_some(command)
-    }
-
-    /// The commands `caller` may run: the union of its exact entry and its `code@*` entry.
-    pub fn commands_for(&self, caller: &Identifier) -> Option<BTreeSet<&str>> {
-        let exact = CallerPattern::from(caller.clone());
-        let any = CallerPattern::parse(&format!("{}@*", caller.code())).ok();
-        let entries: Vec<&CallerEntry> =
-            [Some(&exact), any.as_ref()].into_iter().flatten().filter_map(|p| self.callers.get(p)).collect();
-        if entries.is_empty() {
-            return None;
-        }
-        Some(entries.iter().flat_map(|e| e.commands.iter().map(String::as_str)).collect())
-    }
-
-    /// The revocation that explains why `caller` may not run `command`, if any: an
-    /// entry of `revoked` whose pattern matches the caller and names the command or `*`.
-    pub fn revocation_for(&self, caller: &Identifier, command: &str) -> Option<&RevokedEntry> {
-        self.revoked
-            .iter()
-            .filter(|(pattern, _)| pattern.matches(caller))
-            .map(|(_, entry)| entry)
-            .filter(|entry| entry.commands.contains(ANY_COMMAND) || entry.commands.contains(command))
-            .max_by_key(|entry| entry.revoked_at)
-    }
-
-    fn revoked(&self, caller: &Identifier, command: &str) -> Option<Denied> {
-        self.revocation_for(caller, command).map(|entry| Denied {
-            reason: DenyReason::Revoked {
-                caller: caller.to_string(),
-                command: command.into(),
-                target: self.target.to_string(),
-                revoked_at: entry.revoked_at.to_string(),
-            },
-        })
-    }
-}
-
-/// Whether `caller` may run `command` on the allowlist's target.
-pub fn is_allowed(allowlist: &Allowlist, caller: &Identifier, command: &str) -> Result<(), Denied> {
-    if !is_valid_command(command) {
-        return Err(Denied { reason: DenyReason::InvalidCommand { command: command.into() } });
-    }
-    let Some(commands) = allowlist.commands_for(caller) else {
-        return Err(allowlist.revoked(caller, command).unwrap_or(Denied {
-            reason: DenyReason::UnknownCaller { caller: caller.to_string(), target: allowlist.target.to_string() },
-        }));
-    };
-    if commands.contains(ANY_COMMAND) || commands.contains(command) {
-        Ok(())
-    } else if let Some(revoked) = allowlist.revoked(caller, command) {
-        Err(revoked)
-    } else {
-        Err(Denied {
-            reason: DenyReason::CommandNotAllowed {
-                caller: caller.to_string(),
-                command: command.into(),
-                target: allowlist.target.to_string(),
-            },
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,16 +324,6 @@ mod tests {
         let data = out.allowlist.to_config_map_data();
         assert_eq!(data.keys().collect::<Vec<_>>(), [CONFIG_MAP_KEY]);
         assert_eq!(Allowlist::from_json(&data[CONFIG_MAP_KEY]).unwrap(), out.allowlist);
-    }
-
-    #[test]
-    fn reader_refuses_unknown_versions_and_bad_keys() {
-        let v2 = r#"{"version":2,"target":"shop@prod","bridgePath":"/b","callers":{}}"#;
-        assert!(matches!(Allowlist::from_json(v2), Err(AllowlistParseError::Version(2))));
-        let bad_key = r#"{"version":1,"target":"shop@prod","bridgePath":"/b","callers":{"Shop@x":{"commands":[]}}}"#;
-        assert!(Allowlist::from_json(bad_key).is_err());
-        let extra = r#"{"version":1,"target":"shop@prod","bridgePath":"/b","callers":{},"later":true}"#;
-        assert!(Allowlist::from_json(extra).is_ok(), "additive fields must not break readers");
     }
 
     #[test]
@@ -651,16 +421,6 @@ mod tests {
         assert_eq!(allowlist.command_for_path("/api/v1/bridgeorders"), None);
         assert_eq!(allowlist.command_for_path("/api/v1/bridge/a/b"), None);
         assert_eq!(allowlist.command_for_path("/other/orders.sync"), None);
-    }
-
-    #[test]
-    fn command_grammar_matches_the_crd() {
-        for ok in ["a", "orders.sync", "a-b_c:d.e", &format!("a{}", "b".repeat(127))] {
-            assert!(is_valid_command(ok), "{ok:?}");
-        }
-        for bad in ["", "*", "Orders", "1abc", "a b", "a/b", &format!("a{}", "b".repeat(128))] {
-            assert!(!is_valid_command(bad), "{bad:?}");
-        }
     }
 
     #[test]

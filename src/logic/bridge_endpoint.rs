@@ -1,159 +1,20 @@
 //! What a target instance's bridge endpoint does with what is mounted into its pod:
-//! the allowlist ConfigMap and the Secrets of the grants that name the target.
-//!
-//! # Mounted layout
-//!
-//! One directory (for example `/etc/switchyard-bridge`), typically a projected volume:
-//!
-//! | path | content |
-//! |---|---|
-//! | `allowlist.json` | key [`CONFIG_MAP_KEY`] of the target's allowlist ConfigMap |
-//! | `secrets/<grant>/<key>` | each key of the Secret of BridgeGrant `<grant>` ([`secret_name`]) |
-//!
-//! ```yaml
-//! volumes:
-//!   - name: bridge
-//!     projected:
-//!       sources:
-//!         - configMap: {name: bridge-allowlist-billing}
-//!         - secret:
-//!             name: billing-from-shop-bridge-secret
-//!             optional: true          # `previous*` keys exist only during a rotation's overlap
-//!             items:
-//!               - {key: current, path: secrets/billing-from-shop/current}
-//!               - {key: current-version, path: secrets/billing-from-shop/current-version}
-//!               - {key: current-not-before, path: secrets/billing-from-shop/current-not-before}
-//!               - {key: previous, path: secrets/billing-from-shop/previous}
-//!               - {key: previous-version, path: secrets/billing-from-shop/previous-version}
-//!               - {key: previous-not-after, path: secrets/billing-from-shop/previous-not-after}
-//! ```
-//!
-//! Read it again for every request (or whenever it changes): the kubelet rewrites
-//! mounted ConfigMaps and Secrets in place, so rotations and revocations reach the
-//! endpoint without a restart. A caller's signature is checked against the secrets of
-//! the grants whose allowlist entry matches it, and only those: a secret proves which
-//! grant a request comes through, not just that it comes from some grant.
+//! `switchyard_bridge::endpoint`, re-exported so the operator's paths stay (the mounted
+//! layout is documented there). Only the tests that mount allowlists computed from
+//! BridgeGrants live here.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use jiff::Timestamp;
-
-use crate::logic::allowlist::{Allowlist, AllowlistParseError, CONFIG_MAP_KEY};
-use crate::logic::bridge_secret::{BridgeSecret, SecretDataError};
-use crate::logic::identifier::Identifier;
-use crate::logic::signing::{self, Headers, ReplayCache, RequestParts, VerificationKey, Verified, VerifyError};
-
-/// Directory of the grants' Secrets inside the mount.
-pub const SECRETS_DIR: &str = "secrets";
-
-/// Path of `key` of grant `grant`'s Secret inside the mount.
-pub fn secret_file(grant: &str, key: &str) -> String {
-    format!("{SECRETS_DIR}/{grant}/{key}")
-}
-
-/// Why the mount cannot be used at all. The endpoint should answer 503: the pod is
-/// not (yet) configured, which is no fault of the caller.
-#[derive(Debug, thiserror::Error)]
-pub enum MountError {
-    /// No allowlist file.
-    #[error("no {CONFIG_MAP_KEY} is mounted")]
-    MissingAllowlist,
-    /// The allowlist file does not parse.
-    #[error(transparent)]
-    InvalidAllowlist(#[from] AllowlistParseError),
-}
-
-impl MountError {
-    /// Stable CamelCase kind, like [`VerifyError::kind`].
-    pub fn kind(&self) -> &'static str {
-        "AllowlistUnavailable"
-    }
-}
-
-/// A grant whose mounted Secret is unusable: its callers' requests fail as `BadSignature`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountProblem {
-    /// The grant.
-    pub grant: String,
-    /// What is wrong (names a key, never a value).
-    pub error: SecretDataError,
-}
-
-/// The allowlist and secrets as mounted, ready to check requests.
-#[derive(Clone, Debug)]
-pub struct MountedBridge {
-    /// The target's allowlist.
-    pub allowlist: Allowlist,
-    secrets: BTreeMap<String, BridgeSecret>,
-    /// Grants named by the allowlist whose Secret is missing or unreadable.
-    pub problems: Vec<MountProblem>,
-}
-
-impl MountedBridge {
-    /// Reads the layout documented on this module through `get` (relative path → content).
-    pub fn load<'a>(get: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Self, MountError> {
-        let json = get(CONFIG_MAP_KEY).ok_or(MountError::MissingAllowlist)?;
-        let allowlist = Allowlist::from_json(&String::from_utf8_lossy(json))?;
-        let grants: BTreeSet<&str> =
-            allowlist.callers.values().flat_map(|entry| entry.grants.iter().map(String::as_str)).collect();
-        let mut secrets = BTreeMap::new();
-        let mut problems = Vec::new();
-        for grant in grants {
-            let lookup = |key: &str| get(&secret_file(grant, key));
-            match BridgeSecret::from_lookup(lookup) {
-                Ok(Some(secret)) => {
-                    secrets.insert(grant.to_string(), secret);
-                }
-                Ok(None) => problems.push(MountProblem {
-                    grant: grant.into(),
-                    error: SecretDataError::MissingKey(crate::logic::bridge_secret::KEY_CURRENT),
-                }),
-                Err(error) => problems.push(MountProblem { grant: grant.into(), error }),
-            }
-        }
-        Ok(Self { allowlist, secrets, problems })
-    }
-
-    /// The mounted secret of `grant`, if readable.
-    pub fn secret(&self, grant: &str) -> Option<&BridgeSecret> {
-        self.secrets.get(grant)
-    }
-
-    /// The secrets valid at `now` for `caller`: those of the grants whose entry matches it.
-    pub fn keys_for(&self, caller: &Identifier, now: Timestamp) -> Vec<VerificationKey<'_>> {
-        let grants: BTreeSet<&str> = self
-            .allowlist
-            .callers
-            .iter()
-            .filter(|(pattern, _)| pattern.matches(caller))
-            .flat_map(|(_, entry)| entry.grants.iter().map(String::as_str))
-            .collect();
-        grants.into_iter().filter_map(|g| self.secrets.get(g)).flat_map(|s| s.valid_keys(now)).collect()
-    }
-
-    /// Authenticates and authorises a request at `now` (unix seconds), recording it in
-    /// `replay` on success. Returns the verified request and the command it runs.
-    pub fn verify(
-        &self,
-        request: RequestParts<'_>,
-        headers: &Headers,
-        replay: &mut ReplayCache,
-        now: i64,
-    ) -> Result<(Verified, String), VerifyError> {
-        let at = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
-        let verified =
-            signing::verify_and_authorize(request, headers, &self.allowlist, |c| self.keys_for(c, at), replay, now)?;
-        let command = self.allowlist.command_for_path(request.path).unwrap_or_default().to_string();
-        Ok((verified, command))
-    }
-}
+pub use switchyard_bridge::endpoint::*;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::bridge_grant::{BridgeGrantSpec, SecretRotation};
-    use crate::logic::allowlist::effective_allowlist;
-    use crate::logic::bridge_secret::SecretKey;
+    use crate::logic::allowlist::{CONFIG_MAP_KEY, effective_allowlist};
+    use crate::logic::bridge_secret::{BridgeSecret, SecretKey};
+    use crate::logic::identifier::Identifier;
+    use crate::logic::signing::{self, Headers, ReplayCache, RequestParts, Verified, VerifyError};
+    use jiff::Timestamp;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     const T0: i64 = 1_700_000_000;
@@ -237,15 +98,5 @@ mod tests {
         assert_eq!(mount.problems[0].grant, "b");
         assert_eq!(call(&mount, "crm@prod", &key('b'), "1").unwrap_err(), VerifyError::BadSignature);
         assert!(call(&mount, "shop@eu", &key('a'), "2").is_ok());
-    }
-
-    #[test]
-    fn without_a_readable_allowlist_nothing_is_served() {
-        let empty = BTreeMap::<String, Vec<u8>>::new();
-        let err = MountedBridge::load(|p| empty.get(p).map(Vec::as_slice)).unwrap_err();
-        assert!(matches!(err, MountError::MissingAllowlist));
-        let garbage = BTreeMap::from([(CONFIG_MAP_KEY.to_string(), b"{".to_vec())]);
-        let err = MountedBridge::load(|p| garbage.get(p).map(Vec::as_slice)).unwrap_err();
-        assert_eq!(err.kind(), "AllowlistUnavailable");
     }
 }

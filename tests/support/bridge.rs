@@ -1,37 +1,15 @@
-//! The bridge endpoint simulator wired to switchyard's own checks, and a mount
-//! directory filled the way the kubelet fills a pod's volumes.
+//! The bridge endpoint simulator with switchyard's own checks
+//! (`switchyard_sim::bridge::mounted_verifier`), and a mount directory filled the way
+//! the kubelet fills a pod's volumes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use switchyard::logic::bridge_endpoint::{MountedBridge, SECRETS_DIR, secret_file};
-use switchyard::logic::signing::{Headers, ReplayCache, RequestParts};
-use switchyard_sim::bridge::{Accepted, BridgeCall, BridgeConfig, BridgeRequest, BridgeState, Rejected, Verifier};
+use switchyard::logic::bridge_endpoint::{SECRETS_DIR, secret_file};
+use switchyard_sim::bridge::{BridgeCall, BridgeConfig, BridgeState, mounted_verifier};
 use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, InstanceSimHandle};
-
-/// A verifier that does what a target app does with its mounted allowlist and secrets,
-/// with one replay cache for the endpoint's lifetime.
-pub fn verifier() -> Verifier {
-    let replay = Mutex::new(ReplayCache::default());
-    Arc::new(move |request: &BridgeRequest<'_>| {
-        let mount = MountedBridge::load(|path| request.mount.get(path)).map_err(|e| Rejected {
-            status: 503,
-            kind: e.kind().into(),
-            message: e.to_string(),
-        })?;
-        let headers = Headers::from_pairs(request.headers.iter().cloned());
-        let parts = RequestParts { method: request.method, path: request.path_and_query, body: request.body };
-        let mut replay = replay.lock().unwrap_or_else(|p| p.into_inner());
-        match mount.verify(parts, &headers, &mut replay, request.now) {
-            Ok((verified, command)) => {
-                Ok(Accepted { caller: verified.caller.to_string(), command, key_version: verified.key_version })
-            }
-            Err(e) => Err(Rejected { status: e.http_status(), kind: e.kind().into(), message: e.to_string() }),
-        }
-    })
-}
 
 /// A platform instance (`switchyard-sim instance`) serving the bridge endpoint
 /// next to its health and registration API, as a target app would.
@@ -58,7 +36,7 @@ pub async fn start(mount_dir: &Path) -> BridgeInstance {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         mount_dir: mount_dir.to_path_buf(),
         bridge_path: "/api/v1/bridge".into(),
-        verifier: verifier(),
+        verifier: mounted_verifier(),
     });
     let routes = bridge.clone();
     let instance =
