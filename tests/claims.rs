@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use support::Operator;
@@ -110,6 +111,42 @@ fn phase(c: &SharedResourceClaim) -> Option<ClaimPhase> {
 }
 
 #[tokio::test]
+async fn a_second_value_held_for_one_claim_is_given_back() {
+    use switchyard::logic::allocation::{RECORD_ANNOTATION, ValueRecord, lease_name};
+    let s = Setup::new("double", 13).await;
+    let _operator = s.operator();
+    s.create("c", json!({"type": "RedisDatabase", "pool": "redis"})).await;
+    let (value, _) = s.wait_phase("c", ClaimPhase::Bound).await;
+    let value = value.expect("value");
+    // What two writers racing for one new claim leave behind: another value's
+    // record that also names this claim as its holder.
+    let leases: Api<Lease> = Api::namespaced(s.cp.client(), &s.ns);
+    let own = s.claims().get("c").await.unwrap().status.unwrap().lease.expect("lease");
+    let mut extra = leases.get(&own).await.unwrap();
+    let other = if value == "12" { "11" } else { "12" };
+    let mut record: ValueRecord = serde_json::from_str(&extra.annotations()[RECORD_ANNOTATION]).unwrap();
+    record.value = other.into();
+    let extra_name = lease_name("redis", other);
+    extra.metadata = kube::api::ObjectMeta {
+        name: Some(extra_name.clone()),
+        labels: extra.metadata.labels.clone(),
+        annotations: Some([(RECORD_ANNOTATION.to_string(), serde_json::to_string(&record).unwrap())].into()),
+        ..Default::default()
+    };
+    leases.create(&PostParams::default(), &extra).await.expect("extra record");
+    // The claim's next reconcile (here: a touch) gives back the value its status does not name.
+    let touch = json!({"metadata": {"annotations": {"example.com/touched": "1"}}});
+    s.claims().patch("c", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&touch)).await.unwrap();
+    wait_for(TIMEOUT, "the extra record to be released", || async {
+        leases.get_opt(&extra_name).await.map(|l| l.is_none())
+    })
+    .await
+    .expect("released");
+    assert_eq!(s.status_of("c").await.map(|(p, v, _)| (p, v)), Some((ClaimPhase::Bound, Some(value))));
+    assert!(leases.get_opt(&own).await.unwrap().is_some(), "the value the status names is kept");
+}
+
+#[tokio::test]
 async fn two_operators_bind_exactly_the_pool_and_rebind_freed_values() {
     // Databases 1-12 are allocatable: 0 is never handed out.
     let s = Setup::new("race", 13).await;
@@ -136,7 +173,21 @@ async fn two_operators_bind_exactly_the_pool_and_rebind_freed_values() {
                             == Some("PoolExhausted")
                 })
                 .count();
-            (bound == bound_target && bound + pending == claims.len()).then_some(claims)
+            if bound == bound_target && bound + pending == claims.len() {
+                return Ok(Some(claims));
+            }
+            // Named in the timeout message: which claims are neither.
+            let others: Vec<String> = claims
+                .iter()
+                .filter(|c| phase(c) != Some(ClaimPhase::Bound))
+                .filter_map(|c| {
+                    let ready = c.status.as_ref().and_then(|st| conditions::get(&st.conditions, "Ready"));
+                    let reason = ready.map(|r| r.reason.as_str()).unwrap_or("no Ready condition");
+                    (reason != "PoolExhausted").then(|| format!("{} {:?} {reason}", c.name_any(), phase(c)))
+                })
+                .take(10)
+                .collect();
+            Err(format!("{bound} Bound, {pending} Pending, of {}; others: {others:?}", claims.len()))
         }
     };
     let claims = wait_for(TIMEOUT, "12 Bound and the rest Pending", settled(12)).await.expect("settled");
@@ -175,8 +226,8 @@ async fn two_operators_bind_exactly_the_pool_and_rebind_freed_values() {
         s.claims().delete(name, &DeleteParams::default()).await.expect("delete");
     }
     let claims = wait_for(TIMEOUT, "5 freed values rebound", || async {
-        let claims = settled(12)().await?;
-        (claims.len() == 195).then_some(claims)
+        let claims = settled(12)().await?.ok_or("not settled")?;
+        Ok::<_, String>((claims.len() == 195).then_some(claims))
     })
     .await
     .expect("rebound");

@@ -217,7 +217,7 @@ async fn apply(
         }
     }
 
-    let outcome = match held_by(cctx, pool_name, &request.uid) {
+    let outcome = match hold_of(api, claim, cctx, pool).await? {
         Some((lease, record)) => {
             let bound_at = current.bound_at.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now);
             if is_expired(claim, bound_at) {
@@ -509,15 +509,14 @@ async fn cleanup(claim: &SharedResourceClaim, cctx: &ClaimContext) -> Result<Act
         return Err(Error::Waiting(message));
     }
     let request = request(claim);
-    if let (Some(pool), Some((lease, _))) =
-        (cctx.ctx.config.pool(&claim.spec.pool), held_by(cctx, &claim.spec.pool, &request.uid))
-    {
-        release(cctx, pool, claim, &lease).await?;
-    } else if let (Some(pool), Some(value)) =
-        (cctx.ctx.config.pool(&claim.spec.pool), claim.status.as_ref().and_then(|s| s.lease.clone()))
-    {
+    if let Some(pool) = cctx.ctx.config.pool(&claim.spec.pool) {
+        let mut leases: Vec<String> = holds(cctx, &pool.name, &request.uid).into_iter().map(|(l, _)| l).collect();
         // The cache may lag behind a bind that just happened: release by name too.
-        release(cctx, pool, claim, &value).await?;
+        leases.extend(claim.status.as_ref().and_then(|s| s.lease.clone()));
+        leases.dedup();
+        for lease in &leases {
+            release(cctx, pool, claim, lease).await?;
+        }
     }
     Ok(Action::await_change())
 }
@@ -596,12 +595,38 @@ fn raw_value(pool: &PoolConfig, status: &SharedResourceClaimStatus) -> String {
 }
 
 /// The cached Lease of `pool` that lists `uid` as a holder.
-fn held_by(cctx: &ClaimContext, pool: &str, uid: &str) -> Option<(String, ValueRecord)> {
+/// Every value `uid` holds in `pool`, per the Lease cache.
+fn holds(cctx: &ClaimContext, pool: &str, uid: &str) -> Vec<(String, ValueRecord)> {
     cctx.leases
         .state()
         .iter()
         .filter(|l| l.labels().get(POOL_LABEL).map(String::as_str) == Some(pool))
-        .find_map(|l| record_of(l).filter(|r| r.holders.contains_key(uid)).map(|r| (l.name_any(), r)))
+        .filter_map(|l| record_of(l).filter(|r| r.holders.contains_key(uid)).map(|r| (l.name_any(), r)))
+        .collect()
+}
+
+/// The value the claim holds. Two writers (a second replica, a leader that has not
+/// yet noticed it lost the Lease) reconciling one new claim at once can each take a
+/// value for it; the extra one is given back here, keeping the value the claim's
+/// status names, read fresh since the cached claim may predate the other's write.
+async fn hold_of(
+    api: &Api<SharedResourceClaim>,
+    claim: &SharedResourceClaim,
+    cctx: &ClaimContext,
+    pool: &PoolConfig,
+) -> Result<Option<(String, ValueRecord)>, Error> {
+    let mut held = holds(cctx, &pool.name, &claim.uid().unwrap_or_default());
+    if held.len() <= 1 {
+        return Ok(held.pop());
+    }
+    let named = api.get_status(&claim.name_any()).await?.status.and_then(|s| s.lease);
+    let keep = held.iter().position(|(lease, _)| named.as_deref() == Some(lease.as_str())).unwrap_or(0);
+    let kept = held.swap_remove(keep);
+    for (lease, _) in &held {
+        warn!(claim = %claim.name_any(), %lease, kept = %kept.0, "claim held two values; releasing the one its status does not name");
+        release(cctx, pool, claim, lease).await?;
+    }
+    Ok(Some(kept))
 }
 
 fn record_of(lease: &Lease) -> Option<ValueRecord> {

@@ -86,7 +86,13 @@ where
                     Err(Some(e)) => last_error = Some(e),
                     Err(None) => {}
                 },
-                Err(_) => last_error = Some("the last attempt itself did not finish".into()),
+                // Cut off by the deadline: the error before it says more.
+                Err(_) => {
+                    last_error = Some(match last_error.take() {
+                        Some(before) => format!("{before} (and the last attempt did not finish)"),
+                        None => "the last attempt itself did not finish".into(),
+                    })
+                }
             }
             let now = Instant::now();
             if now >= deadline {
