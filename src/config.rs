@@ -74,6 +74,16 @@ pub struct ForgeConfig {
     pub rate_limit_per_minute: u32,
     /// Base domain for `pr-<n>.<baseDomain>` when an environment names no domain.
     pub base_domain: Option<String>,
+    /// How long one Forge request may take before it counts as failed; a create
+    /// that timed out is looked up before it is sent again, never blindly repeated.
+    #[serde(default = "default_forge_timeout")]
+    pub request_timeout: String,
+}
+
+impl ForgeConfig {
+    pub fn request_timeout(&self) -> Duration {
+        duration::parse(&self.request_timeout).unwrap_or(Duration::from_secs(30))
+    }
 }
 
 fn default_forge_url() -> String {
@@ -81,6 +91,9 @@ fn default_forge_url() -> String {
 }
 fn default_rate() -> u32 {
     60
+}
+fn default_forge_timeout() -> String {
+    "30s".into()
 }
 
 /// A pool of allocatable values.
@@ -350,6 +363,9 @@ impl Config {
         check_duration("controller.requeueInterval", &self.controller.requeue_interval);
         check_duration("leaderElection.leaseDuration", &self.leader_election.lease_duration);
         check_duration("leaderElection.retryPeriod", &self.leader_election.retry_period);
+        if let Some(forge) = &self.forge {
+            check_duration("forge.requestTimeout", &forge.request_timeout);
+        }
         if let Some(gh) = &self.github {
             check_duration("github.pollInterval", &gh.poll_interval);
         }
@@ -555,6 +571,9 @@ leaderElection:
   retryPeriod: 5s
 server:
   listen: nowhere
+forge:
+  organization: demo
+  requestTimeout: soon
 "#;
         let err = Config::parse(text, "t").unwrap_err().to_string();
         for key in [
@@ -563,6 +582,7 @@ server:
             "pools[1].redisUrlSecretRef",
             "leaderElection.retryPeriod",
             "server.listen",
+            "forge.requestTimeout",
         ] {
             assert!(err.contains(key), "missing {key} in {err}");
         }

@@ -32,6 +32,8 @@ pub struct World {
     /// Operator tweaks: Forge requests per minute, drift interval.
     pub rate_per_minute: u32,
     pub requeue: String,
+    /// How long the operator waits for one Forge request.
+    pub request_timeout: String,
 }
 
 impl World {
@@ -56,7 +58,16 @@ impl World {
         };
         tweak(&mut config);
         let forge = ForgeSim::start(config).await.expect("forge simulator");
-        let world = Self { cp, ns, redis, mariadb, forge, rate_per_minute: 100_000, requeue: "10m".into() };
+        let world = Self {
+            cp,
+            ns,
+            redis,
+            mariadb,
+            forge,
+            rate_per_minute: 100_000,
+            requeue: "10m".into(),
+            request_timeout: "30s".into(),
+        };
         world.secret("forge", "token", TOKEN).await;
         world.secret("redis", "url", &world.redis.url()).await;
         world.secret("mysql-admin", "url", &world.mariadb.url()).await;
@@ -127,8 +138,13 @@ impl World {
 
     /// The operator with `extra` YAML (top-level sections) appended to its config.
     pub fn operator_with(&self, extra: String) -> Operator {
-        let (ns, forge, rate, requeue) =
-            (self.ns.clone(), self.forge.base_url(), self.rate_per_minute, self.requeue.clone());
+        let (ns, forge, rate, requeue, timeout) = (
+            self.ns.clone(),
+            self.forge.base_url(),
+            self.rate_per_minute,
+            self.requeue.clone(),
+            self.request_timeout.clone(),
+        );
         Operator::start(self.cp, move |port| {
             format!(
                 r#"server: {{listen: "127.0.0.1:{port}"}}
@@ -139,6 +155,7 @@ forge:
   organization: demo
   tokenSecretRef: {{namespace: {ns}, name: forge, key: token}}
   rateLimitPerMinute: {rate}
+  requestTimeout: {timeout}
   baseDomain: preview.example.com
 pools:
   - name: redis

@@ -120,7 +120,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         }
     };
     let organization = env.spec.forge.organization.clone().unwrap_or_else(|| forge_config.organization.clone());
-    let forge = forge_client(pctx, &forge_config.base_url, &organization, token, forge_config.rate_limit_per_minute)?;
+    let forge = forge_client(pctx, forge_config, &organization, token)?;
 
     let mut entries = BTreeMap::new();
     for e in &env.spec.env {
@@ -171,11 +171,11 @@ async fn read_key(api: &Api<Secret>, r: &SecretKeyRef, what: &str) -> Result<Str
 
 fn forge_client(
     pctx: &PreviewContext,
-    base_url: &str,
+    forge_config: &crate::config::ForgeConfig,
     organization: &str,
     token: String,
-    per_minute: u32,
 ) -> Result<Arc<dyn ForgeApi>, Error> {
+    let base_url = forge_config.base_url.as_str();
     let token = ForgeToken::new(token);
     let key = (base_url.to_string(), organization.to_string(), token.digest());
     let mut clients = pctx.forge_clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -183,7 +183,8 @@ fn forge_client(
         return Ok(client.clone());
     }
     let mut config = ForgeConfig::new(base_url, organization, token);
-    config.rate_limit = RateLimit::new(per_minute, Duration::from_secs(60));
+    config.rate_limit = RateLimit::new(forge_config.rate_limit_per_minute, Duration::from_secs(60));
+    config.request_timeout = forge_config.request_timeout();
     let client = Arc::new(
         HttpForgeClient::new(config)
             .map_err(|e| Error::Backend(crate::backends::BackendError { backend: "forge", message: e.to_string() }))?,
