@@ -14,6 +14,45 @@ pub const RECONCILING: &str = "Reconciling";
 /// The controller cannot progress until the spec, a referenced Secret or the pool changes.
 pub const STALLED: &str = "Stalled";
 
+/// A kind's status: its conditions and the generation they describe.
+pub trait Conditioned: Default {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+    /// What a stalled status shows besides its conditions.
+    fn on_stall(&mut self) {}
+}
+
+impl Conditioned for super::BridgeGrantStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl Conditioned for super::PreviewEnvironmentStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl Conditioned for super::SharedResourceClaimStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+    /// A stalled claim still shows a phase (Pending when it never had one).
+    fn on_stall(&mut self) {
+        self.phase = Some(self.phase.unwrap_or_default());
+    }
+}
+
 /// Status values of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

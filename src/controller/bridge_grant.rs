@@ -33,7 +33,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::{Context, Error, apply_status, drive, publish, retry_after};
-use crate::api::bridge_grant::{BridgeGrant, BridgeGrantStatus};
+use crate::api::bridge_grant::BridgeGrant;
 use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
 use crate::logic::allowlist::{
     self, Allowlist, CONFIG_MAP_KEY, GrantProblem, REVOCATION_RETENTION, carry_revocations, effective_allowlist,
@@ -496,14 +496,7 @@ async fn stall(
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    let generation = grant.metadata.generation;
-    let mut status: BridgeGrantStatus = grant.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
-    apply_status(api, grant, grant.status.as_ref(), &status, MANAGER).await?;
-    if first {
-        publish(&gctx.ctx, grant, EventType::Warning, reason, "Validate", message).await;
-    }
+    super::stall(&gctx.ctx, api, grant, grant.status.clone(), MANAGER, reason, message).await?;
     // Some causes are other objects (a foreign Secret, ConfigMap or NetworkPolicy in
     // the way) whose removal triggers nothing here: look again now and then.
     Ok(Action::requeue(gctx.ctx.requeue_interval()))

@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 
+use crate::api::conditions::{self, Conditioned};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -147,6 +148,34 @@ where
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish an Event");
     }
+}
+
+/// Writes `Stalled=True` with `reason` over `current` (the status the apiserver
+/// holds) and publishes a Warning Event when the object was not already stalled
+/// for that reason.
+pub async fn stall<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    current: Option<S>,
+    manager: &str,
+    reason: &str,
+    message: String,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Conditioned + Clone + Serialize + PartialEq,
+{
+    let generation = obj.meta().generation;
+    let mut status = current.clone().unwrap_or_default();
+    status.set_observed_generation(generation);
+    status.on_stall();
+    let first = conditions::set_stalled(status.conditions_mut(), reason, &message, generation);
+    apply_status(api, obj, current.as_ref(), &status, manager).await?;
+    if first {
+        publish(ctx, obj, EventType::Warning, reason, "Validate", message).await;
+    }
+    Ok(())
 }
 
 /// Server-side-applies `status` to `obj`'s status subresource as `manager`,

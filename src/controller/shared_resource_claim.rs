@@ -512,8 +512,11 @@ async fn cleanup(claim: &SharedResourceClaim, cctx: &ClaimContext) -> Result<Act
     if let Some(pool) = cctx.ctx.config.pool(&claim.spec.pool) {
         let mut leases: Vec<String> = holds(cctx, &pool.name, &request.uid).into_iter().map(|(l, _)| l).collect();
         // The cache may lag behind a bind that just happened: release by name too.
-        leases.extend(claim.status.as_ref().and_then(|s| s.lease.clone()));
-        leases.dedup();
+        if let Some(named) = claim.status.as_ref().and_then(|s| s.lease.clone())
+            && !leases.contains(&named)
+        {
+            leases.push(named);
+        }
         for lease in &leases {
             release(cctx, pool, claim, lease).await?;
         }
@@ -540,15 +543,7 @@ async fn stall(
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    let generation = claim.metadata.generation;
-    let mut status = claim.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(status.phase.unwrap_or_default());
-    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
-    apply_status(api, claim, claim.status.as_ref(), &status, MANAGER).await?;
-    if first {
-        publish(&cctx.ctx, claim, EventType::Warning, reason, "Validate", message).await;
-    }
+    super::stall(&cctx.ctx, api, claim, claim.status.clone(), MANAGER, reason, message).await?;
     Ok(Action::await_change())
 }
 

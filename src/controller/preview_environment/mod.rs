@@ -28,10 +28,9 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tracing::warn;
 
-use super::{Context, Error, apply_status, drive, publish, retry_after};
+use super::{Context, Error, drive, publish, retry_after};
 use crate::api::RepoDependencyGraph;
-use crate::api::conditions;
-use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
+use crate::api::preview_environment::PreviewEnvironment;
 use crate::api::shared_resource_claim::SharedResourceClaim;
 use crate::forge::HttpForgeClient;
 use crate::logic::duration;
@@ -191,15 +190,8 @@ async fn stall(
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    let generation = env.metadata.generation;
     // Re-read: a step may have just written status.
     let current = api.get_status(&env.name_any()).await?.status.map(provision::without_foreign_fields);
-    let mut status: PreviewEnvironmentStatus = current.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    let first = conditions::set_stalled(&mut status.conditions, reason, &message, generation);
-    apply_status(api, env, current.as_ref(), &status, MANAGER).await?;
-    if first {
-        publish(&pctx.ctx, env, EventType::Warning, reason, "Validate", message).await;
-    }
+    super::stall(&pctx.ctx, api, env, current, MANAGER, reason, message).await?;
     Ok(Action::await_change())
 }
