@@ -60,7 +60,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Webhooks are served by every replica (the apiserver arbitrates their writes);
     // the poller and the comment controller run on the leader only.
     let github = config.github.clone().map(|gh| crate::github::Github::new(client.clone(), gh, metrics.clone()));
-    let state = ServerState::with_github(metrics.clone(), github);
+    let state = ServerState::with_github(metrics.clone(), github.clone());
     let addr: SocketAddr = config.server.listen.parse()?;
     let server = tokio::spawn(server::serve(addr, state.clone(), stop_rx.clone()));
 
@@ -99,7 +99,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     metrics.leader.set(1);
     info!("leading: starting controllers");
 
-    let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity);
+    let ctx = controller::Context::new(client, config.clone(), metrics.clone(), identity, github);
     let shutdown = stopped(stop_rx.clone()).boxed().shared();
     // Controllers drain and return on shutdown; with none registered the manager idles until then.
     let mut controllers = std::pin::pin!(futures::future::join(

@@ -139,6 +139,9 @@ fn default_success_threshold() -> i32 {
     1
 }
 
+/// Condition: the instance answers its health probes (with hysteresis).
+pub const REACHABLE: &str = "Reachable";
+
 /// Observed state of a Branch.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]

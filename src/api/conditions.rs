@@ -16,31 +16,88 @@ pub const STALLED: &str = "Stalled";
 
 /// A kind's status: its conditions and the generation they describe.
 pub trait Conditioned: Default {
+    fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn set_observed_generation(&mut self, generation: Option<i64>);
     /// What a stalled status shows besides its conditions.
-    fn on_stall(&mut self) {}
+    fn on_stall(&mut self, _message: &str) {}
+
+    /// Records `generation` as observed and writes Ready, Reconciling and Stalled
+    /// for `kstatus`: the one place every kind's summary conditions are written.
+    /// Returns whether the object just entered this state with this reason.
+    fn kstatus(&mut self, generation: Option<i64>, kstatus: Kstatus, reason: &str, message: &str) -> bool {
+        self.set_observed_generation(generation);
+        set_kstatus(self.conditions_mut(), kstatus, reason, message, generation)
+    }
 }
 
-impl Conditioned for super::BridgeGrantStatus {
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
+/// Where an object stands, in kstatus terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kstatus {
+    /// Converged: `Ready=True`.
+    Ready,
+    /// Working toward the spec: `Reconciling=True`, `Ready=False`.
+    Progressing,
+    /// Not ready and not working on it right now (a failed step waiting out its
+    /// backoff, an unreachable peer): `Ready=False`, neither Reconciling nor Stalled.
+    Failed,
+    /// Cannot progress until the user changes something: `Stalled=True`.
+    Stalled,
 }
 
-impl Conditioned for super::PreviewEnvironmentStatus {
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
+/// Writes Ready, Reconciling and Stalled for `kstatus`, each with `reason`; the
+/// message goes on the conditions that are True (and on Ready). Returns whether
+/// the condition that defines `kstatus` did not already say so for `reason`.
+pub fn set_kstatus(
+    conditions: &mut Vec<Condition>,
+    kstatus: Kstatus,
+    reason: &str,
+    message: &str,
+    observed_generation: Option<i64>,
+) -> bool {
+    let (ready, reconciling, stalled) = match kstatus {
+        Kstatus::Ready => (true, false, false),
+        Kstatus::Progressing => (false, true, false),
+        Kstatus::Failed => (false, false, false),
+        Kstatus::Stalled => (false, false, true),
+    };
+    let defining = match kstatus {
+        Kstatus::Ready | Kstatus::Failed => READY,
+        Kstatus::Progressing => RECONCILING,
+        Kstatus::Stalled => STALLED,
+    };
+    let wanted = if kstatus == Kstatus::Failed { "False" } else { "True" };
+    let first = get(conditions, defining).is_none_or(|c| c.status != wanted || c.reason != reason);
+    let text = |on: bool| if on { message } else { "" };
+    set(conditions, READY, ready.into(), reason, message, observed_generation);
+    set(conditions, RECONCILING, reconciling.into(), reason, text(reconciling), observed_generation);
+    set(conditions, STALLED, stalled.into(), reason, text(stalled), observed_generation);
+    first
 }
+
+/// `Conditioned` for a status whose only extras are `conditions` and `observedGeneration`.
+macro_rules! conditioned {
+    ($($status:ty),* $(,)?) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+
+conditioned!(super::BridgeGrantStatus, super::PreviewEnvironmentStatus, super::RepoDependencyGraphStatus);
 
 impl Conditioned for super::SharedResourceClaimStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
     }
@@ -48,8 +105,26 @@ impl Conditioned for super::SharedResourceClaimStatus {
         self.observed_generation = generation;
     }
     /// A stalled claim still shows a phase (Pending when it never had one).
-    fn on_stall(&mut self) {
+    fn on_stall(&mut self, _message: &str) {
         self.phase = Some(self.phase.unwrap_or_default());
+    }
+}
+
+impl Conditioned for super::BranchStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+    /// A stalled Branch is not probed: its reachability is unknown.
+    fn on_stall(&mut self, message: &str) {
+        let generation = self.observed_generation;
+        let message = format!("not probed: {message}");
+        set(&mut self.conditions, super::branch::REACHABLE, Status::Unknown, "NotProbed", message, generation);
     }
 }
 
@@ -125,11 +200,7 @@ pub fn set_stalled(
     message: &str,
     observed_generation: Option<i64>,
 ) -> bool {
-    let first = get(conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
-    set(conditions, READY, Status::False, reason, message, observed_generation);
-    set(conditions, STALLED, Status::True, reason, message, observed_generation);
-    set(conditions, RECONCILING, Status::False, reason, "", observed_generation);
-    first
+    set_kstatus(conditions, Kstatus::Stalled, reason, message, observed_generation)
 }
 
 /// The condition of `type_`, if present.

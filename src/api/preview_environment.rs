@@ -371,7 +371,7 @@ pub struct PreviewEnvironmentStatus {
     /// SHA-256 of the last `.env` written, to write only when it differs.
     pub environment_hash: Option<String>,
     /// The most recent deployment.
-    pub last_deployment: Option<DeploymentStatus>,
+    pub last_deployment: Option<LastDeployment>,
     /// A deployment about to be triggered, recorded first so that after a crash the
     /// deployment it started is adopted instead of triggering another.
     pub deployment_request: Option<DeploymentRequest>,
@@ -386,7 +386,7 @@ pub struct PreviewEnvironmentStatus {
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentStatus {
+pub struct LastDeployment {
     /// Forge deployment id.
     pub id: i64,
     /// Forge deployment status (`queued`, `deploying`, `finished`, `failed`, ...).

@@ -25,12 +25,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
-use tracing::warn;
 
-use super::{Context, Error, apply_status, drive, publish, retry_after};
+use super::kit::k8s::{SecretProblem, read_secret_key};
+use super::kit::{self, Reconciler};
+use super::{Context, Error, apply_status, publish};
 use crate::api::SecretKeyRef;
 use crate::api::branch::{Branch, BranchStatus, BranchType};
-use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, Status};
 use crate::backends::instance::{Call, InstanceClient, Trust, is_bearer_token};
 use crate::logic::duration;
 use crate::logic::health::{self, Reachability, RegistrationState, Streak, Thresholds};
@@ -38,14 +39,13 @@ use crate::logic::registration::{self, Payload, Target};
 use crate::metrics::BranchLabels;
 
 /// The instance answers its health probes (with hysteresis).
-pub const REACHABLE: &str = "Reachable";
+pub use crate::api::branch::REACHABLE;
 /// The Branch is registered with its parent (absent for a Branch without one).
 pub const REGISTERED: &str = "Registered";
 /// `spec.cordoned`: the instance gets no new work.
 pub const CORDONED: &str = "Cordoned";
 
 const MANAGER: &str = "switchyard-branches";
-const KIND: &str = "Branch";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A probe this close to due counts as due (timers and clocks are not exact).
@@ -97,7 +97,7 @@ impl Settings {
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let (branches, secrets) = (ctx.watched::<Branch>(), ctx.watched::<Secret>());
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let controller = Controller::new(branches, watcher::Config::default().any_semantic());
         let bctx = Arc::new(BranchContext {
             ctx,
@@ -107,13 +107,13 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             dirty: Mutex::default(),
         });
         let mapper = bctx.clone();
-        let controller = drive(
-            KIND,
+        let controller = kit::drive(
+            BranchContext::KIND,
             controller
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .with_config(settings)
                 .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
                 .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, bctx.clone()),
+                .run(kit::reconcile, kit::error_policy, bctx.clone()),
         );
         tokio::select! {
             _ = controller => {}
@@ -175,17 +175,14 @@ impl BranchContext {
         lock(&self.cadence).remove(oref);
     }
 
-    /// The value of a Secret key in `namespace`, trimmed.
+    /// The value of a Secret key in `namespace`, trimmed; an empty one counts as missing.
     async fn secret_value(&self, namespace: &str, key_ref: &SecretKeyRef) -> Result<Result<String, Missing>, Error> {
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), namespace);
-        let Some(secret) = secrets.get_opt(&key_ref.name).await? else {
-            return Ok(Err(Missing::Secret(format!("Secret {} does not exist", key_ref.name))));
-        };
-        let bytes = secret.data.as_ref().and_then(|d| d.get(&key_ref.key)).map(|b| b.0.clone());
-        let value = bytes.and_then(|b| String::from_utf8(b).ok()).map(|v| v.trim().to_string());
-        Ok(match value {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(Missing::Key(format!("Secret {} has no non-empty text key {:?}", key_ref.name, key_ref.key))),
+        Ok(match read_secret_key(&secrets, &key_ref.name, &key_ref.key).await? {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            Ok(_) => Err(Missing::Key(format!("Secret {} has no non-empty text key {:?}", key_ref.name, key_ref.key))),
+            Err(p @ SecretProblem::Missing { .. }) => Err(Missing::Secret(p.to_string())),
+            Err(p) => Err(Missing::Key(p.to_string())),
         })
     }
 
@@ -258,28 +255,32 @@ fn labels_of(oref: &ObjectRef<Branch>) -> BranchLabels {
     BranchLabels { namespace: oref.namespace.clone().unwrap_or_default(), branch: oref.name.clone() }
 }
 
-fn error_policy(branch: Arc<Branch>, error: &Error, bctx: Arc<BranchContext>) -> Action {
-    warn!(branch = %branch.name_any(), namespace = ?branch.namespace(), error = %error, "reconcile failed");
-    bctx.forget(&ObjectRef::from_obj(&*branch));
-    bctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    Action::requeue(retry_after(error))
-}
+#[async_trait::async_trait]
+impl Reconciler for BranchContext {
+    type Object = Branch;
+    const KIND: &'static str = "Branch";
 
-async fn reconcile(branch: Arc<Branch>, bctx: Arc<BranchContext>) -> Result<Action, Error> {
-    let oref = ObjectRef::from_obj(&*branch);
-    let settings = Settings::of(&branch);
-    if let Err(wait) = bctx.due(&oref, branch.metadata.generation, settings.interval) {
-        return Ok(Action::requeue(wait));
+    fn context(&self) -> &Context {
+        &self.ctx
     }
-    let started = Instant::now();
-    let result = apply(&branch, &bctx, &settings).await;
-    if result.is_ok() {
-        bctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+
+    async fn reconcile(&self, branch: Arc<Branch>) -> Result<Action, Error> {
+        let oref = ObjectRef::from_obj(&*branch);
+        let settings = Settings::of(&branch);
+        if let Err(wait) = self.due(&oref, branch.metadata.generation, settings.interval) {
+            return Ok(Action::requeue(wait));
+        }
+        let started = Instant::now();
+        apply(&branch, self, &settings).await.map(|next| match next {
+            Next::Probe => Action::requeue(settings.interval.saturating_sub(started.elapsed()).max(SLACK)),
+            Next::Idle => Action::await_change(),
+        })
     }
-    result.map(|next| match next {
-        Next::Probe => Action::requeue(settings.interval.saturating_sub(started.elapsed()).max(SLACK)),
-        Next::Idle => Action::await_change(),
-    })
+
+    /// The next attempt probes at once.
+    fn failed(&self, branch: &Branch, _error: &Error) {
+        self.forget(&ObjectRef::from_obj(branch));
+    }
 }
 
 /// What the reconcile that just ran asks for next.
@@ -303,10 +304,8 @@ impl Update<'_> {
         conditions::set(&mut self.status.conditions, type_, status, reason, message, self.generation);
     }
 
-    fn kstatus(&mut self, ready: bool, reason: &str, message: &str, reconciling: bool, stalled: bool) {
-        self.condition(READY, ready.into(), reason, message);
-        self.condition(RECONCILING, reconciling.into(), reason, if reconciling { message } else { "" });
-        self.condition(STALLED, stalled.into(), reason, if stalled { message } else { "" });
+    fn kstatus(&mut self, kstatus: Kstatus, reason: &str, message: &str) {
+        self.status.kstatus(self.generation, kstatus, reason, message);
     }
 
     async fn write(self) -> Result<(), Error> {
@@ -336,7 +335,7 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
     if !branch.spec.accepted {
         let message = "spec.accepted is false: not probed and not registered";
         update.condition(REACHABLE, Status::Unknown, "NotAccepted", message);
-        update.kstatus(false, "NotAccepted", message, false, false);
+        update.kstatus(Kstatus::Failed, "NotAccepted", message);
         bctx.ctx.metrics.branch_up.remove(&labels);
         update.write().await?;
         return Ok(Next::Idle);
@@ -413,7 +412,12 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
         }
     }
     let ready = health::readiness(observed.reachability, &registration, branch.spec.cordoned);
-    update.kstatus(ready.ready, &ready.reason, &ready.message, ready.reconciling, false);
+    let kstatus = match (ready.ready, ready.reconciling) {
+        (true, _) => Kstatus::Ready,
+        (false, true) => Kstatus::Progressing,
+        (false, false) => Kstatus::Failed,
+    };
+    update.kstatus(kstatus, &ready.reason, &ready.message);
     update.write().await?;
 
     match observed.transition {
@@ -543,24 +547,17 @@ async fn register(
 }
 
 /// The Branch cannot progress until the user changes it or a Secret it names:
-/// `Stalled=True`, a Warning Event the first time, no probing. Retried at the probe
-/// interval and whenever a referenced Secret changes.
+/// `Stalled=True` (its reachability unknown: it is not probed), a Warning Event the
+/// first time. Retried at the probe interval and whenever a referenced Secret changes.
 async fn stall(
-    mut update: Update<'_>,
+    update: Update<'_>,
     bctx: &BranchContext,
     labels: &BranchLabels,
     reason: &str,
     message: String,
 ) -> Result<Next, Error> {
-    let first =
-        conditions::get(&update.status.conditions, STALLED).is_none_or(|c| c.status != "True" || c.reason != reason);
-    update.condition(REACHABLE, Status::Unknown, "NotProbed", format!("not probed: {message}"));
-    update.kstatus(false, reason, &message, false, true);
     bctx.ctx.metrics.branch_up.remove(labels);
     let branch = update.branch;
-    update.write().await?;
-    if first {
-        publish(&bctx.ctx, branch, EventType::Warning, reason, "Validate", message).await;
-    }
+    kit::stall(&bctx.ctx, &update.api, branch, branch.status.as_ref(), update.status, MANAGER, reason, message).await?;
     Ok(Next::Probe)
 }

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
@@ -30,11 +29,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::warn;
 
-use super::{Context, Error, apply_status, drive, publish, retry_after};
+use super::kit::k8s::{MANAGED_BY, MANAGED_BY_LABEL};
+use super::kit::{self, Reconciler};
+use super::{Context, Error, apply_status, publish};
 use crate::api::bridge_grant::BridgeGrant;
-use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, READY, STALLED, Status};
 use crate::logic::allowlist::{
     self, Allowlist, CONFIG_MAP_KEY, GrantProblem, REVOCATION_RETENTION, carry_revocations, effective_allowlist,
 };
@@ -55,7 +55,6 @@ pub const NETWORK_POLICY_COMPONENT: &str = "bridge-network-policy";
 /// Annotation of an allowlist ConfigMap naming its target (canonical `code@tag`).
 pub const TARGET_ANNOTATION: &str = "switchyard.dev/bridge-target";
 const MANAGER: &str = "switchyard-bridge-grants";
-const KIND: &str = "BridgeGrant";
 
 /// One async lock per (namespace, ConfigMap name).
 type PublishLocks = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
@@ -84,11 +83,11 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
     Box::pin(async move {
         let controller = Controller::new(ctx.watched::<BridgeGrant>(), watcher::Config::default().any_semantic());
         let grants = controller.store();
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let (secrets, config_maps, policies) = (ctx.watched(), ctx.watched(), ctx.watched());
         let gctx = Arc::new(GrantContext { ctx, publish_locks: Mutex::default() });
-        drive(
-            KIND,
+        kit::drive(
+            GrantContext::KIND,
             controller
                 .owns::<Secret>(secrets, component(SECRET_COMPONENT))
                 .owns::<NetworkPolicy>(policies, component(NETWORK_POLICY_COMPONENT))
@@ -96,9 +95,9 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
                 .watches::<ConfigMap, _>(config_maps, component(ALLOWLIST_COMPONENT), move |cm| {
                     publishers(&grants, &cm)
                 })
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .with_config(settings)
                 .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, gctx),
+                .run(kit::reconcile, kit::error_policy, gctx),
         )
         .await;
     })
@@ -116,33 +115,26 @@ fn publishers(grants: &Store<BridgeGrant>, cm: &ConfigMap) -> Vec<ObjectRef<Brid
         .collect()
 }
 
-fn error_policy(grant: Arc<BridgeGrant>, error: &Error, gctx: Arc<GrantContext>) -> Action {
-    warn!(grant = %grant.name_any(), namespace = ?grant.namespace(), error = %error, "reconcile failed");
-    gctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    if !matches!(error, Error::Waiting(_)) {
-        let (reason, note) = (error.metric_label(), error.to_string());
-        tokio::spawn(async move {
-            publish(&gctx.ctx, grant.as_ref(), EventType::Warning, reason, "Reconcile", note).await;
-        });
-    }
-    Action::requeue(retry_after(error))
-}
+#[async_trait::async_trait]
+impl Reconciler for GrantContext {
+    type Object = BridgeGrant;
+    const KIND: &'static str = "BridgeGrant";
 
-async fn reconcile(grant: Arc<BridgeGrant>, gctx: Arc<GrantContext>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let api: Api<BridgeGrant> = Api::namespaced(gctx.ctx.client.clone(), &grant.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, grant, |event| async {
-        match event {
-            Finalizer::Apply(grant) => apply(&api, &grant, &gctx).await,
-            Finalizer::Cleanup(grant) => cleanup(&grant, &gctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from);
-    if result.is_ok() {
-        gctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+    fn context(&self) -> &Context {
+        &self.ctx
     }
-    result
+
+    async fn reconcile(&self, grant: Arc<BridgeGrant>) -> Result<Action, Error> {
+        let api: Api<BridgeGrant> = Api::namespaced(self.ctx.client.clone(), &grant.namespace().unwrap_or_default());
+        finalizer(&api, FINALIZER, grant, |event| async {
+            match event {
+                Finalizer::Apply(grant) => apply(&api, &grant, self).await,
+                Finalizer::Cleanup(grant) => cleanup(&grant, self).await,
+            }
+        })
+        .await
+        .map_err(Error::from)
+    }
 }
 
 fn controlled_by<K: Resource>(obj: &K, grant: &BridgeGrant) -> bool {
@@ -169,7 +161,7 @@ where
 }
 
 fn labels(component: &str) -> serde_json::Value {
-    json!({ COMPONENT_LABEL: component, "app.kubernetes.io/managed-by": "switchyard" })
+    json!({ COMPONENT_LABEL: component, MANAGED_BY_LABEL: MANAGED_BY })
 }
 
 async fn apply(api: &Api<BridgeGrant>, grant: &BridgeGrant, gctx: &GrantContext) -> Result<Action, Error> {
@@ -238,11 +230,8 @@ async fn apply(api: &Api<BridgeGrant>, grant: &BridgeGrant, gctx: &GrantContext)
         ),
     };
     let was_ready = conditions::is_true(&current.conditions, READY);
-    let stalled = ready == Status::False;
-    conditions::set(&mut status.conditions, READY, ready, reason, message.clone(), generation);
-    let stalled_message = if stalled { message.clone() } else { String::new() };
-    conditions::set(&mut status.conditions, STALLED, stalled.into(), reason, stalled_message, generation);
-    conditions::set(&mut status.conditions, RECONCILING, Status::False, reason, "", generation);
+    let kstatus = if ready == Status::True { Kstatus::Ready } else { Kstatus::Stalled };
+    status.kstatus(generation, kstatus, reason, &message);
     apply_status(api, grant, grant.status.as_ref(), &status, MANAGER).await?;
     match (was_ready, ready) {
         (false, Status::True) => publish(&gctx.ctx, grant, EventType::Normal, reason, "Publish", message).await,
@@ -496,7 +485,8 @@ async fn stall(
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    super::stall(&gctx.ctx, api, grant, grant.status.clone(), MANAGER, reason, message).await?;
+    let status = grant.status.clone().unwrap_or_default();
+    kit::stall(&gctx.ctx, api, grant, grant.status.as_ref(), status, MANAGER, reason, message).await?;
     // Some causes are other objects (a foreign Secret, ConfigMap or NetworkPolicy in
     // the way) whose removal triggers nothing here: look again now and then.
     Ok(Action::requeue(gctx.ctx.requeue_interval()))

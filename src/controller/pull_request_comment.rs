@@ -8,7 +8,6 @@
 //! alone, under this controller's own field manager.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Shared};
 use kube::api::{Patch, PatchParams};
@@ -16,9 +15,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{Context, Error, drive, retry_after};
+use super::kit::{self, Reconciler};
+use super::{Context, Error};
 use crate::api::PreviewEnvironment;
 use crate::api::pull_request_comment::PullRequestComment;
 use crate::backends::BackendError;
@@ -29,7 +29,6 @@ use crate::logic::pull_request_environment::PULL_REQUEST_LABEL;
 
 /// Field manager of `status.pullRequestComment`, and nothing else.
 pub const MANAGER: &str = "switchyard-pr-comment";
-const KIND: &str = "PullRequestComment";
 
 /// What the reconciler shares.
 pub struct CommentContext {
@@ -50,27 +49,34 @@ impl From<github::Error> for Error {
 pub fn run(ctx: Arc<Context>, github: Arc<Github>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let api = ctx.watched::<PreviewEnvironment>();
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let cctx = Arc::new(CommentContext { ctx, github });
-        drive(
-            KIND,
+        kit::drive(
+            CommentContext::KIND,
             Controller::new(api, watcher::Config::default().labels(PULL_REQUEST_LABEL))
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .with_config(settings)
                 .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, cctx),
+                .run(kit::reconcile, kit::error_policy, cctx),
         )
         .await;
     })
 }
 
-fn error_policy(env: Arc<PreviewEnvironment>, error: &Error, cctx: Arc<CommentContext>) -> Action {
-    warn!(environment = %env.name_any(), namespace = ?env.namespace(), error = %error, "pull request comment not updated");
-    cctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    Action::requeue(retry_after(error))
+#[async_trait::async_trait]
+impl Reconciler for CommentContext {
+    type Object = PreviewEnvironment;
+    const KIND: &'static str = "PullRequestComment";
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, env: Arc<PreviewEnvironment>) -> Result<Action, Error> {
+        reconcile(&env, self).await
+    }
 }
 
-async fn reconcile(env: Arc<PreviewEnvironment>, cctx: Arc<CommentContext>) -> Result<Action, Error> {
-    let started = Instant::now();
+async fn reconcile(env: &PreviewEnvironment, cctx: &CommentContext) -> Result<Action, Error> {
     let gh = &cctx.github;
     // Environments of repositories the config does not name are not ours to report.
     if gh.config.template(&env.spec.repository).is_none() {
@@ -78,11 +84,10 @@ async fn reconcile(env: Arc<PreviewEnvironment>, cctx: Arc<CommentContext>) -> R
     }
     let namespace = env.namespace().unwrap_or_default();
     let name = env.name_any();
-    let body = render(&env);
+    let body = render(env);
     let hash = body_hash(&body);
     let current = env.status.as_ref().and_then(|s| s.pull_request_comment.clone());
     if current.as_ref().is_some_and(|c| c.body_hash == hash) {
-        cctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
         return Ok(Action::requeue(cctx.ctx.requeue_interval()));
     }
     let client = gh.client().await?;
@@ -129,6 +134,5 @@ async fn reconcile(env: Arc<PreviewEnvironment>, cctx: Arc<CommentContext>) -> R
     });
     let api: Api<PreviewEnvironment> = Api::namespaced(cctx.ctx.client.clone(), &namespace);
     api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
-    cctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
     Ok(Action::requeue(cctx.ctx.requeue_interval()))
 }

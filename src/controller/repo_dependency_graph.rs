@@ -12,7 +12,7 @@
 //! fails the graph.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -23,16 +23,15 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use tracing::warn;
 
-use super::{Context, Error, apply_status, drive, publish, retry_after};
+use super::kit::{self, Reconciler};
+use super::{Context, Error, apply_status, publish};
 use crate::api::RepoDependencyGraph;
 use crate::api::repo_dependency_graph::{DiscoveryError, DiscoverySource};
 use crate::logic::discovery::{self, SourceFile};
 use crate::logic::graph_status::{self, Observed};
 
 const MANAGER: &str = "switchyard-graphs";
-const KIND: &str = "RepoDependencyGraph";
 /// Sources read at once per reconcile.
 const FETCH_CONCURRENCY: usize = 8;
 /// How soon a graph whose sources failed transiently reads them again.
@@ -176,24 +175,22 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
     Box::pin(async move {
         let client = ctx.client.clone();
         let (graphs, config_maps) = (ctx.watched::<RepoDependencyGraph>(), ctx.watched::<ConfigMap>());
-        let repositories: Arc<dyn SourceFetcher> = match ctx.config.github.clone() {
-            Some(config) => {
-                Arc::new(GithubFetcher::new(crate::github::Github::new(client.clone(), config, ctx.metrics.clone())))
-            }
+        let repositories: Arc<dyn SourceFetcher> = match ctx.services.github.clone() {
+            Some(github) => Arc::new(GithubFetcher::new(github)),
             None => Arc::new(GithubUnavailable),
         };
         let sources = Sources { config_maps: Arc::new(ConfigMapFetcher::new(client)), repositories };
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let gctx = Arc::new(GraphContext { ctx, sources: Arc::new(sources) });
         let controller = Controller::new(graphs, watcher::Config::default().any_semantic());
         let store = controller.store();
-        drive(
-            KIND,
+        kit::drive(
+            GraphContext::KIND,
             controller
                 .watches(config_maps, watcher::Config::default().any_semantic(), move |cm| graphs_reading(&store, &cm))
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .with_config(settings)
                 .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, gctx),
+                .run(kit::reconcile, kit::error_policy, gctx),
         )
         .await;
     })
@@ -217,14 +214,21 @@ fn graphs_reading(store: &Store<RepoDependencyGraph>, cm: &ConfigMap) -> Vec<Obj
         .collect()
 }
 
-fn error_policy(graph: Arc<RepoDependencyGraph>, error: &Error, gctx: Arc<GraphContext>) -> Action {
-    warn!(graph = %graph.name_any(), namespace = ?graph.namespace(), error = %error, "reconcile failed");
-    gctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    Action::requeue(retry_after(error))
+#[async_trait]
+impl Reconciler for GraphContext {
+    type Object = RepoDependencyGraph;
+    const KIND: &'static str = "RepoDependencyGraph";
+
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, graph: Arc<RepoDependencyGraph>) -> Result<Action, Error> {
+        reconcile(graph, self).await
+    }
 }
 
-async fn reconcile(graph: Arc<RepoDependencyGraph>, gctx: Arc<GraphContext>) -> Result<Action, Error> {
-    let started = Instant::now();
+async fn reconcile(graph: Arc<RepoDependencyGraph>, gctx: &GraphContext) -> Result<Action, Error> {
     if graph.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -258,7 +262,6 @@ async fn reconcile(graph: Arc<RepoDependencyGraph>, gctx: Arc<GraphContext>) -> 
         let type_ = if note.warning { EventType::Warning } else { EventType::Normal };
         publish(&gctx.ctx, graph.as_ref(), type_, note.reason, "Analyse", note.message).await;
     }
-    gctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
     Ok(Action::requeue(if retrying { SOURCE_RETRY } else { gctx.ctx.requeue_interval() }))
 }
 

@@ -25,9 +25,11 @@ use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{Context, Error, apply_status, drive, publish, retry_after};
+use super::kit::k8s::{is_conflict, is_not_found};
+use super::kit::{self, Reconciler};
+use super::{Context, Error, apply_status, publish};
 use crate::api::PreviewEnvironment;
-use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, RECONCILING, Status};
 use crate::api::shared_resource_claim::{
     ClaimPhase, ReclaimPolicy, ResourceType, SharedResourceClaim, SharedResourceClaimStatus,
 };
@@ -40,7 +42,6 @@ use crate::metrics::{ClaimLabels, PoolLabels};
 /// Finalizer that releases the held value.
 pub const FINALIZER: &str = "switchyard.dev/release";
 const MANAGER: &str = "switchyard-claims";
-const KIND: &str = "SharedResourceClaim";
 /// How often a claim waiting for a value looks again (Lease deletions also wake it).
 const PENDING_RETRY: Duration = Duration::from_secs(15);
 /// How long a Redis server's database count is trusted.
@@ -77,7 +78,7 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
             futures::future::ready(())
         });
         let claims = ctx.watched::<SharedResourceClaim>();
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let cctx = Arc::new(ClaimContext {
             ctx,
             namespace,
@@ -88,13 +89,13 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
         let wake = tokio_stream_from(wake_rx);
         let controller = Controller::new(claims, watcher::Config::default().any_semantic());
         let gauges = export_gauges(cctx.clone(), controller.store());
-        let controller = drive(
-            KIND,
-            controller
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-                .reconcile_all_on(wake)
-                .graceful_shutdown_on(shutdown.clone())
-                .run(reconcile, error_policy, cctx),
+        let controller = kit::drive(
+            ClaimContext::KIND,
+            controller.with_config(settings).reconcile_all_on(wake).graceful_shutdown_on(shutdown.clone()).run(
+                kit::reconcile,
+                kit::error_policy,
+                cctx,
+            ),
         );
         tokio::select! {
             _ = controller => {}
@@ -139,28 +140,27 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<()>) -> impl futures::Stream<Item = 
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn error_policy(claim: Arc<SharedResourceClaim>, error: &Error, cctx: Arc<ClaimContext>) -> Action {
-    warn!(claim = %claim.name_any(), namespace = ?claim.namespace(), error = %error, "reconcile failed");
-    cctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    Action::requeue(retry_after(error))
-}
+#[async_trait::async_trait]
+impl Reconciler for ClaimContext {
+    type Object = SharedResourceClaim;
+    const KIND: &'static str = "SharedResourceClaim";
 
-async fn reconcile(claim: Arc<SharedResourceClaim>, cctx: Arc<ClaimContext>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let ns = claim.namespace().unwrap_or_default();
-    let api: Api<SharedResourceClaim> = Api::namespaced(cctx.ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, claim, |event| async {
-        match event {
-            Finalizer::Apply(claim) => apply(&api, &claim, &cctx).await,
-            Finalizer::Cleanup(claim) => cleanup(&claim, &cctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from);
-    if result.is_ok() {
-        cctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+    fn context(&self) -> &Context {
+        &self.ctx
     }
-    result
+
+    async fn reconcile(&self, claim: Arc<SharedResourceClaim>) -> Result<Action, Error> {
+        let api: Api<SharedResourceClaim> =
+            Api::namespaced(self.ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        finalizer(&api, FINALIZER, claim, |event| async {
+            match event {
+                Finalizer::Apply(claim) => apply(&api, &claim, self).await,
+                Finalizer::Cleanup(claim) => cleanup(&claim, self).await,
+            }
+        })
+        .await
+        .map_err(Error::from)
+    }
 }
 
 fn request(claim: &SharedResourceClaim) -> Request {
@@ -392,7 +392,7 @@ async fn acquire(cctx: &ClaimContext, pool: &PoolConfig, request: &Request, valu
                 match result {
                     Ok(_) => return Ok(Acquired::Yes(name)),
                     // Lost a race (created, changed or deleted since we looked): read again.
-                    Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => continue,
+                    Err(e) if is_conflict(&e) || is_not_found(&e) => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -468,8 +468,8 @@ async fn release(cctx: &ClaimContext, pool: &PoolConfig, claim: &SharedResourceC
         };
         match result {
             Ok(()) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) if is_not_found(&e) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -543,10 +543,13 @@ async fn stall(
     reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
-    super::stall(&cctx.ctx, api, claim, claim.status.clone(), MANAGER, reason, message).await?;
+    let status = claim.status.clone().unwrap_or_default();
+    kit::stall(&cctx.ctx, api, claim, claim.status.as_ref(), status, MANAGER, reason, message).await?;
     Ok(Action::await_change())
 }
 
+/// The claim's kstatus: Bound is Ready; waiting for a value (pool exhausted, a
+/// conflict that may clear) is Reconciling; Expired and Lost are final until changed.
 fn set_ready(
     status: &mut SharedResourceClaimStatus,
     generation: Option<i64>,
@@ -554,17 +557,12 @@ fn set_ready(
     reason: &str,
     message: String,
 ) {
-    conditions::set(&mut status.conditions, READY, ready, reason, message.clone(), generation);
-    conditions::set(&mut status.conditions, STALLED, Status::False, reason, "", generation);
-    let reconciling = matches!(reason, "PoolExhausted" | "Conflicted");
-    conditions::set(
-        &mut status.conditions,
-        RECONCILING,
-        reconciling.into(),
-        reason,
-        if reconciling { message } else { String::new() },
-        generation,
-    );
+    let kstatus = match (ready, reason) {
+        (Status::True, _) => Kstatus::Ready,
+        (_, "PoolExhausted" | "Conflicted") => Kstatus::Progressing,
+        _ => Kstatus::Failed,
+    };
+    status.kstatus(generation, kstatus, reason, &message);
 }
 
 fn is_expired(claim: &SharedResourceClaim, bound_at: Timestamp) -> bool {
@@ -644,7 +642,7 @@ fn lease(namespace: &str, name: &str, pool: &str, record: &ValueRecord) -> Lease
                 [
                     (KIND_LABEL.to_string(), "allocation".to_string()),
                     (POOL_LABEL.to_string(), pool.to_string()),
-                    ("app.kubernetes.io/managed-by".to_string(), "switchyard".to_string()),
+                    (kit::k8s::MANAGED_BY_LABEL.to_string(), kit::k8s::MANAGED_BY.to_string()),
                 ]
                 .into(),
             ),

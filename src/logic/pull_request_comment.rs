@@ -152,7 +152,7 @@ pub fn render(env: &PreviewEnvironment) -> String {
 mod tests {
     use super::*;
     use crate::api::conditions::Status;
-    use crate::api::preview_environment::DeploymentStatus;
+    use crate::api::preview_environment::LastDeployment;
     use serde_json::json;
 
     fn env() -> PreviewEnvironment {
@@ -193,7 +193,7 @@ mod tests {
         let mut e = with_condition(env(), READY, Status::True, "Ready", "");
         let s = e.status.as_mut().unwrap();
         s.url = Some("https://pr-2.preview.example.com".into());
-        s.last_deployment = Some(DeploymentStatus {
+        s.last_deployment = Some(LastDeployment {
             id: 12,
             status: "finished".into(),
             sha: Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821".into()),
@@ -211,7 +211,7 @@ mod tests {
         let e = with_condition(e, STALLED, Status::True, "SnapshotMissing", "database shop_snapshot does not exist");
         let mut e = with_condition(e, "DatabaseReady", Status::False, "CloneFailed", "table orders: lost connection");
         e.status.as_mut().unwrap().last_deployment =
-            Some(DeploymentStatus { id: 13, status: "failed".into(), ..Default::default() });
+            Some(LastDeployment { id: 13, status: "failed".into(), ..Default::default() });
         let body = render(&e);
         assert!(
             body.contains("| State | ❌ Stalled — SnapshotMissing: database shop_snapshot does not exist |"),

@@ -4,24 +4,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
 
 use super::PreviewContext;
+use super::children::{self, APP_KEY_KEY, DB_PASSWORD_KEY};
 use crate::api::SecretKeyRef;
 use crate::api::preview_environment::{CloneStrategy, PreviewEnvironment};
 use crate::api::shared_resource_claim::ResourceType;
 use crate::controller::Error;
-use crate::forge::{ForgeApi, ForgeConfig, ForgeToken, HttpForgeClient, RateLimit};
+use crate::controller::kit::k8s::{is_conflict, read_secret_key, secret_key};
+use crate::controller::services::ForgeEndpoint;
+use crate::forge::ForgeApi;
 use crate::logic::preview::Names;
-
-const DB_PASSWORD_KEY: &str = "database-password";
-const APP_KEY_KEY: &str = "app-key";
 
 /// Generated credentials, kept in a Secret owned by the environment so they
 /// survive restarts. Never printed.
@@ -51,7 +49,7 @@ pub struct Inputs {
 }
 
 fn invalid(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::Invalid { reason, message: message.into() }
+    Error::invalid(reason, message)
 }
 
 /// Names of the Secrets in the environment's namespace that it reads.
@@ -70,16 +68,6 @@ pub fn secret_names(env: &PreviewEnvironment) -> BTreeSet<String> {
         }
     }
     names
-}
-
-/// Name of the environment's Redis SharedResourceClaim.
-pub fn redis_claim_name(env: &PreviewEnvironment) -> String {
-    format!("{}-redis", env.name_any())
-}
-
-/// Name of the Secret with the generated credentials.
-pub fn credentials_secret_name(env: &PreviewEnvironment) -> String {
-    format!("{}-credentials", env.name_any())
 }
 
 pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inputs, Error> {
@@ -120,7 +108,12 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         }
     };
     let organization = env.spec.forge.organization.clone().unwrap_or_else(|| forge_config.organization.clone());
-    let forge = forge_client(pctx, forge_config, &organization, token)?;
+    let endpoint = ForgeEndpoint {
+        base_url: &forge_config.base_url,
+        rate_limit_per_minute: forge_config.rate_limit_per_minute,
+        request_timeout: forge_config.request_timeout(),
+    };
+    let forge = pctx.ctx.services.forge(&endpoint, &organization, token)?;
 
     let mut entries = BTreeMap::new();
     for e in &env.spec.env {
@@ -138,7 +131,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         },
         _ => None,
     };
-    let credentials_secret = credentials_secret_name(env);
+    let credentials_secret = children::credentials_secret_name(env);
     let credentials = credentials(&secrets, env, &credentials_secret).await?;
     Ok(Inputs {
         names,
@@ -154,52 +147,17 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
 /// One key of a Secret; a missing Secret or key stalls the environment (the Secret
 /// watch retries it when the Secret appears). The value is never part of an error.
 async fn read_key(api: &Api<Secret>, r: &SecretKeyRef, what: &str) -> Result<String, Error> {
-    let secret = api
-        .get_opt(&r.name)
-        .await?
-        .ok_or_else(|| invalid("SecretNotFound", format!("Secret {} (for the {what}) does not exist", r.name)))?;
-    let bytes = secret.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| b.0.clone());
-    let bytes =
-        bytes.or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).map(|s| s.clone().into_bytes()));
-    let bytes = bytes.ok_or_else(|| {
-        invalid("SecretKeyNotFound", format!("Secret {} has no key {} (for the {what})", r.name, r.key))
-    })?;
-    String::from_utf8(bytes).map(|s| s.trim_end_matches('\n').to_string()).map_err(|_| {
-        invalid("SecretNotText", format!("key {} of Secret {} (for the {what}) is not UTF-8 text", r.key, r.name))
-    })
-}
-
-fn forge_client(
-    pctx: &PreviewContext,
-    forge_config: &crate::config::ForgeConfig,
-    organization: &str,
-    token: String,
-) -> Result<Arc<dyn ForgeApi>, Error> {
-    let base_url = forge_config.base_url.as_str();
-    let token = ForgeToken::new(token);
-    let key = (base_url.to_string(), organization.to_string(), token.digest());
-    let mut clients = pctx.forge_clients.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(client) = clients.get(&key) {
-        return Ok(client.clone());
-    }
-    let mut config = ForgeConfig::new(base_url, organization, token);
-    config.rate_limit = RateLimit::new(forge_config.rate_limit_per_minute, Duration::from_secs(60));
-    config.request_timeout = forge_config.request_timeout();
-    let client = Arc::new(
-        HttpForgeClient::new(config)
-            .map_err(|e| Error::Backend(crate::backends::BackendError { backend: "forge", message: e.to_string() }))?,
-    );
-    clients.insert(key, client.clone());
-    Ok(client)
+    read_secret_key(api, &r.name, &r.key).await?.map_err(|p| p.invalid(what))
 }
 
 /// The environment's generated credentials: read from its Secret, or generated and
 /// stored there first (a create that loses a race reads the winner's).
 async fn credentials(api: &Api<Secret>, env: &PreviewEnvironment, name: &str) -> Result<Credentials, Error> {
     let from = |secret: &Secret| {
-        let get =
-            |k: &str| secret.data.as_ref().and_then(|d| d.get(k)).and_then(|b| String::from_utf8(b.0.clone()).ok());
-        Some(Credentials { database_password: get(DB_PASSWORD_KEY)?, app_key: get(APP_KEY_KEY)? })
+        Some(Credentials {
+            database_password: secret_key(secret, DB_PASSWORD_KEY).ok()?,
+            app_key: secret_key(secret, APP_KEY_KEY).ok()?,
+        })
     };
     if let Some(existing) = api.get_opt(name).await? {
         return from(&existing).ok_or_else(|| {
@@ -210,34 +168,10 @@ async fn credentials(api: &Api<Secret>, env: &PreviewEnvironment, name: &str) ->
     let password = hex::encode(rand::random::<[u8; 24]>());
     let key: [u8; 32] = rand::random();
     let app_key = format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(key));
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: env.namespace(),
-            owner_references: Some(vec![owner_reference(env)]),
-            labels: Some([("app.kubernetes.io/managed-by".to_string(), "switchyard".to_string())].into()),
-            ..Default::default()
-        },
-        string_data: Some([(DB_PASSWORD_KEY.to_string(), password), (APP_KEY_KEY.to_string(), app_key)].into()),
-        ..Default::default()
-    };
-    match api.create(&PostParams::default(), &secret).await {
+    // Generated once and kept: created, never applied over (that would rotate them).
+    match api.create(&PostParams::default(), &children::credentials_secret(env, password, app_key)).await {
         Ok(created) => from(&created).ok_or_else(|| Error::Waiting(format!("Secret {name} created; reading it back"))),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            Err(Error::Waiting(format!("Secret {name} was created concurrently")))
-        }
+        Err(e) if is_conflict(&e) => Err(Error::Waiting(format!("Secret {name} was created concurrently"))),
         Err(e) => Err(e.into()),
     }
-}
-
-/// A controller owner reference to `env`, so its dependents are garbage-collected with it.
-pub fn owner_reference(env: &PreviewEnvironment) -> OwnerReference {
-    env.controller_owner_ref(&()).unwrap_or_else(|| OwnerReference {
-        api_version: PreviewEnvironment::api_version(&()).into_owned(),
-        kind: PreviewEnvironment::kind(&()).into_owned(),
-        name: env.name_any(),
-        uid: env.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    })
 }

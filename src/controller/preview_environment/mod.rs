@@ -1,24 +1,30 @@
 //! PreviewEnvironment: one pull request's Forge site, database, Redis database,
 //! `.env`, queue workers, certificate and deployment.
 //!
-//! load (`inputs`: names, Secrets, the Forge client) -> provision (`provision`:
-//! one idempotent step per remote object, each observing before it acts) ->
-//! status. Deletion runs `teardown` behind a finalizer. Every remote object has a
-//! deterministic name and is looked up before it is created, so a crash at any
-//! point leaves neither a duplicate nor an orphan.
+//! load (`inputs`: names, Secrets, the Forge client) -> one pass (`pass`: a step
+//! per remote object, each in `pass/<step>.rs`, observing before it acts, its
+//! decisions in `logic::preview`) -> status (`logic::preview::status`). Deletion
+//! runs `teardown` behind a finalizer. What the steps need from Kubernetes goes
+//! through `cluster::Cluster`, so they are unit-tested without an apiserver.
+//! Every remote object has a deterministic name and is looked up before it is
+//! created, so a crash at any point leaves neither a duplicate nor an orphan.
 
+mod children;
+mod cluster;
 mod gate;
 mod inputs;
-mod provision;
+mod pass;
 mod teardown;
+#[cfg(test)]
+mod tests;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -26,31 +32,31 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use tracing::warn;
 
-use super::{Context, Error, drive, publish, retry_after};
+use super::kit::{self, Reconciler};
+use super::{Context, Error, publish};
 use crate::api::RepoDependencyGraph;
 use crate::api::preview_environment::PreviewEnvironment;
 use crate::api::shared_resource_claim::SharedResourceClaim;
-use crate::forge::HttpForgeClient;
 use crate::logic::duration;
+
+pub use pass::owner_tag;
 
 /// Finalizer that tears the remote objects down.
 pub const FINALIZER: &str = "switchyard.dev/preview-teardown";
 const MANAGER: &str = "switchyard-previews";
-const KIND: &str = "PreviewEnvironment";
-
-/// A Forge client's identity: base URL, organization, SHA-256 of the token.
-type ForgeClientKey = (String, String, [u8; 32]);
 
 /// What the PreviewEnvironment reconciler shares besides the common [`Context`].
 pub struct PreviewContext {
     pub ctx: Arc<Context>,
-    /// One Forge client per (URL, organization, token); the rate limiter behind
-    /// them is per token and process-wide either way.
-    forge_clients: Mutex<HashMap<ForgeClientKey, Arc<HttpForgeClient>>>,
     /// Cache of the environments, to map a changed Secret to those that use it.
     store: Store<PreviewEnvironment>,
+}
+
+impl PreviewContext {
+    fn api(&self, env: &PreviewEnvironment) -> Api<PreviewEnvironment> {
+        Api::namespaced(self.ctx.client.clone(), &env.namespace().unwrap_or_default())
+    }
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -59,14 +65,14 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
         let envs = ctx.watched::<PreviewEnvironment>();
         let (claims, secrets, graphs) =
             (ctx.watched::<SharedResourceClaim>(), ctx.watched::<Secret>(), ctx.watched::<RepoDependencyGraph>());
-        let concurrency = ctx.config.controller.concurrency;
+        let settings = kit::runner::settings(&ctx);
         let envs_again = envs.clone();
         let controller = Controller::new(envs, watcher::Config::default().any_semantic());
         let store = controller.store();
-        let pctx = Arc::new(PreviewContext { ctx, forge_clients: Mutex::default(), store: store.clone() });
+        let pctx = Arc::new(PreviewContext { ctx, store: store.clone() });
         let (stack_store, graph_store) = (store.clone(), store.clone());
-        drive(
-            KIND,
+        kit::drive(
+            PreviewContext::KIND,
             controller
                 .owns(claims, watcher::Config::default().any_semantic())
                 // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
@@ -96,102 +102,105 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
                         .map(|env| ObjectRef::from_obj(&*env))
                         .collect::<Vec<_>>()
                 })
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .with_config(settings)
                 .graceful_shutdown_on(shutdown)
-                .run(reconcile, error_policy, pctx),
+                .run(kit::reconcile, kit::error_policy, pctx),
         )
         .await;
     })
 }
 
-fn error_policy(env: Arc<PreviewEnvironment>, error: &Error, pctx: Arc<PreviewContext>) -> Action {
-    match error {
-        Error::Waiting(message) => {
-            tracing::debug!(env = %env.name_any(), namespace = ?env.namespace(), %message, "waiting")
-        }
-        _ => warn!(env = %env.name_any(), namespace = ?env.namespace(), error = %error, "reconcile failed"),
-    }
-    pctx.ctx.metrics.observe_reconcile(KIND, error.metric_label(), Duration::ZERO);
-    Action::requeue(retry_after(error))
-}
+#[async_trait::async_trait]
+impl Reconciler for PreviewContext {
+    type Object = PreviewEnvironment;
+    const KIND: &'static str = "PreviewEnvironment";
 
-async fn reconcile(env: Arc<PreviewEnvironment>, pctx: Arc<PreviewContext>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let ns = env.namespace().unwrap_or_default();
-    let api: Api<PreviewEnvironment> = Api::namespaced(pctx.ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, env, |event| async {
-        match event {
-            Finalizer::Apply(env) => apply(&api, &env, &pctx).await,
-            Finalizer::Cleanup(env) => teardown::run(&api, &env, &pctx).await,
-        }
-    })
-    .await
-    .map_err(Error::from);
-    if result.is_ok() {
-        pctx.ctx.metrics.observe_reconcile(KIND, "ok", started.elapsed());
+    fn context(&self) -> &Context {
+        &self.ctx
     }
-    result
-}
 
-/// When the environment expires, from its creation time and `spec.ttl`.
-fn expires_at(env: &PreviewEnvironment) -> Option<Timestamp> {
-    let ttl = duration::parse(env.spec.ttl.as_deref()?).ok()?;
-    let created = env.metadata.creation_timestamp.as_ref()?.0;
-    created.checked_add(jiff::SignedDuration::try_from(ttl).ok()?).ok()
-}
-
-async fn apply(
-    api: &Api<PreviewEnvironment>,
-    env: &PreviewEnvironment,
-    pctx: &PreviewContext,
-) -> Result<Action, Error> {
-    let expiry = expires_at(env);
-    if let Some(at) = expiry
-        && at <= Timestamp::now()
-    {
-        publish(&pctx.ctx, env, EventType::Normal, "Expired", "Expire", format!("ttl passed at {at}; deleting")).await;
-        api.delete(&env.name_any(), &DeleteParams::default()).await?;
-        return Ok(Action::await_change());
-    }
-    let inputs = match inputs::load(env, pctx).await {
-        Ok(inputs) => inputs,
-        Err(Error::Invalid { reason, message }) => return stall(api, env, pctx, reason, message).await,
-        Err(e) => return Err(e),
-    };
-    let mut run = provision::Run::new(api, env, pctx, inputs);
-    run.status.expires_at = expiry.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
-    match run.converge().await {
-        Ok(mut next) => {
-            // Come back at expiry at the latest.
-            if let Some(at) = expiry {
-                next = next.min(Duration::from_secs_f64(at.duration_since(Timestamp::now()).as_secs_f64().max(1.0)));
+    async fn reconcile(&self, env: Arc<PreviewEnvironment>) -> Result<Action, Error> {
+        let api = self.api(&env);
+        finalizer(&api, FINALIZER, env, |event| async {
+            match event {
+                Finalizer::Apply(env) => self.apply(&api, &env).await,
+                Finalizer::Cleanup(env) => teardown::run(&env, self).await,
             }
-            run.finish().await?;
-            Ok(Action::requeue(next))
-        }
-        Err(Error::Invalid { reason, message }) => {
-            // Keep the ids recorded so far, then stop until the spec or a Secret changes.
-            run.save().await?;
-            stall(api, env, pctx, reason, message).await
-        }
-        Err(e) => {
-            run.fail(&e).await?;
-            Err(e)
-        }
+        })
+        .await
+        .map_err(Error::from)
     }
 }
 
-/// Sets `Stalled=True` with `reason`, publishes a Warning Event on the first
-/// visit, and waits for a change of the spec or a referenced Secret.
-async fn stall(
-    api: &Api<PreviewEnvironment>,
-    env: &PreviewEnvironment,
-    pctx: &PreviewContext,
-    reason: &'static str,
-    message: String,
-) -> Result<Action, Error> {
-    // Re-read: a step may have just written status.
-    let current = api.get_status(&env.name_any()).await?.status.map(provision::without_foreign_fields);
-    super::stall(&pctx.ctx, api, env, current, MANAGER, reason, message).await?;
-    Ok(Action::await_change())
+/// When the environment expires, from its creation time and `spec.ttl`. A ttl
+/// that does not parse is the user's to fix (the schema's pattern should have
+/// refused it): the environment stalls rather than living forever unnoticed.
+fn expires_at(env: &PreviewEnvironment) -> Result<Option<Timestamp>, Error> {
+    let Some(ttl) = env.spec.ttl.as_deref() else { return Ok(None) };
+    let ttl = duration::parse(ttl).map_err(|e| Error::invalid("InvalidTtl", format!("spec.ttl: {e}")))?;
+    let Some(created) = env.metadata.creation_timestamp.as_ref() else { return Ok(None) };
+    let ttl =
+        jiff::SignedDuration::try_from(ttl).map_err(|e| Error::invalid("InvalidTtl", format!("spec.ttl: {e}")))?;
+    Ok(created.0.checked_add(ttl).ok())
+}
+
+impl PreviewContext {
+    async fn apply(&self, api: &Api<PreviewEnvironment>, env: &PreviewEnvironment) -> Result<Action, Error> {
+        let expiry = match expires_at(env) {
+            Ok(expiry) => expiry,
+            Err(Error::Invalid { reason, message }) => return self.stall(api, env, reason, message).await,
+            Err(e) => return Err(e),
+        };
+        if let Some(at) = expiry
+            && at <= Timestamp::now()
+        {
+            let note = format!("ttl passed at {at}; deleting");
+            publish(&self.ctx, env, EventType::Normal, "Expired", "Expire", note).await;
+            api.delete(&env.name_any(), &DeleteParams::default()).await?;
+            return Ok(Action::await_change());
+        }
+        let inputs = match inputs::load(env, self).await {
+            Ok(inputs) => inputs,
+            Err(Error::Invalid { reason, message }) => return self.stall(api, env, reason, message).await,
+            Err(e) => return Err(e),
+        };
+        let mut pass = pass::Pass::new(env, self, &inputs, self.ctx.requeue_interval());
+        pass.status.expires_at = expiry.map(Time);
+        match pass.converge().await {
+            Ok(mut next) => {
+                // Come back at expiry at the latest.
+                if let Some(at) = expiry {
+                    let left = at.duration_since(Timestamp::now()).as_secs_f64().max(1.0);
+                    next = next.min(Duration::from_secs_f64(left));
+                }
+                pass.finish().await?;
+                Ok(Action::requeue(next))
+            }
+            Err(Error::Invalid { reason, message }) => {
+                // Keep the ids recorded so far, then stop until the spec or a Secret changes.
+                pass.save().await?;
+                self.stall(api, env, reason, message).await
+            }
+            Err(e) => {
+                pass.fail(&e).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets `Stalled=True` with `reason`, publishes a Warning Event on the first
+    /// visit, and waits for a change of the spec or a referenced Secret.
+    async fn stall(
+        &self,
+        api: &Api<PreviewEnvironment>,
+        env: &PreviewEnvironment,
+        reason: &'static str,
+        message: String,
+    ) -> Result<Action, Error> {
+        // Re-read: a step may have just written status.
+        let current = api.get_status(&env.name_any()).await?.status.map(pass::without_foreign_fields);
+        let status = current.clone().unwrap_or_default();
+        kit::stall(&self.ctx, api, env, current.as_ref(), status, MANAGER, reason, message).await?;
+        Ok(Action::await_change())
+    }
 }

@@ -1,5 +1,6 @@
 //! PreviewEnvironment decisions, free of I/O: deterministic remote names, the `.env`
-//! file, the queue-worker plan, and when to (re)deploy or retry.
+//! file and the queue-worker plan here; whether to adopt a site, when to retry a
+//! certificate or (re)deploy in [`decide`]; the condition state machine in [`status`].
 //!
 //! Names are a pure function of (repository, pull request, project) so that a crash
 //! between "create" and "record the id" is repaired by looking the object up by
@@ -7,12 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::api::preview_environment::{PreviewEnvironmentSpec, QueueWorker};
 use crate::logic::dns;
+
+mod decide;
+pub mod status;
+
+pub use decide::*;
 
 /// Forge's limit on database names.
 pub const DATABASE_NAME_MAX: usize = 63;
@@ -238,78 +243,6 @@ pub fn plan_workers<'a>(desired: &'a [QueueWorker], observed: &[ObservedWorker])
     plan
 }
 
-/// What a deployment is for: a change of any of these needs a new one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployTarget {
-    pub sha: Option<String>,
-    pub redeploy_token: Option<String>,
-    pub environment_hash: Option<String>,
-}
-
-/// The last deployment as recorded in status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedDeployment {
-    pub target: DeployTarget,
-    /// Forge deployment status (`queued`, `deploying`, `finished`, `failed`, ...).
-    pub status: String,
-    /// Consecutive failed attempts for this target.
-    pub attempts: u32,
-    /// Seconds since it reached a terminal state, when it did.
-    pub finished_ago: Option<Duration>,
-}
-
-/// What the deploy step does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeployAction {
-    /// Trigger a deployment of the target (attempt number given).
-    Trigger { attempt: u32 },
-    /// A deployment is queued or running: poll it.
-    Follow,
-    /// The target is deployed.
-    Done,
-    /// The last attempt failed; retry after this long.
-    RetryIn(Duration),
-}
-
-/// Terminal Forge deployment states.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "finished" | "failed" | "failed-build" | "cancelled")
-}
-
-/// Decides the deploy step. A running deployment is always followed to its end
-/// first, so two never race; a failed one is retried with exponential backoff
-/// (15 s doubling to 10 min) until the target changes.
-pub fn deploy_action(target: &DeployTarget, last: Option<&RecordedDeployment>) -> DeployAction {
-    let Some(last) = last else { return DeployAction::Trigger { attempt: 1 } };
-    if !is_terminal(&last.status) {
-        return DeployAction::Follow;
-    }
-    if last.target != *target {
-        return DeployAction::Trigger { attempt: 1 };
-    }
-    if last.status == "finished" {
-        return DeployAction::Done;
-    }
-    let wait = retry_backoff(last.attempts);
-    match last.finished_ago {
-        Some(ago) if ago < wait => DeployAction::RetryIn(wait - ago),
-        _ => DeployAction::Trigger { attempt: last.attempts + 1 },
-    }
-}
-
-/// Backoff after `failures` consecutive failures: 15 s, 30 s, 60 s ... capped at 10 min.
-pub fn retry_backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_secs(15u64 << exp).min(Duration::from_secs(600))
-}
-
-/// How long to wait before looking at something Forge is still doing: a quarter of
-/// the time already waited, between 1 s and 30 s, so fast steps are seen quickly
-/// and slow ones cost few requests.
-pub fn poll_interval(waited: Duration) -> Duration {
-    (waited / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,56 +359,6 @@ mod tests {
         w.timeout = Some(60);
         assert_eq!(worker_command(&w), "php artisan queue:work redis --queue=default --name=a --tries=3 --timeout=60");
         assert_ne!(worker_command(&worker("a", 1)), worker_command(&worker("b", 1)));
-    }
-
-    fn target(sha: &str) -> DeployTarget {
-        DeployTarget { sha: Some(sha.into()), redeploy_token: None, environment_hash: Some("h".into()) }
-    }
-
-    fn recorded(sha: &str, status: &str, attempts: u32, ago: Option<u64>) -> RecordedDeployment {
-        RecordedDeployment {
-            target: target(sha),
-            status: status.into(),
-            attempts,
-            finished_ago: ago.map(Duration::from_secs),
-        }
-    }
-
-    #[test]
-    fn deploy_decisions() {
-        let t = target("abc1234");
-        assert_eq!(deploy_action(&t, None), DeployAction::Trigger { attempt: 1 });
-        assert_eq!(deploy_action(&t, Some(&recorded("abc1234", "deploying", 1, None))), DeployAction::Follow);
-        assert_eq!(deploy_action(&t, Some(&recorded("0000000", "deploying", 1, None))), DeployAction::Follow);
-        assert_eq!(deploy_action(&t, Some(&recorded("abc1234", "finished", 1, Some(1)))), DeployAction::Done);
-        assert_eq!(
-            deploy_action(&t, Some(&recorded("0000000", "finished", 1, Some(1)))),
-            DeployAction::Trigger { attempt: 1 }
-        );
-        assert_eq!(
-            deploy_action(&t, Some(&recorded("abc1234", "failed", 1, Some(5)))),
-            DeployAction::RetryIn(Duration::from_secs(10))
-        );
-        assert_eq!(
-            deploy_action(&t, Some(&recorded("abc1234", "failed", 2, Some(31)))),
-            DeployAction::Trigger { attempt: 3 }
-        );
-        let mut env_changed = t.clone();
-        env_changed.environment_hash = Some("other".into());
-        assert_eq!(
-            deploy_action(&env_changed, Some(&recorded("abc1234", "finished", 1, Some(1)))),
-            DeployAction::Trigger { attempt: 1 }
-        );
-    }
-
-    #[test]
-    fn backoff_and_poll_are_bounded() {
-        assert_eq!(retry_backoff(1), Duration::from_secs(15));
-        assert_eq!(retry_backoff(2), Duration::from_secs(30));
-        assert_eq!(retry_backoff(50), Duration::from_secs(600));
-        assert_eq!(poll_interval(Duration::ZERO), Duration::from_secs(1));
-        assert_eq!(poll_interval(Duration::from_secs(20)), Duration::from_secs(5));
-        assert_eq!(poll_interval(Duration::from_secs(3600)), Duration::from_secs(30));
     }
 
     #[test]
