@@ -46,6 +46,8 @@ use sha2::{Digest, Sha256};
 use crate::allowlist::{self, Allowlist, DenyReason};
 use crate::identifier::Identifier;
 use crate::secret::SecretKey;
+// Defined with the key material it points to; re-exported so this path stays.
+pub use crate::secret::VerificationKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -72,15 +74,6 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 const SIGNATURE_PREFIX: &str = "v1=";
-
-/// A secret a verifier accepts, with its version when known.
-#[derive(Clone, Copy, Debug)]
-pub struct VerificationKey<'a> {
-    /// The secret's version, if known.
-    pub version: Option<i64>,
-    /// The secret.
-    pub key: &'a SecretKey,
-}
 
 /// The request as the verifier saw it.
 #[derive(Clone, Copy, Debug)]
