@@ -32,8 +32,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use subtle::ConstantTimeEq;
 
-use crate::signing::VerificationKey;
-
 /// Random bytes in a generated secret (256 bits).
 pub const SECRET_BYTES: usize = 32;
 /// Shortest secret accepted anywhere, in bytes of its text.
@@ -111,6 +109,15 @@ impl PartialEq for SecretKey {
 }
 
 impl Eq for SecretKey {}
+
+/// A secret a verifier accepts, with its version when known.
+#[derive(Clone, Copy, Debug)]
+pub struct VerificationKey<'a> {
+    /// The secret's version, if known.
+    pub version: Option<i64>,
+    /// The secret.
+    pub key: &'a SecretKey,
+}
 
 /// The secret signers use.
 #[derive(Clone, Debug, PartialEq, Eq)]
