@@ -142,22 +142,17 @@ fn controlled_by<K: Resource>(obj: &K, grant: &BridgeGrant) -> bool {
     obj.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// Server-side-applies `object` as this controller's field manager. With
-/// `resource_version`, only if the object is still at that version (else 409 Conflict,
-/// retried by the next reconcile).
+/// [`kit::k8s::apply_owned`] as this controller's field manager.
 async fn apply_object<K>(
     api: &Api<K>,
     name: &str,
-    mut object: serde_json::Value,
+    object: serde_json::Value,
     resource_version: Option<String>,
 ) -> Result<K, kube::Error>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    if let Some(rv) = resource_version {
-        object["metadata"]["resourceVersion"] = json!(rv);
-    }
-    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object)).await
+    kit::k8s::apply_owned(api, name, object, resource_version, MANAGER).await
 }
 
 fn labels(component: &str) -> serde_json::Value {

@@ -18,7 +18,7 @@
 
 use std::fmt::Write;
 
-use crate::api::conditions::{self, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, READY, RECONCILING, STALLED, Status};
 use crate::api::repo_dependency_graph::{DiscoveryError, RepoDependencyGraphStatus};
 use crate::logic::graph::{Analysis, EXPLICIT};
 
@@ -145,17 +145,18 @@ pub fn decide(previous: Option<&RepoDependencyGraphStatus>, observed: &Observed<
     let (ready_before, cycle_before, missing_before, stalled_before) =
         (before(READY), before(CYCLE_DETECTED), before(DEPENDENCY_MISSING), before(STALLED));
 
-    let c = &mut status.conditions;
-    conditions::set(c, READY, ready.into(), reason, message.clone(), generation);
-    match &depth {
-        Some(e) => conditions::set(c, STALLED, Status::True, e.reason(), e.to_string(), generation),
-        None => conditions::set(c, STALLED, Status::False, reason, "", generation),
+    // A graph too deep to analyse is stuck until the spec changes; a cycle or a
+    // missing dependency is a result, not a stuck controller.
+    let kstatus = match (&depth, ready) {
+        (Some(_), _) => Kstatus::Stalled,
+        (None, true) => Kstatus::Ready,
+        (None, false) => Kstatus::Failed,
     };
+    status.kstatus(generation, kstatus, reason, &message);
+    let c = &mut status.conditions;
     if observed.retrying {
         let m = "some discovery sources failed and are retried (see status.discoveryErrors)";
         conditions::set(c, RECONCILING, Status::True, RETRYING_SOURCES, m, generation);
-    } else {
-        conditions::set(c, RECONCILING, Status::False, reason, "", generation);
     }
     if cycles.is_empty() {
         conditions::set(c, CYCLE_DETECTED, Status::False, "NoCycles", "", generation);

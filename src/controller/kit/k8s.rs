@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
+use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::Error;
@@ -108,20 +107,26 @@ fn api_namespace(api: &Api<Secret>) -> String {
     api.namespace().map(str::to_string).unwrap_or_default()
 }
 
-/// Server-side-applies `object` (a whole child object we own) as `manager`,
-/// taking over fields another manager set.
-pub async fn apply_child<K>(api: &Api<K>, object: &K, manager: &str) -> Result<K, Error>
+/// Server-side-applies `object` (the whole of a child object we own, as JSON with
+/// `apiVersion`, `kind` and `metadata.name`) as `manager`, taking over fields
+/// another manager set. With `resource_version` the write is a compare-and-swap:
+/// it fails with a 409 if the object changed since it was read (the caller's next
+/// reconcile reads it again). Generated values that must never be rewritten
+/// (credentials) are created once instead.
+pub async fn apply_owned<K>(
+    api: &Api<K>,
+    name: &str,
+    mut object: serde_json::Value,
+    resource_version: Option<String>,
+    manager: &str,
+) -> Result<K, kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let name = object.meta().name.clone().unwrap_or_default();
-    let mut value = serde_json::to_value(object).map_err(|e| Error::Waiting(format!("cannot encode {name}: {e}")))?;
-    if let Some(map) = value.as_object_mut() {
-        map.insert("apiVersion".into(), K::api_version(&()).into());
-        map.insert("kind".into(), K::kind(&()).into());
-        map.remove("status");
+    if let Some(rv) = resource_version {
+        object["metadata"]["resourceVersion"] = serde_json::json!(rv);
     }
-    Ok(api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&value)).await?)
+    api.patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(&object)).await
 }
 
 #[cfg(test)]
