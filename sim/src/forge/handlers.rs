@@ -2,8 +2,8 @@
 //! operation, renders the result; MariaDB side effects happen outside the lock.
 
 use super::Sim;
+use super::api::{Api, ApiResult, accepted, accepted_empty, body_map, no_content, ok};
 use super::faults::OutcomeFault;
-use super::http::{Api, ApiResult, accepted, accepted_empty, body_map, no_content, ok};
 use super::model::{ApiError, World};
 use super::render::{self, Rendered, document, includes, list_document, paginate};
 use axum::Router;
