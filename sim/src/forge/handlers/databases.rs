@@ -1,5 +1,5 @@
-//! Database schemas and users of a server; with `--mysql-url` each change also happens in
-//! MariaDB, outside the world lock, and is undone in the world when MariaDB refuses it.
+//! Database schemas and users of a server. With `--mysql-url` each change also happens in
+//! MariaDB, outside the world lock; a create that MariaDB refuses is dropped from the world.
 
 use super::lists::{filter, page_of, sort, ts_key};
 use crate::forge::api::{Api, ApiResult, accepted, accepted_empty, body_map, ok};
