@@ -3,6 +3,7 @@
 //! async status machines, Laravel validation and errors, per-token rate limiting, fault
 //! injection and a request log for tests, optional real MariaDB side effects.
 
+mod api;
 pub mod faults;
 mod handlers;
 mod http;
