@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::shared_resource_claim::ResourceType;
 use crate::logic::{dns, duration, pull_request_environment};
 
+pub use crate::logic::pull_request_actions::ForkPolicy;
+pub use crate::logic::pull_request_environment::RepositoryTemplate;
+
 /// Why the config file was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -150,14 +153,6 @@ fn one() -> u32 {
     1
 }
 
-/// Who may trigger previews of fork pull requests.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-pub enum ForkPolicy {
-    #[default]
-    Deny,
-    Allow,
-}
-
 /// GitHub integration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -174,24 +169,6 @@ pub struct GithubConfig {
     /// Repositories whose pull requests get previews, each with its environment template.
     #[serde(default)]
     pub repositories: Vec<RepositoryTemplate>,
-}
-
-/// How a repository's pull requests become PreviewEnvironments.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RepositoryTemplate {
-    /// `owner/name`.
-    pub repository: String,
-    /// Namespace the environments are created in.
-    pub namespace: String,
-    /// `spec.project` of the environments.
-    pub project: String,
-    /// `spec.forge.serverId` of the environments.
-    pub server_id: i64,
-    /// The rest of the PreviewEnvironment spec; `repository`, `pullRequest`, `branch`,
-    /// `headSha`, `project` and `forge.serverId` are set by the operator.
-    #[serde(default)]
-    pub spec: serde_json::Map<String, serde_json::Value>,
 }
 
 impl GithubConfig {
