@@ -91,7 +91,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         .map_err(|e| invalid("InvalidName", e.to_string()))?;
     if let Some(redis) = &env.spec.redis {
         match config.pool(&redis.pool) {
-            Some(p) if p.type_ == ResourceType::RedisDatabase => {}
+            Some(p) if p.type_() == ResourceType::RedisDatabase => {}
             Some(_) => {
                 return Err(invalid("RedisPoolInvalid", format!("pool {} is not a RedisDatabase pool", redis.pool)));
             }
@@ -171,7 +171,7 @@ async fn read_key(api: &Api<Secret>, r: &SecretKeyRef, what: &str) -> Result<Str
 
 fn forge_client(
     pctx: &PreviewContext,
-    forge_config: &crate::config::ForgeConfig,
+    forge_config: &crate::config::ForgeSettings,
     organization: &str,
     token: String,
 ) -> Result<Arc<dyn ForgeApi>, Error> {
@@ -184,7 +184,7 @@ fn forge_client(
     }
     let mut config = ForgeConfig::new(base_url, organization, token);
     config.rate_limit = RateLimit::new(forge_config.rate_limit_per_minute, Duration::from_secs(60));
-    config.request_timeout = forge_config.request_timeout();
+    config.request_timeout = forge_config.request_timeout;
     let client = Arc::new(
         HttpForgeClient::new(config)
             .map_err(|e| Error::Backend(crate::backends::BackendError { backend: "forge", message: e.to_string() }))?,
