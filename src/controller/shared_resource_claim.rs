@@ -206,6 +206,11 @@ async fn apply(
         return stall(api, claim, cctx, invalid.reason(), invalid.to_string()).await;
     }
     let Some(pool) = pool else { return Ok(Action::await_change()) };
+    // The schema's pattern and CEL rule reject a bad ttl; one stored before they existed is surfaced.
+    let ttl = match claim.spec.ttl.as_deref().map(duration::parse).transpose() {
+        Ok(ttl) => ttl,
+        Err(e) => return stall(api, claim, cctx, "InvalidTtl", format!("spec.ttl: {e}")).await,
+    };
 
     // An expired claim stays released until it is renewed after the expiry.
     if current.phase == Some(ClaimPhase::Expired) {
@@ -221,7 +226,7 @@ async fn apply(
     let outcome = match hold_of(api, claim, cctx, pool).await? {
         Some((lease, record)) => {
             let bound_at = current.bound_at.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now);
-            if is_expired(claim, bound_at) {
+            if is_expired(claim, bound_at, ttl) {
                 release(cctx, pool, claim, &lease).await?;
                 Outcome::Expired { value: record.value }
             } else {
@@ -246,7 +251,6 @@ async fn apply(
 
     let mut status = current.clone();
     status.observed_generation = generation;
-    let ttl = claim.spec.ttl.as_deref().and_then(|t| duration::parse(t).ok());
     let (action, event) = match outcome {
         Outcome::Bound { value, lease, resolution, bound_at } => {
             let display = allocation::display_value(pool, &value);
@@ -568,8 +572,8 @@ fn set_ready(
     );
 }
 
-fn is_expired(claim: &SharedResourceClaim, bound_at: Timestamp) -> bool {
-    let Some(ttl) = claim.spec.ttl.as_deref().and_then(|t| duration::parse(t).ok()) else { return false };
+fn is_expired(claim: &SharedResourceClaim, bound_at: Timestamp, ttl: Option<Duration>) -> bool {
+    let Some(ttl) = ttl else { return false };
     expiry(claim, bound_at, ttl) <= Timestamp::now()
 }
 
