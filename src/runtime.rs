@@ -16,7 +16,6 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::leader::{self, LeaderElection};
-use crate::logic::duration;
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::{api, controller, telemetry};
@@ -61,7 +60,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // the poller and the comment controller run on the leader only.
     let github = config.github.clone().map(|gh| crate::github::Github::new(client.clone(), gh, metrics.clone()));
     let state = ServerState::with_github(metrics.clone(), github.clone());
-    let addr: SocketAddr = config.server.listen.parse()?;
+    let addr: SocketAddr = config.server.listen;
     let server = tokio::spawn(server::serve(addr, state.clone(), stop_rx.clone()));
 
     tokio::select! {
@@ -79,8 +78,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             namespace: le.namespace.clone().unwrap_or_else(|| config.system_namespace()),
             lease_name: le.lease_name.clone(),
             identity: identity.clone(),
-            lease_duration: duration::parse(&le.lease_duration).map_err(anyhow::Error::msg)?,
-            retry_period: duration::parse(&le.retry_period).map_err(anyhow::Error::msg)?,
+            lease_duration: le.lease_duration,
+            retry_period: le.retry_period,
         };
         info!(lease = %settings.lease_name, namespace = %settings.namespace, %identity, "waiting for leadership");
         Some(tokio::spawn(leader::run(client.clone(), settings, leading_tx, stop_rx.clone())))

@@ -65,6 +65,16 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// A key in a Secret in a given namespace: how the operator's config, which is
+/// cluster-scoped, references Secrets (not part of any CRD).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespacedSecretKeyRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
 /// A reference to another object of a known kind in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 pub struct LocalObjectRef {

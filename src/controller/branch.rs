@@ -80,15 +80,22 @@ struct Settings {
     interval: Duration,
     timeout: Duration,
     thresholds: Thresholds,
+    /// Why `spec.healthCheck` does not parse: the Branch is Stalled, retried at the
+    /// default interval. The schema's pattern rejects such values; one stored before
+    /// it existed can still arrive.
+    invalid: Option<String>,
 }
 
 impl Settings {
     fn of(branch: &Branch) -> Self {
         let hc = &branch.spec.health_check;
-        Self {
-            interval: duration::parse(&hc.interval).unwrap_or(DEFAULT_INTERVAL),
-            timeout: duration::parse(&hc.timeout).unwrap_or(DEFAULT_TIMEOUT),
-            thresholds: Thresholds::new(hc.failure_threshold, hc.success_threshold),
+        let thresholds = Thresholds::new(hc.failure_threshold, hc.success_threshold);
+        let parse = |key: &str, text: &str| duration::parse(text).map_err(|e| format!("spec.healthCheck.{key}: {e}"));
+        match (parse("interval", &hc.interval), parse("timeout", &hc.timeout)) {
+            (Ok(interval), Ok(timeout)) => Self { interval, timeout, thresholds, invalid: None },
+            (Err(e), _) | (_, Err(e)) => {
+                Self { interval: DEFAULT_INTERVAL, timeout: DEFAULT_TIMEOUT, thresholds, invalid: Some(e) }
+            }
         }
     }
 }
@@ -339,6 +346,9 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
         bctx.ctx.metrics.branch_up.remove(&labels);
         update.write().await?;
         return Ok(Next::Idle);
+    }
+    if let Some(message) = settings.invalid.clone() {
+        return stall(update, bctx, &labels, "InvalidHealthCheck", message).await;
     }
     if let Some(path) = registration::parent_loop(&name, |n| bctx.parent_of(&namespace, n)) {
         let message = format!("parent loop: {}; point one of them at a Top branch", path.join(" -> "));

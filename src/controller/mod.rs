@@ -63,7 +63,7 @@ impl Context {
 
     /// How long a Ready object waits before the next drift check.
     pub fn requeue_interval(&self) -> Duration {
-        self.config.requeue_interval()
+        self.config.controller.requeue_interval
     }
 }
 

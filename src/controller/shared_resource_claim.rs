@@ -34,8 +34,9 @@ use crate::api::shared_resource_claim::{
     ClaimPhase, ReclaimPolicy, ResourceType, SharedResourceClaim, SharedResourceClaimStatus,
 };
 use crate::backends::redis::RedisServer;
-use crate::config::PoolConfig;
-use crate::logic::allocation::{self, Join, KIND_LABEL, POOL_LABEL, RECORD_ANNOTATION, Request, ValueRecord};
+use crate::logic::allocation::{
+    self, Join, KIND_LABEL, POOL_LABEL, Pool, PoolKind, RECORD_ANNOTATION, Request, ValueRecord,
+};
 use crate::logic::duration;
 use crate::metrics::{ClaimLabels, PoolLabels};
 
@@ -196,7 +197,7 @@ async fn apply(
     let generation = claim.metadata.generation;
 
     let redis = match pool {
-        Some(p) if p.type_ == ResourceType::RedisDatabase && request.type_ == ResourceType::RedisDatabase => {
+        Some(p) if p.type_() == ResourceType::RedisDatabase && request.type_ == ResourceType::RedisDatabase => {
             Some(redis_count(cctx, p).await?)
         }
         _ => None,
@@ -205,6 +206,11 @@ async fn apply(
         return stall(api, claim, cctx, invalid.reason(), invalid.to_string()).await;
     }
     let Some(pool) = pool else { return Ok(Action::await_change()) };
+    // The schema's pattern and CEL rule reject a bad ttl; one stored before they existed is surfaced.
+    let ttl = match claim.spec.ttl.as_deref().map(duration::parse).transpose() {
+        Ok(ttl) => ttl,
+        Err(e) => return stall(api, claim, cctx, "InvalidTtl", format!("spec.ttl: {e}")).await,
+    };
 
     // An expired claim stays released until it is renewed after the expiry.
     if current.phase == Some(ClaimPhase::Expired) {
@@ -220,7 +226,7 @@ async fn apply(
     let outcome = match hold_of(api, claim, cctx, pool).await? {
         Some((lease, record)) => {
             let bound_at = current.bound_at.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now);
-            if is_expired(claim, bound_at) {
+            if is_expired(claim, bound_at, ttl) {
                 release(cctx, pool, claim, &lease).await?;
                 Outcome::Expired { value: record.value }
             } else {
@@ -245,7 +251,6 @@ async fn apply(
 
     let mut status = current.clone();
     status.observed_generation = generation;
-    let ttl = claim.spec.ttl.as_deref().and_then(|t| duration::parse(t).ok());
     let (action, event) = match outcome {
         Outcome::Bound { value, lease, resolution, bound_at } => {
             let display = allocation::display_value(pool, &value);
@@ -317,7 +322,7 @@ async fn apply(
 /// Finds a free value and takes it.
 async fn allocate(
     cctx: &ClaimContext,
-    pool: &PoolConfig,
+    pool: &Pool,
     claim: &SharedResourceClaim,
     request: &Request,
     redis: Option<u32>,
@@ -369,7 +374,7 @@ enum Acquired {
 /// compare-and-swap its holder list. The first attempt trusts the watch cache (no
 /// read); a write that loses a race is retried from a fresh read, so the cache can
 /// cost a retry but never a double hold.
-async fn acquire(cctx: &ClaimContext, pool: &PoolConfig, request: &Request, value: &str) -> Result<Acquired, Error> {
+async fn acquire(cctx: &ClaimContext, pool: &Pool, request: &Request, value: &str) -> Result<Acquired, Error> {
     let name = allocation::lease_name(&pool.name, value);
     let api: Api<Lease> = Api::namespaced(cctx.ctx.client.clone(), &cctx.namespace);
     let mut existing = cctx.leases.find(|l| l.name_any() == name).map(|l| (*l).clone());
@@ -405,7 +410,7 @@ async fn acquire(cctx: &ClaimContext, pool: &PoolConfig, request: &Request, valu
 /// taking right now: they would only cost a lost race.
 async fn acquire_any(
     cctx: &ClaimContext,
-    pool: &PoolConfig,
+    pool: &Pool,
     request: &Request,
     candidates: Vec<String>,
 ) -> Result<Option<(String, String)>, Error> {
@@ -441,7 +446,7 @@ impl Drop for InFlight<'_> {
 /// Leaves the value recorded in Lease `name`: flush first (while we still hold it,
 /// so no new holder can have written data), then drop our entry, deleting the
 /// Lease when no holder is left.
-async fn release(cctx: &ClaimContext, pool: &PoolConfig, claim: &SharedResourceClaim, name: &str) -> Result<(), Error> {
+async fn release(cctx: &ClaimContext, pool: &Pool, claim: &SharedResourceClaim, name: &str) -> Result<(), Error> {
     let api: Api<Lease> = Api::namespaced(cctx.ctx.client.clone(), &cctx.namespace);
     let uid = claim.uid().unwrap_or_default();
     for _ in 0..5 {
@@ -477,8 +482,8 @@ async fn release(cctx: &ClaimContext, pool: &PoolConfig, claim: &SharedResourceC
 }
 
 /// Cleans up the data of a value nobody holds any more.
-async fn reclaim(cctx: &ClaimContext, pool: &PoolConfig, value: &str) -> Result<(), Error> {
-    if pool.type_ != ResourceType::RedisDatabase {
+async fn reclaim(cctx: &ClaimContext, pool: &Pool, value: &str) -> Result<(), Error> {
+    if pool.type_() != ResourceType::RedisDatabase {
         return Ok(());
     }
     let Ok(db) = value.parse::<u32>() else { return Ok(()) };
@@ -565,8 +570,8 @@ fn set_ready(
     status.kstatus(generation, kstatus, reason, &message);
 }
 
-fn is_expired(claim: &SharedResourceClaim, bound_at: Timestamp) -> bool {
-    let Some(ttl) = claim.spec.ttl.as_deref().and_then(|t| duration::parse(t).ok()) else { return false };
+fn is_expired(claim: &SharedResourceClaim, bound_at: Timestamp, ttl: Option<Duration>) -> bool {
+    let Some(ttl) = ttl else { return false };
     expiry(claim, bound_at, ttl) <= Timestamp::now()
 }
 
@@ -577,11 +582,11 @@ fn expiry(claim: &SharedResourceClaim, bound_at: Timestamp, ttl: Duration) -> Ti
 }
 
 /// The raw value behind a status value (a Domain's label, not the full domain).
-fn raw_value(pool: &PoolConfig, status: &SharedResourceClaimStatus) -> String {
+fn raw_value(pool: &Pool, status: &SharedResourceClaimStatus) -> String {
     let value = status.value.clone().unwrap_or_default();
-    match &pool.base_domain {
-        Some(base) if pool.type_ == ResourceType::Domain => {
-            value.strip_suffix(&format!(".{base}")).unwrap_or(&value).to_string()
+    match &pool.kind {
+        PoolKind::Domain { base_domain } => {
+            value.strip_suffix(&format!(".{base_domain}")).unwrap_or(&value).to_string()
         }
         _ => value,
     }
@@ -606,7 +611,7 @@ async fn hold_of(
     api: &Api<SharedResourceClaim>,
     claim: &SharedResourceClaim,
     cctx: &ClaimContext,
-    pool: &PoolConfig,
+    pool: &Pool,
 ) -> Result<Option<(String, ValueRecord)>, Error> {
     let mut held = holds(cctx, &pool.name, &claim.uid().unwrap_or_default());
     if held.len() <= 1 {
@@ -655,11 +660,11 @@ fn lease(namespace: &str, name: &str, pool: &str, record: &ValueRecord) -> Lease
 }
 
 /// The Redis server of a pool, from the Secret its config names.
-async fn redis_server(cctx: &ClaimContext, pool: &PoolConfig) -> Result<RedisServer, Error> {
-    let Some(secret_ref) = &pool.redis_url_secret_ref else {
+async fn redis_server(cctx: &ClaimContext, pool: &Pool) -> Result<RedisServer, Error> {
+    let PoolKind::RedisDatabase { redis_url_secret_ref: secret_ref, .. } = &pool.kind else {
         return Err(Error::Invalid {
             reason: "PoolMisconfigured",
-            message: format!("pool {} has no redisUrlSecretRef", pool.name),
+            message: format!("pool {} is not a RedisDatabase pool", pool.name),
         });
     };
     let secrets: Api<Secret> = Api::namespaced(cctx.ctx.client.clone(), &secret_ref.namespace);
@@ -675,7 +680,7 @@ async fn redis_server(cctx: &ClaimContext, pool: &PoolConfig) -> Result<RedisSer
     Ok(RedisServer::new(url.trim()))
 }
 
-async fn redis_count(cctx: &ClaimContext, pool: &PoolConfig) -> Result<u32, Error> {
+async fn redis_count(cctx: &ClaimContext, pool: &Pool) -> Result<u32, Error> {
     if let Some((count, at)) = cctx.redis_counts.lock().ok().and_then(|m| m.get(&pool.name).copied())
         && at.elapsed() < REDIS_COUNT_TTL
     {

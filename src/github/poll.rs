@@ -21,7 +21,7 @@ use crate::logic::pull_request_environment::{PULL_REQUEST_LABEL, REPOSITORY_LABE
 /// Runs until `shutdown` resolves.
 pub fn run(gh: Arc<Github>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let interval = gh.config.poll_interval();
+        let interval = gh.config.poll_interval;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

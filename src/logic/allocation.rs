@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::api::NamespacedSecretKeyRef;
 use crate::api::shared_resource_claim::{ClaimMode, ConflictPolicy, ResourceType};
-use crate::config::PoolConfig;
 use crate::logic::dns;
 
 /// Annotation holding the JSON-encoded [`ValueRecord`].
@@ -26,6 +26,78 @@ pub const KIND_LABEL: &str = "switchyard.dev/record";
 
 /// The highest number of alternative labels tried under `SubdomainSeparate`.
 const MAX_SUBDOMAIN_SUFFIX: u32 = 99;
+
+/// A pool of allocatable values, as the operator config defines it (`pools[]`),
+/// validated when the config is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    /// Pool name, referenced by `spec.pool`.
+    pub name: String,
+    /// What it hands out, with exactly the settings of that resource type.
+    pub kind: PoolKind,
+}
+
+/// One variant per resource type, each carrying the settings only it has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolKind {
+    /// Ports in `range`, never those on `deny`; dynamic (unrequested) claims take
+    /// values from `dynamic_from` up, so static requests below it rarely collide.
+    Port { range: PortRange, deny: Vec<u32>, dynamic_from: Option<u32> },
+    /// DNS labels under `base_domain`.
+    Domain { base_domain: String },
+    /// Database numbers of the Redis server whose URL the Secret holds; 0 and
+    /// `reserved` are never handed out.
+    RedisDatabase { redis_url_secret_ref: NamespacedSecretKeyRef, reserved: Vec<u32> },
+    /// Database names (`<prefix><claim name>`) on Forge server `server_id`.
+    Database { server_id: i64, prefix: Option<String> },
+    /// Named volumes, each held by up to its capacity.
+    Volume { resources: Vec<NamedResource> },
+    /// Named networks, each held by up to its capacity.
+    Network { resources: Vec<NamedResource> },
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// A named volume or network.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NamedResource {
+    pub name: String,
+    #[serde(default = "one")]
+    pub capacity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Pool {
+    /// The resource type the pool hands out.
+    pub fn type_(&self) -> ResourceType {
+        match self.kind {
+            PoolKind::Port { .. } => ResourceType::Port,
+            PoolKind::Domain { .. } => ResourceType::Domain,
+            PoolKind::RedisDatabase { .. } => ResourceType::RedisDatabase,
+            PoolKind::Database { .. } => ResourceType::Database,
+            PoolKind::Volume { .. } => ResourceType::Volume,
+            PoolKind::Network { .. } => ResourceType::Network,
+        }
+    }
+
+    /// The named resources of a Volume or Network pool; none for other types.
+    fn resources(&self) -> &[NamedResource] {
+        match &self.kind {
+            PoolKind::Volume { resources } | PoolKind::Network { resources } => resources,
+            _ => &[],
+        }
+    }
+}
 
 /// Who holds a value, as stored in its Lease.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,16 +163,16 @@ pub enum Join {
 }
 
 /// The capacity a claim gives a value it is first to take.
-pub fn capacity_for(pool: &PoolConfig, request: &Request, value: &str) -> u32 {
+pub fn capacity_for(pool: &Pool, request: &Request, value: &str) -> u32 {
     if request.mode == ClaimMode::Exclusive {
         return 1;
     }
-    let configured = pool.resources.iter().find(|r| r.name == value).map(|r| r.capacity);
+    let configured = pool.resources().iter().find(|r| r.name == value).map(|r| r.capacity);
     configured.or(request.capacity).unwrap_or(1).max(1)
 }
 
 /// Decides whether `request` may hold `value`, given its current record (if any).
-pub fn join(pool: &PoolConfig, current: Option<&ValueRecord>, request: &Request, value: &str) -> Join {
+pub fn join(pool: &Pool, current: Option<&ValueRecord>, request: &Request, value: &str) -> Join {
     let exclusive = request.mode == ClaimMode::Exclusive;
     let Some(current) = current.filter(|r| !r.holders.is_empty()) else {
         let mut holders = BTreeMap::new();
@@ -134,22 +206,21 @@ pub fn leave(current: &ValueRecord, uid: &str) -> Option<ValueRecord> {
 /// Checks a claim against its pool before anything is allocated.
 pub fn validate(
     pool_name: &str,
-    pool: Option<&PoolConfig>,
+    pool: Option<&Pool>,
     request: &Request,
     redis_databases: Option<u32>,
 ) -> Result<(), Invalid> {
     let pool = pool.ok_or_else(|| Invalid::UnknownPool(pool_name.to_string()))?;
-    if pool.type_ != request.type_ {
+    if pool.type_() != request.type_ {
         return Err(Invalid::PoolTypeMismatch {
             pool: pool_name.to_string(),
-            pool_type: pool.type_,
+            pool_type: pool.type_(),
             claim_type: request.type_,
         });
     }
     let Some(value) = &request.value else { return Ok(()) };
-    match pool.type_ {
-        ResourceType::Port => {
-            let range = pool.range.ok_or_else(|| Invalid::ValueOutOfRange("pool has no range".into()))?;
+    match &pool.kind {
+        PoolKind::Port { range, deny, .. } => {
             let port: u32 = value.parse().map_err(|_| Invalid::ValueOutOfRange(format!("{value:?} is not a port")))?;
             if port < range.start || port > range.end {
                 return Err(Invalid::ValueOutOfRange(format!(
@@ -157,11 +228,11 @@ pub fn validate(
                     range.start, range.end
                 )));
             }
-            if pool.deny.contains(&port) {
+            if deny.contains(&port) {
                 return Err(Invalid::ValueReserved(format!("port {port} is on pool {pool_name}'s deny list")));
             }
         }
-        ResourceType::RedisDatabase => {
+        PoolKind::RedisDatabase { .. } => {
             let db: u32 =
                 value.parse().map_err(|_| Invalid::ValueOutOfRange(format!("{value:?} is not a database number")))?;
             if let Some(count) = redis_databases
@@ -176,50 +247,52 @@ pub fn validate(
                 return Err(Invalid::ValueReserved(format!("database {db} is reserved in pool {pool_name}")));
             }
         }
-        ResourceType::Domain => {
+        PoolKind::Domain { .. } => {
             if !dns::is_label(value) {
                 return Err(Invalid::ValueOutOfRange(format!("{value:?} is not a DNS label")));
             }
         }
-        ResourceType::Volume | ResourceType::Network => {
-            if !pool.resources.iter().any(|r| r.name == *value) {
+        PoolKind::Volume { resources } | PoolKind::Network { resources } => {
+            if !resources.iter().any(|r| r.name == *value) {
                 return Err(Invalid::ValueOutOfRange(format!("{value:?} is not a resource of pool {pool_name}")));
             }
         }
-        ResourceType::Database => {}
+        PoolKind::Database { .. } => {}
     }
     Ok(())
 }
 
-fn reserved_redis(pool: &PoolConfig) -> Vec<u32> {
-    let mut reserved = pool.reserved.clone();
+fn reserved_redis(pool: &Pool) -> Vec<u32> {
+    let mut reserved = match &pool.kind {
+        PoolKind::RedisDatabase { reserved, .. } => reserved.clone(),
+        _ => Vec::new(),
+    };
     // Database 0 is where clients land without SELECT: never hand it out.
     reserved.push(0);
     reserved
 }
 
 /// Whether `db` may ever be flushed on release.
-pub fn flushable(pool: &PoolConfig, db: u32) -> bool {
+pub fn flushable(pool: &Pool, db: u32) -> bool {
     !reserved_redis(pool).contains(&db)
 }
 
 /// How many holds a pool admits in all; `None` for pools without a bound
 /// (domains, databases) or a Redis pool whose size is not known yet.
-pub fn capacity(pool: &PoolConfig, redis_databases: Option<u32>) -> Option<u64> {
-    match pool.type_ {
-        ResourceType::Port => {
-            let range = pool.range?;
-            let denied = pool.deny.iter().filter(|p| (range.start..=range.end).contains(p)).count() as u64;
+pub fn capacity(pool: &Pool, redis_databases: Option<u32>) -> Option<u64> {
+    match &pool.kind {
+        PoolKind::Port { range, deny, .. } => {
+            let denied = deny.iter().filter(|p| (range.start..=range.end).contains(p)).count() as u64;
             Some(u64::from(range.end - range.start + 1) - denied)
         }
-        ResourceType::RedisDatabase => {
+        PoolKind::RedisDatabase { .. } => {
             let count = redis_databases?;
             Some((0..count).filter(|d| !reserved_redis(pool).contains(d)).count() as u64)
         }
-        ResourceType::Volume | ResourceType::Network => {
-            Some(pool.resources.iter().map(|r| u64::from(r.capacity)).sum())
+        PoolKind::Volume { resources } | PoolKind::Network { resources } => {
+            Some(resources.iter().map(|r| u64::from(r.capacity)).sum())
         }
-        ResourceType::Domain | ResourceType::Database => None,
+        PoolKind::Domain { .. } | PoolKind::Database { .. } => None,
     }
 }
 
@@ -228,29 +301,26 @@ pub fn capacity(pool: &PoolConfig, redis_databases: Option<u32>) -> Option<u64> 
 /// Ports take the dynamic band (`dynamicFrom` up) first so claims that request a
 /// specific low port rarely collide with dynamic ones.
 pub fn dynamic_candidates(
-    pool: &PoolConfig,
+    pool: &Pool,
     request: &Request,
     claim_name: &str,
     redis_databases: Option<u32>,
 ) -> Vec<String> {
-    match pool.type_ {
-        ResourceType::Port => {
-            let Some(range) = pool.range else { return Vec::new() };
-            let from = pool.dynamic_from.unwrap_or(range.start);
-            (from..=range.end)
-                .chain(range.start..from)
-                .filter(|p| !pool.deny.contains(p))
-                .map(|p| p.to_string())
-                .collect()
+    match &pool.kind {
+        PoolKind::Port { range, deny, dynamic_from } => {
+            let from = dynamic_from.unwrap_or(range.start);
+            (from..=range.end).chain(range.start..from).filter(|p| !deny.contains(p)).map(|p| p.to_string()).collect()
         }
-        ResourceType::RedisDatabase => {
+        PoolKind::RedisDatabase { .. } => {
             let reserved = reserved_redis(pool);
             (0..redis_databases.unwrap_or(0)).filter(|d| !reserved.contains(d)).map(|d| d.to_string()).collect()
         }
-        ResourceType::Domain => subdomain_candidates(&dns::to_label(claim_name)),
-        ResourceType::Volume | ResourceType::Network => pool.resources.iter().map(|r| r.name.clone()).collect(),
-        ResourceType::Database => {
-            let prefix = pool.prefix.clone().unwrap_or_default();
+        PoolKind::Domain { .. } => subdomain_candidates(&dns::to_label(claim_name)),
+        PoolKind::Volume { resources } | PoolKind::Network { resources } => {
+            resources.iter().map(|r| r.name.clone()).collect()
+        }
+        PoolKind::Database { prefix, .. } => {
+            let prefix = prefix.clone().unwrap_or_default();
             vec![format!("{prefix}{}", claim_name.replace('-', "_"))]
         }
     }
@@ -260,7 +330,7 @@ pub fn dynamic_candidates(
 }
 
 /// Values tried after the requested one is taken, per the conflict policy.
-pub fn conflict_candidates(pool: &PoolConfig, request: &Request, redis_databases: Option<u32>) -> Vec<String> {
+pub fn conflict_candidates(pool: &Pool, request: &Request, redis_databases: Option<u32>) -> Vec<String> {
     let Some(requested) = &request.value else { return Vec::new() };
     match request.conflict_policy {
         ConflictPolicy::Fail => Vec::new(),
@@ -289,9 +359,9 @@ fn subdomain_candidates(label: &str) -> Vec<String> {
 }
 
 /// The value as users see it: a Domain label becomes a full domain.
-pub fn display_value(pool: &PoolConfig, value: &str) -> String {
-    match (&pool.type_, &pool.base_domain) {
-        (ResourceType::Domain, Some(base)) => format!("{value}.{base}"),
+pub fn display_value(pool: &Pool, value: &str) -> String {
+    match &pool.kind {
+        PoolKind::Domain { base_domain } => format!("{value}.{base_domain}"),
         _ => value.to_string(),
     }
 }
@@ -327,22 +397,31 @@ pub fn expires_at(bound_at: i64, renewed_at: Option<i64>, ttl: Duration, now: i6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NamedResource, PortRange};
 
-    fn pool(type_: ResourceType) -> PoolConfig {
-        PoolConfig {
-            name: "p".into(),
-            type_,
-            range: Some(PortRange { start: 8000, end: 8010 }),
-            deny: vec![8005],
-            dynamic_from: Some(8008),
-            base_domain: Some("preview.example.com".into()),
-            redis_url_secret_ref: None,
-            reserved: vec![1],
-            server_id: None,
-            prefix: None,
-            resources: vec![NamedResource { name: "vol-a".into(), capacity: 2 }],
-        }
+    /// A pool of `type_`: ports 8000-8010 without 8005 (dynamic from 8008), domains
+    /// under preview.example.com, Redis without database 1, or resource vol-a (capacity 2).
+    fn pool(type_: ResourceType) -> Pool {
+        let resources = vec![NamedResource { name: "vol-a".into(), capacity: 2 }];
+        let kind = match type_ {
+            ResourceType::Port => PoolKind::Port {
+                range: PortRange { start: 8000, end: 8010 },
+                deny: vec![8005],
+                dynamic_from: Some(8008),
+            },
+            ResourceType::Domain => PoolKind::Domain { base_domain: "preview.example.com".into() },
+            ResourceType::RedisDatabase => PoolKind::RedisDatabase {
+                redis_url_secret_ref: NamespacedSecretKeyRef {
+                    namespace: "ns".into(),
+                    name: "redis".into(),
+                    key: "url".into(),
+                },
+                reserved: vec![1],
+            },
+            ResourceType::Database => PoolKind::Database { server_id: 1, prefix: None },
+            ResourceType::Volume => PoolKind::Volume { resources },
+            ResourceType::Network => PoolKind::Network { resources },
+        };
+        Pool { name: "p".into(), kind }
     }
 
     fn request(uid: &str, mode: ClaimMode, value: Option<&str>) -> Request {

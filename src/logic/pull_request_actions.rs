@@ -5,8 +5,17 @@
 //! arrive out of order cannot undo each other: a closed pull request never gets an
 //! environment, and an older `synchronize` cannot move the head backwards.
 
-use crate::config::ForkPolicy;
+use serde::{Deserialize, Serialize};
+
 use crate::logic::github_webhook::{Command, Trigger};
+
+/// Who may trigger previews of fork pull requests (`github.forkPolicy`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ForkPolicy {
+    #[default]
+    Deny,
+    Allow,
+}
 
 /// The pull request as the API returns it now.
 #[derive(Debug, Clone, PartialEq, Eq)]

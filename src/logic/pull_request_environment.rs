@@ -5,13 +5,32 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use kube::CustomResourceExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::api::{PreviewEnvironment, PreviewEnvironmentSpec};
-use crate::config::RepositoryTemplate;
 use crate::logic::dns;
 use crate::logic::pull_request_actions::PullRequestFacts;
+
+/// How a repository's pull requests become PreviewEnvironments (an entry of
+/// `github.repositories` in the operator config).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryTemplate {
+    /// `owner/name`.
+    pub repository: String,
+    /// Namespace the environments are created in.
+    pub namespace: String,
+    /// `spec.project` of the environments.
+    pub project: String,
+    /// `spec.forge.serverId` of the environments.
+    pub server_id: i64,
+    /// The rest of the PreviewEnvironment spec; `repository`, `pullRequest`, `branch`,
+    /// `headSha`, `project` and `forge.serverId` are set by the operator.
+    #[serde(default)]
+    pub spec: Map<String, Value>,
+}
 
 /// Label with the repository (`owner.name`, lowercased; hashed when too long for a label).
 pub const REPOSITORY_LABEL: &str = "switchyard.dev/github-repository";

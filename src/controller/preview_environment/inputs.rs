@@ -79,7 +79,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         .map_err(|e| invalid("InvalidName", e.to_string()))?;
     if let Some(redis) = &env.spec.redis {
         match config.pool(&redis.pool) {
-            Some(p) if p.type_ == ResourceType::RedisDatabase => {}
+            Some(p) if p.type_() == ResourceType::RedisDatabase => {}
             Some(_) => {
                 return Err(invalid("RedisPoolInvalid", format!("pool {} is not a RedisDatabase pool", redis.pool)));
             }
@@ -111,7 +111,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
     let endpoint = ForgeEndpoint {
         base_url: &forge_config.base_url,
         rate_limit_per_minute: forge_config.rate_limit_per_minute,
-        request_timeout: forge_config.request_timeout(),
+        request_timeout: forge_config.request_timeout,
     };
     let forge = pctx.ctx.services.forge(&endpoint, &organization, token)?;
 
