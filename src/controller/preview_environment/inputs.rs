@@ -40,7 +40,7 @@ pub struct Inputs {
     pub server: u64,
     pub forge: Arc<dyn ForgeApi>,
     /// The spec's `.env` entries with Secret values resolved.
-    pub env: BTreeMap<String, String>,
+    pub dotenv: BTreeMap<String, String>,
     /// The MySQL admin URL for `clone`.
     pub admin_url: Option<String>,
     pub credentials: Credentials,
@@ -137,7 +137,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         names,
         server: u64::try_from(env.spec.forge.server_id).unwrap_or(0),
         forge,
-        env: entries,
+        dotenv: entries,
         admin_url,
         credentials,
         credentials_secret,

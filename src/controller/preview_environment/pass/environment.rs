@@ -20,7 +20,7 @@ impl Pass<'_> {
                 }),
                 redis: self.status.redis_database.map(|db| (db as u32, names.redis_prefix.clone())),
             };
-        let content = preview::render_env(&generated, &self.inputs.env);
+        let content = preview::render_env(&generated, &self.inputs.dotenv);
         let hash = preview::short_hash(&content)[..16].to_string();
         let (forge, server, site) = (self.forge(), self.server(), self.site_id());
         let mut write = self.status.environment_hash.as_deref() != Some(hash.as_str());
