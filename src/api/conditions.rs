@@ -191,6 +191,15 @@ pub fn set(
     true
 }
 
+/// `Reconciling=True` (and `Stalled=False`) on an object whose `Ready` stands as it
+/// is: a Ready object re-checking itself, or one waiting on something else while it
+/// keeps what it has. The only other writer of the summary conditions besides
+/// [`set_kstatus`].
+pub fn set_reconciling(conditions: &mut Vec<Condition>, reason: &str, message: &str, observed_generation: Option<i64>) {
+    set(conditions, RECONCILING, Status::True, reason, message, observed_generation);
+    set(conditions, STALLED, Status::False, reason, "", observed_generation);
+}
+
 /// Marks an object as stalled (kstatus): `Ready=False` and `Stalled=True` with
 /// `reason`, `Reconciling=False`. Returns whether this is a new stall (not yet
 /// stalled, or stalled for another reason), the moment to publish a Warning Event.

@@ -18,7 +18,7 @@
 
 use std::fmt::Write;
 
-use crate::api::conditions::{self, Conditioned, Kstatus, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, READY, STALLED, Status};
 use crate::api::repo_dependency_graph::{DiscoveryError, RepoDependencyGraphStatus};
 use crate::logic::graph::{Analysis, EXPLICIT};
 
@@ -156,7 +156,7 @@ pub fn decide(previous: Option<&RepoDependencyGraphStatus>, observed: &Observed<
     let c = &mut status.conditions;
     if observed.retrying {
         let m = "some discovery sources failed and are retried (see status.discoveryErrors)";
-        conditions::set(c, RECONCILING, Status::True, RETRYING_SOURCES, m, generation);
+        conditions::set_reconciling(c, RETRYING_SOURCES, m, generation);
     }
     if cycles.is_empty() {
         conditions::set(c, CYCLE_DETECTED, Status::False, "NoCycles", "", generation);
@@ -246,6 +246,7 @@ pub fn fit(status: &mut RepoDependencyGraphStatus, budget: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::conditions::RECONCILING;
     use crate::api::repo_dependency_graph::{Dependency, EdgeStatus, GraphOptions, Repository};
     use crate::logic::graph::analyse;
 

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use super::kit::{self, Reconciler};
 use super::{Context, Error, apply_status, publish};
 use crate::api::PreviewEnvironment;
-use crate::api::conditions::{self, Conditioned, Kstatus, RECONCILING, Status};
+use crate::api::conditions::{self, Conditioned, Kstatus, Status};
 use crate::api::shared_resource_claim::{ClaimPhase, ResourceType, SharedResourceClaim, SharedResourceClaimStatus};
 use crate::logic::allocation::{self, KIND_LABEL, POOL_LABEL, Pool, PoolKind, Request};
 use crate::logic::duration;
@@ -320,14 +320,7 @@ async fn cleanup(claim: &SharedResourceClaim, cctx: &ClaimContext) -> Result<Act
     if let Some(env) = live_owner(claim, cctx).await? {
         let message = format!("in use by PreviewEnvironment {env}; released when it is gone");
         let mut status = claim.status.clone().unwrap_or_default();
-        conditions::set(
-            &mut status.conditions,
-            RECONCILING,
-            Status::True,
-            "InUse",
-            message.clone(),
-            claim.metadata.generation,
-        );
+        conditions::set_reconciling(&mut status.conditions, "InUse", &message, claim.metadata.generation);
         let api: Api<SharedResourceClaim> =
             Api::namespaced(cctx.ctx.client.clone(), &claim.namespace().unwrap_or_default());
         apply_status(&api, claim, claim.status.as_ref(), &status, MANAGER).await?;

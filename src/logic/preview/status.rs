@@ -4,7 +4,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use crate::api::conditions::{self, Kstatus, READY, RECONCILING, STALLED, Status};
+use crate::api::conditions::{self, Kstatus, READY, Status};
 
 /// A step's condition type. The order is the order the steps run in, and the
 /// order in which the first unfinished one names why the environment is not Ready.
@@ -216,8 +216,7 @@ fn not_ready(conds: &mut Vec<Condition>, step: StepCondition, generation: Option
 /// Reconciling with the error's reason. A Ready environment stays Ready — what
 /// failed was looking, not the environment — but one that is not says why.
 pub fn failed_pass(conds: &mut Vec<Condition>, reason: &str, message: &str, generation: Option<i64>) {
-    conditions::set(conds, RECONCILING, Status::True, reason, message, generation);
-    conditions::set(conds, STALLED, Status::False, reason, "", generation);
+    conditions::set_reconciling(conds, reason, message, generation);
     if !conditions::is_true(conds, READY) {
         conditions::set(conds, READY, Status::False, reason, message, generation);
     }
@@ -264,6 +263,7 @@ pub fn transitions(before: &[Condition], after: &[Condition]) -> Vec<(bool, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::conditions::{RECONCILING, STALLED};
 
     const ALL: Applicable = Applicable { database: true, dependencies: true };
     const G: Option<i64> = Some(3);
