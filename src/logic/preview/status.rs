@@ -216,9 +216,10 @@ fn not_ready(conds: &mut Vec<Condition>, step: StepCondition, generation: Option
 /// Reconciling with the error's reason. A Ready environment stays Ready — what
 /// failed was looking, not the environment — but one that is not says why.
 pub fn failed_pass(conds: &mut Vec<Condition>, reason: &str, message: &str, generation: Option<i64>) {
-    conditions::set_reconciling(conds, reason, message, generation);
-    if !conditions::is_true(conds, READY) {
-        conditions::set(conds, READY, Status::False, reason, message, generation);
+    if conditions::is_true(conds, READY) {
+        conditions::set_reconciling(conds, reason, message, generation);
+    } else {
+        conditions::set_kstatus(conds, Kstatus::Progressing, reason, message, generation);
     }
 }
 
