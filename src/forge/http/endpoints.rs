@@ -132,7 +132,7 @@ impl ForgeApi for HttpForgeClient {
         .await
     }
 
-    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus> {
+    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<CurrentDeployment> {
         let doc = self.doc(Call::get(self.site_path(server, site, "/deployments/status"))).await?;
         jsonapi::attributes(&doc)
     }
