@@ -11,7 +11,7 @@ mod documents;
 mod endpoints;
 mod request;
 
-use super::config::ForgeConfig;
+use super::config::ForgeClientConfig;
 use super::error::ForgeError;
 use super::limiter::{TokenLimiter, limiter_for};
 use super::models::JobScope;
@@ -22,7 +22,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct HttpForgeClient {
     http: reqwest::Client,
-    config: Arc<ForgeConfig>,
+    config: Arc<ForgeClientConfig>,
     base: String,
     limiter: Arc<TokenLimiter>,
 }
@@ -37,7 +37,7 @@ impl std::fmt::Debug for HttpForgeClient {
 }
 
 impl HttpForgeClient {
-    pub fn new(config: ForgeConfig) -> Result<Self, ForgeError> {
+    pub fn new(config: ForgeClientConfig) -> Result<Self, ForgeError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
@@ -49,7 +49,7 @@ impl HttpForgeClient {
         Ok(Self { http, config: Arc::new(config), base, limiter })
     }
 
-    pub fn config(&self) -> &ForgeConfig {
+    pub fn config(&self) -> &ForgeClientConfig {
         &self.config
     }
 
