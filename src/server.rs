@@ -1,28 +1,28 @@
 //! The operator's HTTP server: `/metrics`, `/healthz`, `/readyz`, and GitHub webhooks
-//! on `POST /webhooks/github` (see `github::webhook`).
+//! on `POST /webhooks/github` (the router of `github::webhook`, merged here).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::github::{Github, webhook};
+use crate::github::Github;
+use crate::github::webhook::{self, WebhookState};
 use crate::metrics::Metrics;
 
 /// What the HTTP handlers read.
 pub struct ServerState {
     pub metrics: Arc<Metrics>,
-    /// Set once the CRDs are Established and the client works.
-    pub ready: AtomicBool,
-    /// The GitHub integration, when configured.
-    pub github: Option<Arc<Github>>,
+    /// Set once the CRDs are Established and the client works; the webhook reads it too.
+    pub ready: Arc<AtomicBool>,
+    /// What `POST /webhooks/github` reads: the GitHub integration, when configured.
+    pub webhook: Arc<WebhookState>,
 }
 
 impl ServerState {
@@ -31,18 +31,21 @@ impl ServerState {
     }
 
     pub fn with_github(metrics: Arc<Metrics>, github: Option<Arc<Github>>) -> Arc<Self> {
-        Arc::new(Self { metrics, ready: AtomicBool::new(false), github })
+        let ready = Arc::new(AtomicBool::new(false));
+        let webhook = Arc::new(WebhookState { github, ready: ready.clone() });
+        Arc::new(Self { metrics, ready, webhook })
     }
 }
 
 /// The router, separate from binding so tests can drive it directly.
 pub fn router(state: Arc<ServerState>) -> Router {
+    let webhooks = webhook::router(state.webhook.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/webhooks/github", post(webhook::receive).layer(DefaultBodyLimit::max(webhook::MAX_BODY)))
         .with_state(state)
+        .merge(webhooks)
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {

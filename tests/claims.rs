@@ -16,7 +16,7 @@ use support::Operator;
 use switchyard::api::shared_resource_claim::{ClaimPhase, SharedResourceClaim};
 use switchyard::api::{self, conditions};
 use switchyard::backends::redis::RedisServer as RedisClient;
-use switchyard_testenv::redis::RedisServer;
+use switchyard_testenv::redis::RedisProcess;
 use switchyard_testenv::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 struct Setup {
     cp: &'static ControlPlane,
     ns: String,
-    redis: RedisServer,
+    redis: RedisProcess,
 }
 
 impl Setup {
@@ -33,7 +33,7 @@ impl Setup {
         let cp = ControlPlane::shared().await.expect("control plane");
         cp.apply_crds(&api::all_crds()).await.expect("CRDs");
         let ns = cp.create_unique_namespace(prefix).await.expect("namespace");
-        let redis = RedisServer::start(databases).await.expect("redis-server");
+        let redis = RedisProcess::start(databases).await.expect("redis-server");
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {"name": "redis"},
             "stringData": {"url": redis.url()}

@@ -10,12 +10,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use preview_support::{Live, SNAPSHOT, StatusLog, TIMEOUT, TOKEN, World};
 use redis::AsyncCommands;
-use switchyard::forge::{ForgeApi, ForgeConfig, ForgeToken, HttpForgeClient, RateLimit};
+use switchyard::forge::{ForgeApi, ForgeClientConfig, ForgeToken, HttpForgeClient, RateLimit};
 use switchyard_sim::forge::faults::{FaultAction, FaultSpec};
 use switchyard_testenv::wait_for;
 
 fn client(world: &World) -> HttpForgeClient {
-    let mut config = ForgeConfig::new(world.forge.base_url(), "demo", ForgeToken::new(TOKEN));
+    let mut config = ForgeClientConfig::new(world.forge.base_url(), "demo", ForgeToken::new(TOKEN));
     config.rate_limit = RateLimit::new(100_000, Duration::from_secs(60));
     HttpForgeClient::new(config).expect("client")
 }

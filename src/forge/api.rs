@@ -34,7 +34,7 @@ pub trait ForgeApi: Send + Sync {
     /// Newest first (`sort=-created_at`), at most `limit` when given.
     async fn list_deployments(&self, server: u64, site: u64, limit: Option<usize>) -> ForgeResult<Vec<Deployment>>;
     async fn get_deployment(&self, server: u64, site: u64, deployment: u64) -> ForgeResult<Deployment>;
-    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus>;
+    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<CurrentDeployment>;
     async fn deployment_log(&self, server: u64, site: u64, deployment: u64) -> ForgeResult<String>;
     async fn get_deployment_script(&self, server: u64, site: u64) -> ForgeResult<DeploymentScript>;
     async fn put_deployment_script(

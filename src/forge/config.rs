@@ -112,7 +112,7 @@ impl Default for RetryPolicy {
 
 /// Everything [`super::HttpForgeClient`] needs.
 #[derive(Debug, Clone)]
-pub struct ForgeConfig {
+pub struct ForgeClientConfig {
     /// `https://forge.laravel.com/api` (no trailing slash needed).
     pub base_url: String,
     /// Organization slug.
@@ -126,7 +126,7 @@ pub struct ForgeConfig {
     pub page_size: u32,
 }
 
-impl ForgeConfig {
+impl ForgeClientConfig {
     pub fn new(base_url: impl Into<String>, organization: impl Into<String>, token: ForgeToken) -> Self {
         Self {
             base_url: base_url.into(),
@@ -149,7 +149,7 @@ mod tests {
         let t = ForgeToken::new("super-secret-token-value");
         assert!(!format!("{t:?}").contains("super-secret"));
         assert!(!format!("{t}").contains("super-secret"));
-        let cfg = ForgeConfig::new("http://x/api", "demo", t.clone());
+        let cfg = ForgeClientConfig::new("http://x/api", "demo", t.clone());
         assert!(!format!("{cfg:?}").contains("super-secret"));
         assert_eq!(t.fingerprint(), ForgeToken::new("super-secret-token-value").fingerprint());
         assert!(!format!("{:?}", Password::new("hunter2")).contains("hunter2"));

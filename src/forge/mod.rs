@@ -14,7 +14,7 @@ pub mod limiter;
 pub mod models;
 
 pub use api::{ForgeApi, ForgeResult};
-pub use config::{ForgeConfig, ForgeToken, Password, RateLimit, RetryPolicy};
+pub use config::{ForgeClientConfig, ForgeToken, Password, RateLimit, RetryPolicy};
 pub use error::{ForgeError, TransportKind};
 pub use http::HttpForgeClient;
 pub use models::*;

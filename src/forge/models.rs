@@ -164,9 +164,10 @@ impl Deployment {
     }
 }
 
-/// `GET …/deployments/status`: what is running now (`status: null` when idle).
+/// `GET …/deployments/status`: the deployment running now (`status: null` when idle).
+/// Not the CRD's `api::preview_environment::DeploymentStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-pub struct DeploymentStatus {
+pub struct CurrentDeployment {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]

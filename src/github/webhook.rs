@@ -7,24 +7,41 @@
 //! webhook secret cannot be read, 502 when GitHub or the apiserver failed (the delivery
 //! can then be redelivered from GitHub's UI), 200 with `{"result", "reason"}` otherwise,
 //! including for ignored and refused deliveries.
+//!
+//! The module owns its route ([`router`]); the operator's HTTP server merges it and
+//! hands it a [`WebhookState`].
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use serde_json::json;
 use tracing::{error, info, warn};
 
 use super::{Github, environments};
 use crate::logic::github_webhook::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, classify, verify_signature};
 use crate::logic::pull_request_actions::Decision;
-use crate::server::ServerState;
 
 /// GitHub's largest payload (25 MB); the route accepts bodies up to this size.
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// What the webhook handler reads.
+pub struct WebhookState {
+    /// The GitHub integration, when configured (404 otherwise).
+    pub github: Option<Arc<Github>>,
+    /// Set once the CRDs are Established (503 until then); shared with `/readyz`.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// `POST /webhooks/github`, accepting bodies up to [`MAX_BODY`].
+pub fn router(state: Arc<WebhookState>) -> Router {
+    Router::new().route("/webhooks/github", post(receive).layer(DefaultBodyLimit::max(MAX_BODY))).with_state(state)
+}
 
 fn answer(status: StatusCode, delivery: &str, result: &str, reason: &str) -> Response {
     (status, axum::Json(json!({"delivery": delivery, "result": result, "reason": reason}))).into_response()
@@ -35,7 +52,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The handler of `POST /webhooks/github`.
-pub async fn receive(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(State(state): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(gh) = state.github.clone() else {
         return (StatusCode::NOT_FOUND, "GitHub integration is not configured").into_response();
     };

@@ -42,15 +42,17 @@ use crate::api::repo_dependency_graph::{
     DiscoveryError, EdgeStatus, GraphOptions, RepoDependencyGraphStatus, Repository, RepositoryStatus,
 };
 
+mod closure;
+mod cycles;
+
+use closure::closure;
+use cycles::elementary_cycles;
+
 /// Most cycles listed in the status; more set `cyclesTruncated`.
 pub const MAX_REPORTED_CYCLES: usize = 1000;
 
 /// Provenance of an edge declared in `spec.repositories[].dependsOn`.
 pub const EXPLICIT: &str = "explicit";
-
-/// Most merged edges for which the status carries a Mermaid chart; Mermaid itself
-/// refuses to render more than 500 edges by default.
-pub const MERMAID_MAX_EDGES: usize = 500;
 
 /// A graph that violates its own options; the controller reports it as `Stalled`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -309,188 +311,6 @@ fn waiting_on(
     (0..n).map(|v| per_component[required_component[v]].iter().map(|s| s.to_string()).collect()).collect()
 }
 
-/// Reachability over every link, per strongly connected component, both directions.
-fn closure(n: usize, links: &[Link]) -> (Vec<FixedBitSet>, Vec<FixedBitSet>, Vec<usize>) {
-    let g = graph_of(n, links.iter());
-    let sccs = tarjan_scc(&g);
-    let mut component = vec![0; n];
-    for (c, members) in sccs.iter().enumerate() {
-        for m in members {
-            component[m.index()] = c;
-        }
-    }
-    let mut out: Vec<Vec<(usize, usize)>> = vec![Vec::new(); sccs.len()];
-    let mut inc: Vec<Vec<(usize, usize)>> = vec![Vec::new(); sccs.len()];
-    for l in links {
-        let (cf, ct) = (component[l.from], component[l.to]);
-        if cf != ct {
-            out[cf].push((ct, l.to));
-            inc[ct].push((cf, l.from));
-        }
-    }
-    // Dependencies-first for `down`, dependents-first (reverse) for `up`.
-    let mut down: Vec<FixedBitSet> = Vec::with_capacity(sccs.len());
-    for (c, members) in sccs.iter().enumerate() {
-        let mut set = FixedBitSet::with_capacity(n);
-        if members.len() > 1 {
-            set.extend(members.iter().map(|m| m.index()));
-        }
-        for &(ct, t) in &out[c] {
-            set.union_with(&down[ct]);
-            set.insert(t);
-        }
-        down.push(set);
-    }
-    let mut up: Vec<FixedBitSet> = vec![FixedBitSet::new(); sccs.len()];
-    for c in (0..sccs.len()).rev() {
-        let mut set = FixedBitSet::with_capacity(n);
-        if sccs[c].len() > 1 {
-            set.extend(sccs[c].iter().map(|m| m.index()));
-        }
-        for &(cf, f) in &inc[c] {
-            set.union_with(&up[cf]);
-            set.insert(f);
-        }
-        up[c] = set;
-    }
-    (down, up, component)
-}
-
-/// Every elementary cycle of the required links (Johnson, 1975), self-loops first,
-/// at most `cap`; the flag says whether more exist.
-///
-/// Johnson's bound is O((V + E)(C + 1)) for C cycles, and each component searched
-/// yields at least one cycle, so stopping at `cap` bounds the work even when the
-/// graph holds exponentially many cycles.
-fn elementary_cycles(n: usize, links: &[Link], cap: usize) -> (Vec<Vec<usize>>, bool) {
-    let mut cycles: Vec<Vec<usize>> =
-        links.iter().filter(|l| l.required && l.from == l.to).map(|l| vec![l.from, l.from]).collect();
-    let mut truncated = cycles.len() > cap;
-    let mut adjacency: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for l in links.iter().filter(|l| l.required && l.from != l.to) {
-        adjacency[l.from].push(l.to);
-    }
-    for a in &mut adjacency {
-        a.sort_unstable();
-    }
-
-    let nontrivial = |members: Vec<usize>| -> Option<Vec<usize>> {
-        if members.len() > 1 {
-            let mut m = members;
-            m.sort_unstable();
-            Some(m)
-        } else {
-            None
-        }
-    };
-    let initial = graph_of(n, links.iter().filter(|l| l.required && l.from != l.to));
-    let mut pending: Vec<Vec<usize>> = tarjan_scc(&initial)
-        .into_iter()
-        .filter_map(|c| nontrivial(c.into_iter().map(|v| v.index()).collect()))
-        .collect();
-    // Search the smallest-named components first so a truncated list is stable.
-    pending.reverse();
-
-    let mut member_of = vec![usize::MAX; n];
-    let mut blocked = vec![false; n];
-    let mut closed = vec![false; n];
-    let mut b: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut stamp = 0usize;
-    'components: while let Some(component) = pending.pop() {
-        if truncated {
-            break;
-        }
-        stamp += 1;
-        for &v in &component {
-            member_of[v] = stamp;
-        }
-        let start = component[0];
-        let mut path = vec![start];
-        blocked[start] = true;
-        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
-        while let Some(top) = stack.last_mut() {
-            let (this, pos) = (top.0, &mut top.1);
-            let neighbours = &adjacency[this];
-            if *pos < neighbours.len() {
-                let next = neighbours[*pos];
-                *pos += 1;
-                if member_of[next] == stamp {
-                    if next == start {
-                        if cycles.len() >= cap {
-                            truncated = true;
-                            break 'components;
-                        }
-                        let mut cycle = path.clone();
-                        cycle.push(start);
-                        cycles.push(cycle);
-                        for &p in &path {
-                            closed[p] = true;
-                        }
-                    } else if !blocked[next] {
-                        path.push(next);
-                        stack.push((next, 0));
-                        closed[next] = false;
-                        blocked[next] = true;
-                        continue;
-                    }
-                }
-            }
-            let exhausted = stack.last().is_some_and(|&(_, p)| p >= adjacency[this].len());
-            if exhausted {
-                if closed[this] {
-                    unblock(this, &mut blocked, &mut b);
-                } else {
-                    for &w in adjacency[this].iter().filter(|&&w| member_of[w] == stamp) {
-                        if !b[w].contains(&this) {
-                            b[w].push(this);
-                        }
-                    }
-                }
-                stack.pop();
-                path.pop();
-            }
-        }
-        for &v in &component {
-            blocked[v] = false;
-            closed[v] = false;
-            b[v].clear();
-        }
-        // Johnson's next step: the same component without its start node.
-        let rest = &component[1..];
-        let mut local = HashMap::with_capacity(rest.len());
-        let mut sub = DiGraph::<(), ()>::with_capacity(rest.len(), 0);
-        for &v in rest {
-            local.insert(v, sub.add_node(()));
-        }
-        for &v in rest {
-            for w in &adjacency[v] {
-                if let Some(&lw) = local.get(w) {
-                    sub.add_edge(local[&v], lw, ());
-                }
-            }
-        }
-        let mut found: Vec<Vec<usize>> = tarjan_scc(&sub)
-            .into_iter()
-            .filter_map(|c| nontrivial(c.into_iter().map(|i| rest[i.index()]).collect()))
-            .collect();
-        found.sort_unstable_by(|a, b| b.cmp(a));
-        pending.extend(found);
-    }
-    cycles.sort_unstable();
-    cycles.truncate(cap);
-    (cycles, truncated)
-}
-
-fn unblock(node: usize, blocked: &mut [bool], b: &mut [Vec<usize>]) {
-    let mut stack = vec![node];
-    while let Some(v) = stack.pop() {
-        if blocked[v] {
-            blocked[v] = false;
-            stack.append(&mut b[v]);
-        }
-    }
-}
-
 impl Analysis {
     /// Repository names, sorted; indices into this slice identify repositories.
     pub fn names(&self) -> &[String] {
@@ -622,15 +442,16 @@ impl Analysis {
         }
     }
 
-    /// The status fields the analysis decides; `conditions` and `observedGeneration`
-    /// are left for the controller.
-    pub fn to_status(&self, discovery_errors: &[DiscoveryError]) -> RepoDependencyGraphStatus {
-        self.status_with(discovery_errors, true)
-    }
-
-    /// [`Analysis::to_status`], with the per-repository transitive lists left empty
-    /// when `transitive` is false (so a large graph never builds them).
-    pub fn status_with(&self, discovery_errors: &[DiscoveryError], transitive: bool) -> RepoDependencyGraphStatus {
+    /// The status fields the analysis decides, per-repository transitive lists left
+    /// empty when `transitive` is false (so a large graph never builds them).
+    /// `conditions` and `observedGeneration` are left for the controller, and `mermaid`
+    /// for the renderer: [`Analysis::to_status`] and [`Analysis::status_with`]
+    /// (in `graph_render`) fill it.
+    pub fn status_without_chart(
+        &self,
+        discovery_errors: &[DiscoveryError],
+        transitive: bool,
+    ) -> RepoDependencyGraphStatus {
         let count = |n: usize| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let owned = |v: Vec<Vec<&str>>| -> Vec<Vec<String>> {
             v.into_iter().map(|p| p.into_iter().map(str::to_string).collect()).collect()
@@ -652,8 +473,7 @@ impl Analysis {
             edges: self.edges.clone(),
             missing: self.missing.clone(),
             discovery_errors: errors,
-            mermaid: (self.links.len() + self.missing.len() <= MERMAID_MAX_EDGES)
-                .then(|| crate::logic::graph_render::mermaid(self)),
+            mermaid: None,
             omitted: Vec::new(),
         }
     }

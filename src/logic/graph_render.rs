@@ -4,14 +4,39 @@
 //! In the drawings an arrow points from the dependent to its dependency, optional
 //! edges are dashed, edges on a cycle are red, and repositories missing from the
 //! graph are drawn with a dashed border.
+//!
+//! The status's `mermaid` field is a drawing too, so the status with its chart
+//! ([`Analysis::to_status`], [`Analysis::status_with`]) is assembled here, on top of
+//! what the analysis decides ([`Analysis::status_without_chart`]): rendering depends
+//! on the analysis, never the reverse.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
-use crate::api::repo_dependency_graph::{DiscoveryError, EdgeStatus};
+use crate::api::repo_dependency_graph::{DiscoveryError, EdgeStatus, RepoDependencyGraphStatus};
 use crate::logic::graph::Analysis;
 
 const CYCLE_COLOUR: &str = "#d00";
+
+/// Most merged edges for which the status carries a Mermaid chart; Mermaid itself
+/// refuses to render more than 500 edges by default.
+pub const MERMAID_MAX_EDGES: usize = 500;
+
+impl Analysis {
+    /// The status fields the analysis decides, with its Mermaid chart; `conditions`
+    /// and `observedGeneration` are left for the controller.
+    pub fn to_status(&self, discovery_errors: &[DiscoveryError]) -> RepoDependencyGraphStatus {
+        self.status_with(discovery_errors, true)
+    }
+
+    /// [`Analysis::to_status`], with the per-repository transitive lists left empty
+    /// when `transitive` is false (so a large graph never builds them).
+    pub fn status_with(&self, discovery_errors: &[DiscoveryError], transitive: bool) -> RepoDependencyGraphStatus {
+        let mut status = self.status_without_chart(discovery_errors, transitive);
+        status.mermaid = (self.links().len() + self.missing().len() <= MERMAID_MAX_EDGES).then(|| mermaid(self));
+        status
+    }
+}
 
 /// A multi-line summary for a terminal.
 pub fn text(analysis: &Analysis, discovery_errors: &[DiscoveryError]) -> String {

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use switchyard::forge::ensure::{EnsureOptions, PollOptions};
-use switchyard::forge::{ForgeConfig, ForgeToken, HttpForgeClient, RateLimit, RetryPolicy};
+use switchyard::forge::{ForgeClientConfig, ForgeToken, HttpForgeClient, RateLimit, RetryPolicy};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, ForgeSimHandle, TokenSpec};
 
 pub const ASYNC_DELAY: Duration = Duration::from_millis(50);
@@ -28,8 +28,8 @@ pub async fn sim_with(tokens: Vec<TokenSpec>, tweak: impl FnOnce(&mut ForgeSimCo
     ForgeSim::start(config).await.expect("simulator starts")
 }
 
-pub fn client_with(base_url: &str, token: &str, tweak: impl FnOnce(&mut ForgeConfig)) -> HttpForgeClient {
-    let mut config = ForgeConfig::new(base_url, "demo", ForgeToken::new(token));
+pub fn client_with(base_url: &str, token: &str, tweak: impl FnOnce(&mut ForgeClientConfig)) -> HttpForgeClient {
+    let mut config = ForgeClientConfig::new(base_url, "demo", ForgeToken::new(token));
     config.rate_limit = RateLimit::new(1_000_000, Duration::from_secs(60));
     config.retry =
         RetryPolicy { max_retries: 3, min_delay: Duration::from_millis(10), max_delay: Duration::from_millis(100) };

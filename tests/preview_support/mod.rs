@@ -14,7 +14,7 @@ use switchyard::api::conditions;
 use switchyard::api::{PreviewEnvironment, PreviewEnvironmentStatus};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, ForgeSimHandle, TokenSpec};
 use switchyard_sim::testsupport::mariadb::MariaDb;
-use switchyard_testenv::redis::RedisServer;
+use switchyard_testenv::redis::RedisProcess;
 use switchyard_testenv::{ControlPlane, wait_for};
 
 use crate::support::Operator;
@@ -26,7 +26,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(180);
 pub struct World {
     pub cp: &'static ControlPlane,
     pub ns: String,
-    pub redis: RedisServer,
+    pub redis: RedisProcess,
     pub mariadb: MariaDb,
     pub forge: ForgeSimHandle,
     /// Operator tweaks: Forge requests per minute, drift interval.
@@ -46,7 +46,7 @@ impl World {
         cp.apply_crds(&switchyard::api::all_crds()).await.expect("CRDs");
         let ns = cp.create_unique_namespace(prefix).await.expect("namespace");
         // Enough databases for the 25-environment benchmark (0 is never handed out).
-        let redis = RedisServer::start(32).await.expect("redis-server");
+        let redis = RedisProcess::start(32).await.expect("redis-server");
         let mariadb = tokio::task::spawn_blocking(MariaDb::start).await.expect("join").expect("mariadbd starts");
         let mut config = ForgeSimConfig {
             tokens: vec![TokenSpec::all_scopes(TOKEN)],

@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 use crate::process::Proc;
 
 /// A running redis-server, killed and its directory removed on drop.
-pub struct RedisServer {
+pub struct RedisProcess {
     proc: Proc,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
-impl RedisServer {
+impl RedisProcess {
     /// Starts redis-server with `databases` numbered databases, persistence off.
     pub async fn start(databases: u32) -> Result<Self> {
         let binary = which("redis-server").context("redis-server is not installed: run e2e/install-deps.sh")?;
@@ -69,7 +69,7 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
+impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.proc.kill();
     }

@@ -1,122 +1,16 @@
-//! [`HttpForgeClient`]: the reqwest implementation of [`ForgeApi`], paced by the shared
-//! per-token limiter, retrying with jittered exponential backoff where that is safe.
+//! The [`ForgeApi`] operations over HTTP: each builds its [`Call`] (path, query, body,
+//! whether it may be replayed) and decodes the answer.
 
-use super::api::{ForgeApi, ForgeResult};
-use super::config::ForgeConfig;
-use super::error::{ForgeError, TransportKind};
-use super::jsonapi::{self, Included, Resource};
-use super::limiter::{TokenLimiter, limiter_for};
-use super::models::*;
+use super::HttpForgeClient;
+use super::documents::typed;
+use super::request::Call;
+use crate::forge::api::{ForgeApi, ForgeResult};
+use crate::forge::error::ForgeError;
+use crate::forge::jsonapi::{self, Included};
+use crate::forge::models::*;
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
-use bytes::Bytes;
 use reqwest::Method;
-use reqwest::header::{ACCEPT, HeaderMap};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
-
-/// Whether a failed request may be sent again as is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replay {
-    /// GET/PUT/PATCH/DELETE: repeating has the same effect.
-    Idempotent,
-    /// POST that creates something: only when Forge provably did not process it (429,
-    /// connect failure). Otherwise the caller looks the resource up before trying again.
-    OnlyIfNotProcessed,
-}
-
-struct Call {
-    method: Method,
-    path: String,
-    query: Vec<(String, String)>,
-    body: Option<Value>,
-    replay: Replay,
-}
-
-impl Call {
-    fn get(path: String) -> Self {
-        Call { method: Method::GET, path, query: vec![], body: None, replay: Replay::Idempotent }
-    }
-    fn with_query(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.query.push((k.to_string(), v.into()));
-        self
-    }
-    fn send<B: Serialize>(method: Method, path: String, body: Option<&B>) -> Self {
-        let replay = if method == Method::POST { Replay::OnlyIfNotProcessed } else { Replay::Idempotent };
-        Call { method, path, query: vec![], body: body.and_then(|b| serde_json::to_value(b).ok()), replay }
-    }
-    /// A POST that toggles state rather than creating (push-to-deploy, actions): safe to repeat.
-    fn idempotent_post(path: String) -> Self {
-        Call { method: Method::POST, path, query: vec![], body: None, replay: Replay::Idempotent }
-    }
-}
-
-/// Forge over HTTP. Cheap to clone; share one per process via `Arc<dyn ForgeApi>`.
-#[derive(Clone)]
-pub struct HttpForgeClient {
-    http: reqwest::Client,
-    config: Arc<ForgeConfig>,
-    base: String,
-    limiter: Arc<TokenLimiter>,
-}
-
-impl std::fmt::Debug for HttpForgeClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpForgeClient")
-            .field("base", &self.base)
-            .field("organization", &self.config.organization)
-            .finish_non_exhaustive()
-    }
-}
-
-fn transport(e: reqwest::Error) -> ForgeError {
-    let kind = if e.is_connect() {
-        TransportKind::Connect
-    } else if e.is_timeout() {
-        TransportKind::Timeout
-    } else {
-        TransportKind::Other
-    };
-    ForgeError::Transport { kind, message: crate::backends::error_chain(&e) }
-}
-
-/// `Retry-After` (seconds), else `X-RateLimit-Reset` read as an epoch when it looks like one
-/// (> 1e9) and as a delta otherwise (both readings exist, contract §1).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let num = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok());
-    if let Some(secs) = num("retry-after") {
-        return Some(Duration::from_secs(secs));
-    }
-    let reset = num("x-ratelimit-reset")?;
-    if reset > 1_000_000_000 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-        Some(Duration::from_secs(reset.saturating_sub(now)))
-    } else {
-        Some(Duration::from_secs(reset))
-    }
-}
-
-fn error_from(status: u16, headers: &HeaderMap, body: &[u8]) -> ForgeError {
-    let (message, errors) = jsonapi::error_body(body);
-    match status {
-        401 => ForgeError::Unauthorized { message },
-        403 => ForgeError::Forbidden { message },
-        404 => ForgeError::NotFound { message },
-        422 => ForgeError::Validation { message, errors },
-        429 => ForgeError::RateLimited { retry_after: retry_after(headers) },
-        _ => ForgeError::Server { status, message },
-    }
-}
-
-fn typed<A: DeserializeOwned>(r: Resource<A>, set_id: impl FnOnce(&mut A, u64)) -> A {
-    let mut a = r.attributes;
-    set_id(&mut a, r.id);
-    a
-}
 
 fn site_from(obj: &Value, included: &Included) -> ForgeResult<Site> {
     let r = jsonapi::resource::<Site>(obj)?;
@@ -131,182 +25,6 @@ macro_rules! with_id {
     ($t:ty) => {
         |v: &Value, _: &Included| -> ForgeResult<$t> { Ok(typed(jsonapi::resource::<$t>(v)?, |a, id| a.id = id)) }
     };
-}
-
-impl HttpForgeClient {
-    pub fn new(config: ForgeConfig) -> Result<Self, ForgeError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(transport)?;
-        let limiter = limiter_for(&config.token, config.rate_limit);
-        let base = config.base_url.trim_end_matches('/').to_string();
-        Ok(Self { http, config: Arc::new(config), base, limiter })
-    }
-
-    pub fn config(&self) -> &ForgeConfig {
-        &self.config
-    }
-
-    fn org(&self, rest: &str) -> String {
-        format!("/orgs/{}{rest}", self.config.organization)
-    }
-
-    fn server_path(&self, server: u64, rest: &str) -> String {
-        self.org(&format!("/servers/{server}{rest}"))
-    }
-
-    fn site_path(&self, server: u64, site: u64, rest: &str) -> String {
-        self.server_path(server, &format!("/sites/{site}{rest}"))
-    }
-
-    fn job_path(&self, scope: JobScope, rest: &str) -> String {
-        match scope {
-            JobScope::Server { server } => self.server_path(server, &format!("/scheduled-jobs{rest}")),
-            JobScope::Site { server, site } => self.site_path(server, site, &format!("/scheduled-jobs{rest}")),
-        }
-    }
-
-    async fn send_once(&self, call: &Call, attempt: usize) -> ForgeResult<Bytes> {
-        self.limiter.acquire().await;
-        let url = format!("{}{}", self.base, call.path);
-        let mut req = self
-            .http
-            .request(call.method.clone(), &url)
-            .bearer_auth(self.config.token.expose())
-            .header(ACCEPT, "application/json, application/vnd.api+json");
-        if !call.query.is_empty() {
-            req = req.query(&call.query);
-        }
-        if let Some(body) = &call.body {
-            req = req.json(body);
-        }
-        let result = async {
-            let resp = req.send().await.map_err(transport)?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await.map_err(transport)?;
-            Ok::<_, ForgeError>((status, headers, body))
-        }
-        .await;
-        let (status, headers, body) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(method = %call.method, path = %call.path, attempt, error = %e, "forge request failed");
-                return Err(e.scrub(self.config.token.expose()));
-            }
-        };
-        tracing::debug!(method = %call.method, path = %call.path, status, attempt, token = %self.config.token.fingerprint(), "forge request");
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        let err = error_from(status, &headers, &body).scrub(self.config.token.expose());
-        if let ForgeError::RateLimited { retry_after } = &err {
-            tracing::warn!(token = %self.config.token.fingerprint(), ?retry_after, "Forge answered 429; pausing this token");
-            self.limiter.pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
-        }
-        Err(err)
-    }
-
-    /// Send with retries: idempotent calls on any retryable error, creating POSTs only when
-    /// Forge provably did not process them. Waits at least `Retry-After` on 429.
-    async fn send(&self, call: Call) -> ForgeResult<Bytes> {
-        let policy = self.config.retry;
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.max_retries)
-            .with_jitter();
-        let attempts = AtomicUsize::new(0);
-        let maybe_processed = AtomicBool::new(false);
-        let call = &call;
-        let op = || async {
-            let n = attempts.fetch_add(1, Ordering::SeqCst);
-            match self.send_once(call, n).await {
-                // An earlier, ambiguous attempt already deleted it.
-                Err(ForgeError::NotFound { .. })
-                    if call.method == Method::DELETE && maybe_processed.load(Ordering::SeqCst) =>
-                {
-                    Ok(Bytes::new())
-                }
-                Err(e) => {
-                    if !e.was_not_processed() {
-                        maybe_processed.store(true, Ordering::SeqCst);
-                    }
-                    Err(e)
-                }
-                ok => ok,
-            }
-        };
-        op.retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|e: &ForgeError| match call.replay {
-                Replay::Idempotent => e.is_retryable(),
-                Replay::OnlyIfNotProcessed => e.was_not_processed(),
-            })
-            .adjust(|e: &ForgeError, d| match (e.retry_after(), d) {
-                (Some(ra), Some(d)) => Some(d.max(ra)),
-                (_, d) => d,
-            })
-            .notify(|e: &ForgeError, d| {
-                tracing::debug!(method = %call.method, path = %call.path, error = %e, retry_in = ?d, "retrying Forge request");
-            })
-            .await
-    }
-
-    async fn doc(&self, call: Call) -> ForgeResult<Value> {
-        let body = self.send(call).await?;
-        jsonapi::parse(&body)
-    }
-
-    async fn one<T: DeserializeOwned>(&self, call: Call, set_id: impl FnOnce(&mut T, u64)) -> ForgeResult<T> {
-        let doc = self.doc(call).await?;
-        Ok(typed(jsonapi::single::<T>(&doc)?, set_id))
-    }
-
-    /// Follow `meta.next_cursor` until the last page or `limit` items.
-    async fn list<T>(
-        &self,
-        path: String,
-        query: Vec<(String, String)>,
-        limit: Option<usize>,
-        map: impl Fn(&Value, &Included) -> ForgeResult<T>,
-    ) -> ForgeResult<Vec<T>> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        let page_size =
-            limit.map(|l| l.min(self.config.page_size as usize).max(1)).unwrap_or(self.config.page_size as usize);
-        loop {
-            let mut call = Call::get(path.clone()).with_query("page[size]", page_size.to_string());
-            call.query.extend(query.iter().cloned());
-            if let Some(c) = &cursor {
-                call = call.with_query("page[cursor]", c.clone());
-            }
-            let doc = self.doc(call).await?;
-            let page = jsonapi::page(&doc)?;
-            for item in &page.items {
-                out.push(map(item, &page.included)?);
-                if limit.is_some_and(|l| out.len() >= l) {
-                    return Ok(out);
-                }
-            }
-            match page.next_cursor {
-                Some(c) if !page.items.is_empty() && cursor.as_deref() != Some(c.as_str()) => cursor = Some(c),
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    async fn list_certificates_at(&self, path: String) -> ForgeResult<Vec<Certificate>> {
-        let doc = self.doc(Call::get(path)).await?;
-        let items = match &doc["data"] {
-            Value::Array(a) => a.clone(),
-            _ => jsonapi::page(&doc)?.items,
-        };
-        items.iter().map(|v| Ok(typed(jsonapi::resource::<Certificate>(v)?, |a, id| a.id = id))).collect()
-    }
 }
 
 fn name_filter(name: Option<&str>) -> Vec<(String, String)> {
@@ -414,7 +132,7 @@ impl ForgeApi for HttpForgeClient {
         .await
     }
 
-    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus> {
+    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<CurrentDeployment> {
         let doc = self.doc(Call::get(self.site_path(server, site, "/deployments/status"))).await?;
         jsonapi::attributes(&doc)
     }
@@ -696,24 +414,5 @@ impl ForgeApi for HttpForgeClient {
 
     async fn delete_scheduled_job(&self, scope: JobScope, job: u64) -> ForgeResult<()> {
         self.send(Call::send::<()>(Method::DELETE, self.job_path(scope, &format!("/{job}")), None)).await.map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn reset_header_epoch_or_delta() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        h.insert("x-ratelimit-reset", HeaderValue::from_str(&(now + 30).to_string()).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28), "{d:?}");
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
     }
 }

@@ -8,6 +8,15 @@
 //! a comment create only when the request provably never left (connect failure),
 //! since a second POST would post a second comment. Exhausted rate limits are not
 //! retried here: the error says when the limit resets, and the caller requeues.
+//!
+//! Types: `models` (what the calls return), `error` ([`GithubError`] and how an
+//! answer becomes one); this file is the client and its calls.
+
+mod error;
+mod models;
+
+pub use error::GithubError;
+pub use models::{FileContent, IssueComment, Permission, PullRequest, PullRequestState, RepositoryRef, Side, User};
 
 use std::fmt;
 use std::time::Duration;
@@ -15,13 +24,13 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use base64::Engine as _;
 use reqwest::header::{ACCEPT, HeaderMap};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::BackendError;
+use error::{error_from, transport};
 
 /// GitHub's documented REST API version this client speaks.
 pub const API_VERSION: &str = "2022-11-28";
@@ -53,187 +62,6 @@ impl GithubToken {
 impl fmt::Debug for GithubToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GithubToken({})", self.fingerprint())
-    }
-}
-
-/// Why a GitHub call failed. No variant carries the token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GithubError {
-    #[error("GitHub rejected the token (401 {message})")]
-    Unauthorized { message: String },
-    #[error("GitHub refused the request (403): {message}")]
-    Forbidden { message: String },
-    #[error("GitHub rate limit exhausted{}", .reset_in.map(|d| format!("; resets in {}s", d.as_secs())).unwrap_or_default())]
-    RateLimited { reset_in: Option<Duration> },
-    #[error("not found on GitHub: {what}")]
-    NotFound { what: String },
-    #[error("GitHub rejected the request (422): {message}")]
-    Validation { message: String },
-    #[error("GitHub answered {status}: {message}")]
-    Server { status: u16, message: String },
-    #[error("cannot reach GitHub: {message}")]
-    Transport { message: String, connect: bool },
-    #[error("unexpected answer from GitHub: {message}")]
-    Decode { message: String },
-    #[error("{0:?} is not a repository in owner/name form")]
-    InvalidRepository(String),
-    #[error("{path} is a directory, not a file")]
-    NotAFile { path: String },
-}
-
-impl GithubError {
-    /// Whether sending the same request again can succeed without a change elsewhere.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            GithubError::Server { status, .. } => *status >= 500,
-            GithubError::Transport { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// A stable, low-cardinality label for logs and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            GithubError::Unauthorized { .. } => "Unauthorized",
-            GithubError::Forbidden { .. } => "Forbidden",
-            GithubError::RateLimited { .. } => "RateLimited",
-            GithubError::NotFound { .. } => "NotFound",
-            GithubError::Validation { .. } => "Validation",
-            GithubError::Server { .. } => "ServerError",
-            GithubError::Transport { .. } => "Transport",
-            GithubError::Decode { .. } => "Decode",
-            GithubError::InvalidRepository(_) => "InvalidRepository",
-            GithubError::NotAFile { .. } => "NotAFile",
-        }
-    }
-}
-
-impl From<GithubError> for BackendError {
-    fn from(e: GithubError) -> Self {
-        BackendError { backend: "github", message: e.to_string() }
-    }
-}
-
-/// `open` or `closed` (merged pull requests are closed with `merged: true`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PullRequestState {
-    Open,
-    Closed,
-}
-
-/// A GitHub account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct User {
-    pub login: String,
-}
-
-/// A repository as a pull request names it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RepositoryRef {
-    pub full_name: String,
-    #[serde(default)]
-    pub fork: bool,
-}
-
-/// One side (head or base) of a pull request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Side {
-    #[serde(rename = "ref")]
-    pub ref_: String,
-    pub sha: String,
-    /// `None` when the head's fork was deleted.
-    pub repo: Option<RepositoryRef>,
-}
-
-/// A pull request (the fields switchyard reads).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PullRequest {
-    pub number: u64,
-    pub state: PullRequestState,
-    /// Absent from list items; `false` there.
-    #[serde(default)]
-    pub merged: bool,
-    #[serde(default)]
-    pub title: String,
-    pub html_url: Option<String>,
-    pub user: Option<User>,
-    pub head: Side,
-    pub base: Side,
-}
-
-impl PullRequest {
-    /// Whether the head branch lives in another repository than the base (a fork), or
-    /// in one that no longer exists.
-    pub fn is_from_fork(&self) -> bool {
-        match (&self.head.repo, &self.base.repo) {
-            (Some(head), Some(base)) => !head.full_name.eq_ignore_ascii_case(&base.full_name),
-            _ => true,
-        }
-    }
-}
-
-/// A user's permission on a repository (the legacy `permission` field: maintainers
-/// report `write`, triagers `read`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    Admin,
-    Write,
-    Read,
-    None,
-}
-
-impl Permission {
-    fn parse(s: &str) -> Self {
-        match s {
-            "admin" => Permission::Admin,
-            "write" | "maintain" => Permission::Write,
-            "read" | "triage" => Permission::Read,
-            _ => Permission::None,
-        }
-    }
-
-    /// Whether the user may push to the repository.
-    pub fn can_write(self) -> bool {
-        matches!(self, Permission::Admin | Permission::Write)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Admin => "admin",
-            Permission::Write => "write",
-            Permission::Read => "read",
-            Permission::None => "none",
-        }
-    }
-}
-
-/// A comment on an issue or pull request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct IssueComment {
-    pub id: u64,
-    #[serde(default)]
-    pub body: Option<String>,
-    pub user: Option<User>,
-    pub html_url: Option<String>,
-}
-
-/// A file read through the contents API.
-#[derive(Clone, PartialEq, Eq)]
-pub struct FileContent {
-    pub path: String,
-    /// Git blob sha: changes exactly when the content does.
-    pub sha: String,
-    pub content: Vec<u8>,
-}
-
-impl fmt::Debug for FileContent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileContent")
-            .field("path", &self.path)
-            .field("sha", &self.sha)
-            .field("bytes", &self.content.len())
-            .finish()
     }
 }
 
@@ -273,39 +101,6 @@ pub struct GithubClient {
 impl fmt::Debug for GithubClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GithubClient").field("base", &self.base.as_str()).field("token", &self.token).finish()
-    }
-}
-
-fn transport(e: reqwest::Error) -> GithubError {
-    // reqwest's text names the URL (never the token, which travels in a header).
-    GithubError::Transport { message: super::error_chain(&e), connect: e.is_connect() }
-}
-
-fn header_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-fn error_from(status: StatusCode, headers: &HeaderMap, body: &[u8], what: &str) -> GithubError {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let exhausted = header_secs(headers, "x-ratelimit-remaining") == Some(0);
-    let retry_after = header_secs(headers, "retry-after");
-    match status.as_u16() {
-        401 => GithubError::Unauthorized { message },
-        403 | 429 if exhausted || retry_after.is_some() => {
-            let reset_in = retry_after.map(Duration::from_secs).or_else(|| {
-                let reset = header_secs(headers, "x-ratelimit-reset")?;
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-                Some(Duration::from_secs(reset.saturating_sub(now)))
-            });
-            GithubError::RateLimited { reset_in }
-        }
-        403 => GithubError::Forbidden { message },
-        404 => GithubError::NotFound { what: what.to_string() },
-        422 => GithubError::Validation { message },
-        s => GithubError::Server { status: s, message },
     }
 }
 
@@ -595,20 +390,5 @@ mod tests {
             HeaderValue::from_static("<https://x/a?page=1>; rel=\"prev\", <https://x/a?page=3>; rel=\"next\""),
         );
         assert_eq!(next_link(&h).as_deref(), Some("https://x/a?page=3"));
-    }
-
-    #[test]
-    fn rate_limit_and_plain_forbidden_are_told_apart() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        assert!(matches!(error_from(StatusCode::FORBIDDEN, &h, b"{}", "x"), GithubError::RateLimited { .. }));
-        let plain = error_from(StatusCode::FORBIDDEN, &HeaderMap::new(), br#"{"message":"nope"}"#, "x");
-        assert_eq!(plain, GithubError::Forbidden { message: "nope".into() });
-    }
-
-    #[test]
-    fn maintainers_can_write_and_triagers_cannot() {
-        assert!(Permission::parse("maintain").can_write() && Permission::parse("admin").can_write());
-        assert!(!Permission::parse("triage").can_write() && !Permission::parse("none").can_write());
     }
 }
