@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::backends::BackendError;
 use crate::controller::Error;
-use crate::forge::{ForgeApi, ForgeConfig, ForgeToken, HttpForgeClient, RateLimit};
+use crate::forge::{ForgeApi, ForgeClientConfig, ForgeToken, HttpForgeClient, RateLimit};
 use crate::github::Github;
 
 /// A Forge client's identity: base URL, organization, SHA-256 of the token.
@@ -47,7 +47,7 @@ impl Services {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let mut config = ForgeConfig::new(endpoint.base_url, organization, token);
+        let mut config = ForgeClientConfig::new(endpoint.base_url, organization, token);
         config.rate_limit = RateLimit::new(endpoint.rate_limit_per_minute, Duration::from_secs(60));
         config.request_timeout = endpoint.request_timeout;
         let client = Arc::new(
