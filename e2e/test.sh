@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, builds (or reuses) the control
-# plane, then formatting, lints, CRD drift and every test of the workspace.
+# plane, then formatting, lints, CRD drift, module structure and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +20,10 @@ cargo run -q -j "$JOBS" -- crd | diff -u crds/switchyard.yaml - \
   || { echo "crds/switchyard.yaml is stale: cargo run -- crd > crds/switchyard.yaml" >&2; exit 1; }
 diff -u crds/switchyard.yaml charts/switchyard/crds/switchyard.yaml \
   || { echo "charts/switchyard/crds is stale: cp crds/switchyard.yaml charts/switchyard/crds/" >&2; exit 1; }
+echo "== no import cycles between modules"
+python3 .ci/import-cycles.py src sim/src bridge/src
+echo "== no source file over 600 lines"
+long=$(find src sim/src bridge/src -name '*.rs' -exec wc -l {} + | awk '$2 != "total" && $1 > 600 {print}')
+[[ -z $long ]] || { echo "split these files (over 600 lines):" >&2; echo "$long" >&2; exit 1; }
 echo "== cargo test"
 cargo test --workspace -j "$JOBS" "$@"
