@@ -187,6 +187,51 @@ async fn ten_environments_become_ready_through_injected_faults_without_duplicate
     drop(operator);
 }
 
+/// One line of the operator's Prometheus text: the value of the series `name`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// A reconcile that keeps failing is one Warning Event named after its error (not
+/// one per retry), each failure is recorded with its real duration, and the next
+/// failure after a recovery is news again.
+#[tokio::test]
+async fn a_failing_reconcile_is_one_warning_event_and_a_timed_failure() {
+    let mut world = World::new("pe-err").await;
+    world.request_timeout = "2s".into();
+    world.forge.inject_fault(FaultSpec::new(FaultAction::Status { status: 503, body: None, retry_after: Some(0) }));
+    let operator = world.operator();
+    let mut manifest = world.manifest("pr-5", 5);
+    manifest["spec"]["database"] = serde_json::json!({"strategy": "empty"});
+    world.create(manifest).await;
+    let failed = r#"switchyard_reconciles_total{kind="PreviewEnvironment",result="ForgeError"}"#;
+    let seconds = r#"switchyard_reconcile_duration_seconds_sum{kind="PreviewEnvironment"}"#;
+    let (failures, spent) = wait_for(TIMEOUT, "three failed reconciles", || async {
+        let text = operator.get("/metrics").await?.1;
+        let failures = metric(&text, failed)?;
+        (failures >= 3.0).then(|| (failures, metric(&text, seconds).unwrap_or(0.0)))
+    })
+    .await
+    .unwrap();
+    // The client retried each 503 before giving up: a failed reconcile took time.
+    assert!(spent > 0.0, "{failures} failed reconciles recorded {spent} s");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(world.cp.client(), &world.ns);
+    let warnings = |list: Vec<k8s_openapi::api::events::v1::Event>| -> Vec<k8s_openapi::api::events::v1::Event> {
+        list.into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ForgeError"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pr-5"))
+            .collect()
+    };
+    let published = warnings(events.list(&ListParams::default()).await.unwrap().items);
+    assert_eq!(published.len(), 1, "one Event for {failures} failures: {published:?}");
+    assert!(published[0].series.is_none(), "published once, not repeated: {:?}", published[0].series);
+    let note = published[0].note.clone().unwrap_or_default();
+    assert!(note.contains("503") && !note.contains(TOKEN), "{note}");
+    world.forge.clear_faults();
+    world.wait_ready("pr-5").await;
+    drop(operator);
+}
+
 #[tokio::test]
 async fn failing_certificate_and_deployment_report_and_recover() {
     let world = World::new("pe-fail").await;

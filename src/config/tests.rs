@@ -31,14 +31,14 @@ github:
   webhookSecretRef: {namespace: sy, name: gh, key: webhook}
   pollInterval: 0s
   repositories:
-- {repository: acme/shop, namespace: previews, project: shop, serverId: 1, spec: {site: {phpVersion: php84}}}
-- {repository: ACME/shop, namespace: Previews, project: Shop, serverId: 0}
-- {repository: acme/web, namespace: other, project: web, serverId: 1}
-- repository: acme/api
-  namespace: previews
-  project: api
-  serverId: 1
-  spec: {pullRequest: 3, site: {phpVersion: 8}}
+    - {repository: acme/shop, namespace: previews, project: shop, serverId: 1, spec: {site: {phpVersion: php84}}}
+    - {repository: ACME/shop, namespace: Previews, project: Shop, serverId: 0}
+    - {repository: acme/web, namespace: other, project: web, serverId: 1}
+    - repository: acme/api
+      namespace: previews
+      project: api
+      serverId: 1
+      spec: {pullRequest: 3, site: {phpVersion: 8}}
 controller: {namespace: previews}
 "#;
     let err = Config::parse(text, "t").unwrap_err().to_string();
@@ -62,10 +62,10 @@ fn semantic_problems_name_their_keys() {
     let text = r#"
 pools:
   - name: ports
-type: Port
-range: {start: 9000, end: 8000}
+    type: Port
+    range: {start: 9000, end: 8000}
   - name: ports
-type: RedisDatabase
+    type: RedisDatabase
 leaderElection:
   leaseDuration: 2s
   retryPeriod: 5s
