@@ -12,6 +12,8 @@ mod fake_cluster;
 mod fake_forge;
 mod forge_api;
 
+mod adoption;
+mod database;
 mod steps;
 
 use std::collections::BTreeMap;
