@@ -14,6 +14,8 @@ mod forge_api;
 
 mod adoption;
 mod database;
+mod deploy;
+mod drift;
 mod steps;
 
 use std::collections::BTreeMap;
