@@ -16,7 +16,9 @@ mod adoption;
 mod database;
 mod deploy;
 mod drift;
+mod errors;
 mod steps;
+mod teardown;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
