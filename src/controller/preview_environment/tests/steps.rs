@@ -256,7 +256,6 @@ async fn a_pass_with_nothing_changed_writes_no_status() {
 /// Without `spec.database` the DatabaseReady condition does not apply; a pass
 /// must not add it in one write and drop it in the next.
 #[tokio::test]
-#[ignore = "bug: without spec.database each pass adds DatabaseReady in one write and drops it in the next (pass.rs, converge)"]
 async fn a_pass_with_nothing_changed_writes_no_status_without_a_database() {
     let mut s = spec();
     s.database = None;
