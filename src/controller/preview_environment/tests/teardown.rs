@@ -88,9 +88,10 @@ async fn teardown_never_deletes_a_database_the_environment_did_not_record() {
     assert_eq!(h.pass().await.stalled(), "DatabaseNameTaken");
     assert_eq!(h.status().database_name, None);
     // ... and is deleted.
-    h.tear_down().await.expect("nothing of ours on Forge");
-    assert_eq!(h.forge.count("delete_database"), 0);
-    assert_eq!(h.forge.count("delete_database_user"), 0);
+    let result = h.tear_down().await;
+    assert_eq!(h.forge.count("delete_database"), 0, "deleted a schema it never claimed");
+    assert_eq!(h.forge.count("delete_database_user"), 0, "deleted a user it never claimed");
+    result.expect("nothing of ours on Forge");
     assert!(h.forge.databases().iter().any(|d| d.id == schema));
     assert!(h.forge.database_users().iter().any(|u| u.id == user));
     assert_eq!(h.cluster.releases(), 1);
@@ -101,9 +102,10 @@ async fn teardown_of_an_environment_without_status_deletes_no_database() {
     let h = Harness::new(spec());
     h.forge.add_database(DATABASE, "installed");
     h.forge.add_database_user(DATABASE, "installed");
-    h.tear_down().await.expect("nothing recorded, nothing to delete");
+    let result = h.tear_down().await;
     let deletes: Vec<_> = h.forge.methods().into_iter().filter(|m| m.starts_with("delete_")).collect();
     assert!(deletes.is_empty(), "{deletes:?}");
+    result.expect("nothing recorded, nothing to delete");
     assert_eq!(h.forge.databases().len(), 1);
     assert_eq!(h.cluster.releases(), 1);
 }
