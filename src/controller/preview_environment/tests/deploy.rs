@@ -125,6 +125,20 @@ async fn a_deployment_requested_just_before_a_crash_is_adopted_not_triggered_aga
 }
 
 #[tokio::test]
+#[ignore = "bug: an adopted deployment that is already terminal has no finishedAt, so a failed one is retried at once (pass/deploy.rs, started)"]
+async fn an_adopted_deployment_that_already_failed_waits_out_its_backoff() {
+    let mut h = Harness::new(spec());
+    h.forge.knobs(|k| k.deployment_status = "failed");
+    h.world.crash_after("trigger_deployment");
+    h.pass().await.error();
+    h.world.recover();
+    h.pass().await;
+    assert_eq!(h.forge.count("trigger_deployment"), 1, "the failure was just seen: its backoff starts now");
+    assert_eq!(h.cond("Deployed"), ("False".into(), "DeploymentFailed".into()));
+    assert!(h.status().last_deployment.as_ref().is_some_and(|d| d.finished_at.is_some()));
+}
+
+#[tokio::test]
 async fn a_recorded_request_whose_trigger_never_reached_forge_is_triggered_once() {
     let mut h = Harness::new(spec());
     let refused = ForgeError::Transport { kind: TransportKind::Connect, message: "connection refused".into() };
