@@ -125,7 +125,6 @@ async fn a_deployment_requested_just_before_a_crash_is_adopted_not_triggered_aga
 }
 
 #[tokio::test]
-#[ignore = "bug: an adopted deployment that is already terminal has no finishedAt, so a failed one is retried at once (pass/deploy.rs, started)"]
 async fn an_adopted_deployment_that_already_failed_waits_out_its_backoff() {
     let mut h = Harness::new(spec());
     h.forge.knobs(|k| k.deployment_status = "failed");
