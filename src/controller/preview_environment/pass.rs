@@ -213,6 +213,10 @@ impl<'a> Pass<'a> {
 
     /// Sets the step's condition from its outcome; a waiting step asks for a poll.
     fn record(&mut self, step: StepCondition, outcome: Outcome) {
+        // A step that does not apply has no condition (summarize would drop it, one write later).
+        if !self.applicable().contains(step) {
+            return;
+        }
         let generation = self.generation();
         match outcome {
             Outcome::Done(_) => status::record(&mut self.status.conditions, step, outcome, generation),

@@ -25,7 +25,7 @@ fn started(deployment: &Deployment, target: &DeployTarget, attempt: i32) -> Last
         environment_hash: target.environment_hash.clone(),
         attempts: Some(attempt),
         started_at: Some(Time(Timestamp::now())),
-        finished_at: None,
+        finished_at: deployment.is_terminal().then(|| Time(Timestamp::now())),
     }
 }
 
