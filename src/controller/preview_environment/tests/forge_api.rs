@@ -145,10 +145,10 @@ impl ForgeApi for FakeForge {
         })
     }
 
-    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<DeploymentStatus> {
+    async fn deployment_status(&self, server: u64, site: u64) -> ForgeResult<CurrentDeployment> {
         self.call("deployment_status", format!("site={site}"), |s| {
             s.site(server, site)?;
-            Ok(DeploymentStatus::default())
+            Ok(CurrentDeployment::default())
         })
     }
 

@@ -179,13 +179,13 @@ impl Harness {
     }
 
     fn inputs(&self) -> Inputs {
-        let env: BTreeMap<String, String> =
+        let dotenv: BTreeMap<String, String> =
             self.env.spec.env.iter().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
         Inputs {
             names: self.names(),
             server: SERVER,
             forge: self.forge.clone(),
-            env,
+            dotenv,
             admin_url: None,
             credentials: Credentials {
                 database_password: "db-password-1".into(),
