@@ -134,8 +134,12 @@ impl<'a> Pass<'a> {
     }
 
     /// A step that converged for this generation and needs no look on this pass.
-    /// Forge's 60 requests a minute are the scarce resource: a pass triggered by a
-    /// status write or a neighbour's change spends them only on unfinished steps.
+    /// Forge's 60 requests a minute are the scarce resource: while an environment is
+    /// not Ready, a pass (a status write, a neighbour's change) spends them only on
+    /// unfinished steps. Once it is Ready, every pass is a drift check that looks at
+    /// every step — also one triggered by something other than the drift interval
+    /// (the ignored test `a_pass_on_a_ready_environment_not_due_for_a_drift_check…`
+    /// says what a quieter design would do).
     fn settled(&self, step: StepCondition) -> bool {
         !self.drift_check && status::settled(&self.status.conditions, step, self.generation())
     }
