@@ -75,9 +75,10 @@ pub fn set_kstatus(
     first
 }
 
-/// `Conditioned` for a status whose only extras are `conditions` and `observedGeneration`.
+/// `Conditioned` for a status with `conditions` and `observedGeneration`, and
+/// optionally what its stall shows besides them.
 macro_rules! conditioned {
-    ($($status:ty),* $(,)?) => {$(
+    ($status:ty $(, on_stall($this:ident, $message:ident) $body:block)?) => {
         impl Conditioned for $status {
             fn conditions(&self) -> &[Condition] {
                 &self.conditions
@@ -88,45 +89,27 @@ macro_rules! conditioned {
             fn set_observed_generation(&mut self, generation: Option<i64>) {
                 self.observed_generation = generation;
             }
+            $(fn on_stall(&mut self, $message: &str) {
+                let $this = self;
+                $body
+            })?
         }
-    )*};
+    };
 }
 
-conditioned!(super::BridgeGrantStatus, super::PreviewEnvironmentStatus, super::RepoDependencyGraphStatus);
-
-impl Conditioned for super::SharedResourceClaimStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-    /// A stalled claim still shows a phase (Pending when it never had one).
-    fn on_stall(&mut self, _message: &str) {
-        self.phase = Some(self.phase.unwrap_or_default());
-    }
-}
-
-impl Conditioned for super::BranchStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-    /// A stalled Branch is not probed: its reachability is unknown.
-    fn on_stall(&mut self, message: &str) {
-        let generation = self.observed_generation;
-        let message = format!("not probed: {message}");
-        set(&mut self.conditions, super::branch::REACHABLE, Status::Unknown, "NotProbed", message, generation);
-    }
-}
+conditioned!(super::BridgeGrantStatus);
+conditioned!(super::PreviewEnvironmentStatus);
+conditioned!(super::RepoDependencyGraphStatus);
+// A stalled claim still shows a phase (Pending when it never had one).
+conditioned!(super::SharedResourceClaimStatus, on_stall(status, _message) {
+    status.phase = Some(status.phase.unwrap_or_default());
+});
+// A stalled Branch is not probed: its reachability is unknown.
+conditioned!(super::BranchStatus, on_stall(status, message) {
+    let generation = status.observed_generation;
+    let message = format!("not probed: {message}");
+    set(&mut status.conditions, super::branch::REACHABLE, Status::Unknown, "NotProbed", message, generation);
+});
 
 /// Status values of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
