@@ -104,7 +104,6 @@ impl Settings {
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let (branches, secrets) = (ctx.watched::<Branch>(), ctx.watched::<Secret>());
-        let settings = kit::runner::settings(&ctx);
         let controller = Controller::new(branches, watcher::Config::default().any_semantic());
         let bctx = Arc::new(BranchContext {
             ctx,
@@ -114,14 +113,9 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             dirty: Mutex::default(),
         });
         let mapper = bctx.clone();
-        let controller = kit::drive(
-            BranchContext::KIND,
-            controller
-                .with_config(settings)
-                .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
-                .graceful_shutdown_on(shutdown)
-                .run(kit::reconcile, kit::error_policy, bctx.clone()),
-        );
+        let controller =
+            controller.watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret));
+        let controller = kit::run(controller, bctx.ctx.clone(), bctx.clone(), shutdown);
         tokio::select! {
             _ = controller => {}
             _ = sweep(bctx) => {}
@@ -266,10 +260,6 @@ fn labels_of(oref: &ObjectRef<Branch>) -> BranchLabels {
 impl Reconciler for BranchContext {
     type Object = Branch;
     const KIND: &'static str = "Branch";
-
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
 
     async fn reconcile(&self, branch: Arc<Branch>) -> Result<Action, Error> {
         let oref = ObjectRef::from_obj(&*branch);

@@ -24,7 +24,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -83,23 +82,14 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
     Box::pin(async move {
         let controller = Controller::new(ctx.watched::<BridgeGrant>(), watcher::Config::default().any_semantic());
         let grants = controller.store();
-        let settings = kit::runner::settings(&ctx);
         let (secrets, config_maps, policies) = (ctx.watched(), ctx.watched(), ctx.watched());
         let gctx = Arc::new(GrantContext { ctx, publish_locks: Mutex::default() });
-        kit::drive(
-            GrantContext::KIND,
-            controller
-                .owns::<Secret>(secrets, component(SECRET_COMPONENT))
-                .owns::<NetworkPolicy>(policies, component(NETWORK_POLICY_COMPONENT))
-                // An edited or deleted allowlist is put back by the grants publishing into it.
-                .watches::<ConfigMap, _>(config_maps, component(ALLOWLIST_COMPONENT), move |cm| {
-                    publishers(&grants, &cm)
-                })
-                .with_config(settings)
-                .graceful_shutdown_on(shutdown)
-                .run(kit::reconcile, kit::error_policy, gctx),
-        )
-        .await;
+        let controller = controller
+            .owns::<Secret>(secrets, component(SECRET_COMPONENT))
+            .owns::<NetworkPolicy>(policies, component(NETWORK_POLICY_COMPONENT))
+            // An edited or deleted allowlist is put back by the grants publishing into it.
+            .watches::<ConfigMap, _>(config_maps, component(ALLOWLIST_COMPONENT), move |cm| publishers(&grants, &cm));
+        kit::run(controller, gctx.ctx.clone(), gctx, shutdown).await;
     })
 }
 
@@ -120,20 +110,10 @@ impl Reconciler for GrantContext {
     type Object = BridgeGrant;
     const KIND: &'static str = "BridgeGrant";
 
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
-
     async fn reconcile(&self, grant: Arc<BridgeGrant>) -> Result<Action, Error> {
-        let api: Api<BridgeGrant> = Api::namespaced(self.ctx.client.clone(), &grant.namespace().unwrap_or_default());
-        finalizer(&api, FINALIZER, grant, |event| async {
-            match event {
-                Finalizer::Apply(grant) => apply(&api, &grant, self).await,
-                Finalizer::Cleanup(grant) => cleanup(&grant, self).await,
-            }
-        })
-        .await
-        .map_err(Error::from)
+        let api = &self.ctx.api_of(grant.as_ref());
+        let on_apply = |g: Arc<BridgeGrant>| async move { apply(api, &g, self).await };
+        kit::finalized(api, FINALIZER, grant, on_apply, |g| async move { cleanup(&g, self).await }).await
     }
 }
 

@@ -61,6 +61,14 @@ impl Context {
         }
     }
 
+    /// An Api over `obj`'s own namespace.
+    pub fn api_of<K>(&self, obj: &K) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &kube::ResourceExt::namespace(obj).unwrap_or_default())
+    }
+
     /// How long a Ready object waits before the next drift check.
     pub fn requeue_interval(&self) -> Duration {
         self.config.controller.requeue_interval

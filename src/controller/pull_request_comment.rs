@@ -49,16 +49,9 @@ impl From<github::Error> for Error {
 pub fn run(ctx: Arc<Context>, github: Arc<Github>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let api = ctx.watched::<PreviewEnvironment>();
-        let settings = kit::runner::settings(&ctx);
         let cctx = Arc::new(CommentContext { ctx, github });
-        kit::drive(
-            CommentContext::KIND,
-            Controller::new(api, watcher::Config::default().labels(PULL_REQUEST_LABEL))
-                .with_config(settings)
-                .graceful_shutdown_on(shutdown)
-                .run(kit::reconcile, kit::error_policy, cctx),
-        )
-        .await;
+        let controller = Controller::new(api, watcher::Config::default().labels(PULL_REQUEST_LABEL));
+        kit::run(controller, cctx.ctx.clone(), cctx, shutdown).await;
     })
 }
 
@@ -66,10 +59,6 @@ pub fn run(ctx: Arc<Context>, github: Arc<Github>, shutdown: Shared<BoxFuture<'s
 impl Reconciler for CommentContext {
     type Object = PreviewEnvironment;
     const KIND: &'static str = "PullRequestComment";
-
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
 
     async fn reconcile(&self, env: Arc<PreviewEnvironment>) -> Result<Action, Error> {
         reconcile(&env, self).await

@@ -180,19 +180,12 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             None => Arc::new(GithubUnavailable),
         };
         let sources = Sources { config_maps: Arc::new(ConfigMapFetcher::new(client)), repositories };
-        let settings = kit::runner::settings(&ctx);
         let gctx = Arc::new(GraphContext { ctx, sources: Arc::new(sources) });
         let controller = Controller::new(graphs, watcher::Config::default().any_semantic());
         let store = controller.store();
-        kit::drive(
-            GraphContext::KIND,
-            controller
-                .watches(config_maps, watcher::Config::default().any_semantic(), move |cm| graphs_reading(&store, &cm))
-                .with_config(settings)
-                .graceful_shutdown_on(shutdown)
-                .run(kit::reconcile, kit::error_policy, gctx),
-        )
-        .await;
+        let controller = controller
+            .watches(config_maps, watcher::Config::default().any_semantic(), move |cm| graphs_reading(&store, &cm));
+        kit::run(controller, gctx.ctx.clone(), gctx, shutdown).await;
     })
 }
 
@@ -218,10 +211,6 @@ fn graphs_reading(store: &Store<RepoDependencyGraph>, cm: &ConfigMap) -> Vec<Obj
 impl Reconciler for GraphContext {
     type Object = RepoDependencyGraph;
     const KIND: &'static str = "RepoDependencyGraph";
-
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
 
     async fn reconcile(&self, graph: Arc<RepoDependencyGraph>) -> Result<Action, Error> {
         reconcile(graph, self).await

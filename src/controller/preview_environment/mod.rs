@@ -28,7 +28,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -65,48 +64,41 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
         let envs = ctx.watched::<PreviewEnvironment>();
         let (claims, secrets, graphs) =
             (ctx.watched::<SharedResourceClaim>(), ctx.watched::<Secret>(), ctx.watched::<RepoDependencyGraph>());
-        let settings = kit::runner::settings(&ctx);
         let envs_again = envs.clone();
         let controller = Controller::new(envs, watcher::Config::default().any_semantic());
         let store = controller.store();
         let pctx = Arc::new(PreviewContext { ctx, store: store.clone() });
         let (stack_store, graph_store) = (store.clone(), store.clone());
-        kit::drive(
-            PreviewContext::KIND,
-            controller
-                .owns(claims, watcher::Config::default().any_semantic())
-                // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
-                .watches(envs_again, watcher::Config::default().any_semantic(), move |env| {
-                    gate::wake_stack(&env, &stack_store)
-                })
-                // The graph changed: environments gated by it look again.
-                .watches(graphs, watcher::Config::default().any_semantic(), move |graph| {
-                    graph_store
-                        .state()
-                        .into_iter()
-                        .filter(|e| {
-                            e.namespace() == graph.namespace()
-                                && e.spec.graph_ref.as_ref().is_some_and(|g| g.name == graph.name_any())
-                        })
-                        .map(|e| ObjectRef::from_obj(&*e))
-                        .collect::<Vec<_>>()
-                })
-                // A Secret an environment reads changed: a Stalled one may now proceed.
-                .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
-                    let ns = secret.namespace();
-                    let name = secret.name_any();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
-                        .map(|env| ObjectRef::from_obj(&*env))
-                        .collect::<Vec<_>>()
-                })
-                .with_config(settings)
-                .graceful_shutdown_on(shutdown)
-                .run(kit::reconcile, kit::error_policy, pctx),
-        )
-        .await;
+        let controller = controller
+            .owns(claims, watcher::Config::default().any_semantic())
+            // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
+            .watches(envs_again, watcher::Config::default().any_semantic(), move |env| {
+                gate::wake_stack(&env, &stack_store)
+            })
+            // The graph changed: environments gated by it look again.
+            .watches(graphs, watcher::Config::default().any_semantic(), move |graph| {
+                graph_store
+                    .state()
+                    .into_iter()
+                    .filter(|e| {
+                        e.namespace() == graph.namespace()
+                            && e.spec.graph_ref.as_ref().is_some_and(|g| g.name == graph.name_any())
+                    })
+                    .map(|e| ObjectRef::from_obj(&*e))
+                    .collect::<Vec<_>>()
+            })
+            // A Secret an environment reads changed: a Stalled one may now proceed.
+            .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
+                    .map(|env| ObjectRef::from_obj(&*env))
+                    .collect::<Vec<_>>()
+            });
+        kit::run(controller, pctx.ctx.clone(), pctx, shutdown).await;
     })
 }
 
@@ -115,20 +107,10 @@ impl Reconciler for PreviewContext {
     type Object = PreviewEnvironment;
     const KIND: &'static str = "PreviewEnvironment";
 
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
-
     async fn reconcile(&self, env: Arc<PreviewEnvironment>) -> Result<Action, Error> {
-        let api = self.api(&env);
-        finalizer(&api, FINALIZER, env, |event| async {
-            match event {
-                Finalizer::Apply(env) => self.apply(&api, &env).await,
-                Finalizer::Cleanup(env) => teardown::run(&env, self).await,
-            }
-        })
-        .await
-        .map_err(Error::from)
+        let api = &self.api(&env);
+        let on_apply = |e: Arc<PreviewEnvironment>| async move { self.apply(api, &e).await };
+        kit::finalized(api, FINALIZER, env, on_apply, |e| async move { teardown::run(&e, self).await }).await
     }
 }
 

@@ -16,7 +16,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -76,7 +75,6 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
             futures::future::ready(())
         });
         let claims = ctx.watched::<SharedResourceClaim>();
-        let settings = kit::runner::settings(&ctx);
         let cctx = Arc::new(ClaimContext {
             ctx,
             namespace,
@@ -87,14 +85,7 @@ pub fn run(ctx: Arc<Context>, namespace: String, shutdown: Shared<BoxFuture<'sta
         let wake = tokio_stream_from(wake_rx);
         let controller = Controller::new(claims, watcher::Config::default().any_semantic());
         let gauges = export_gauges(cctx.clone(), controller.store());
-        let controller = kit::drive(
-            ClaimContext::KIND,
-            controller.with_config(settings).reconcile_all_on(wake).graceful_shutdown_on(shutdown.clone()).run(
-                kit::reconcile,
-                kit::error_policy,
-                cctx,
-            ),
-        );
+        let controller = kit::run(controller.reconcile_all_on(wake), cctx.ctx.clone(), cctx, shutdown.clone());
         tokio::select! {
             _ = controller => {}
             _ = lease_watch => {}
@@ -143,21 +134,10 @@ impl Reconciler for ClaimContext {
     type Object = SharedResourceClaim;
     const KIND: &'static str = "SharedResourceClaim";
 
-    fn context(&self) -> &Context {
-        &self.ctx
-    }
-
     async fn reconcile(&self, claim: Arc<SharedResourceClaim>) -> Result<Action, Error> {
-        let api: Api<SharedResourceClaim> =
-            Api::namespaced(self.ctx.client.clone(), &claim.namespace().unwrap_or_default());
-        finalizer(&api, FINALIZER, claim, |event| async {
-            match event {
-                Finalizer::Apply(claim) => apply(&api, &claim, self).await,
-                Finalizer::Cleanup(claim) => cleanup(&claim, self).await,
-            }
-        })
-        .await
-        .map_err(Error::from)
+        let api = &self.ctx.api_of(claim.as_ref());
+        let on_apply = |c: Arc<SharedResourceClaim>| async move { apply(api, &c, self).await };
+        kit::finalized(api, FINALIZER, claim, on_apply, |c| async move { cleanup(&c, self).await }).await
     }
 }
 
