@@ -129,9 +129,13 @@ impl Command {
 
 /// The command a comment body gives: its first non-empty line must start with it
 /// (`/preview`, or `/preview please`), so quoting a command further down does nothing.
+/// Read as people type it: any case (phones capitalise `/Preview`), in backticks,
+/// after leading white space, a byte-order mark or a no-break space, CRLF or LF.
 pub fn parse_command(body: &str) -> Option<Command> {
-    let first = body.lines().map(str::trim).find(|l| !l.is_empty())?;
-    match first.split_whitespace().next()? {
+    let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
+    let first = body.lines().map(|l| l.trim_matches(blank)).find(|l| !l.is_empty())?;
+    let word = first.split(blank).next()?.trim_matches('`');
+    match word.to_ascii_lowercase().as_str() {
         "/preview" => Some(Command::Preview),
         "/update" => Some(Command::Update),
         "/destroy" => Some(Command::Destroy),
@@ -197,6 +201,10 @@ pub enum Ignored {
     NotAPullRequest,
     #[error("the comment is not a command")]
     NotACommand,
+    #[error("the comment is by a bot")]
+    ByABot,
+    #[error("the comment's author is a deleted account")]
+    NoAuthor,
 }
 
 impl Ignored {
@@ -208,6 +216,8 @@ impl Ignored {
             Ignored::UnsupportedAction { .. } => "UnsupportedAction",
             Ignored::NotAPullRequest => "NotAPullRequest",
             Ignored::NotACommand => "NotACommand",
+            Ignored::ByABot => "ByABot",
+            Ignored::NoAuthor => "NoAuthor",
         }
     }
 }
@@ -228,6 +238,17 @@ struct RepositoryPayload {
 #[derive(Deserialize)]
 struct UserPayload {
     login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+impl UserPayload {
+    /// GitHub Apps (switchyard's own among them) and other bots: `type: Bot`, and
+    /// their logins end in `[bot]`.
+    fn is_bot(&self) -> bool {
+        self.kind.as_deref() == Some("Bot") || self.login.ends_with("[bot]")
+    }
 }
 
 #[derive(Deserialize)]
@@ -243,7 +264,9 @@ struct CommentPayload {
     id: u64,
     #[serde(default)]
     body: Option<String>,
-    user: UserPayload,
+    /// `null` when the author's account was deleted (GitHub shows "ghost").
+    #[serde(default)]
+    user: Option<UserPayload>,
 }
 
 #[derive(Deserialize)]
@@ -281,10 +304,14 @@ pub fn classify(event: &str, body: &[u8]) -> Result<Result<PullRequestEvent, Ign
             let Some(command) = p.comment.body.as_deref().and_then(parse_command) else {
                 return Ok(Err(Ignored::NotACommand));
             };
+            let Some(user) = p.comment.user else { return Ok(Err(Ignored::NoAuthor)) };
+            if user.is_bot() {
+                return Ok(Err(Ignored::ByABot));
+            }
             Ok(Ok(PullRequestEvent {
                 repository: p.repository.full_name,
                 number: p.issue.number,
-                trigger: Trigger::Command { command, user: p.comment.user.login, comment_id: p.comment.id },
+                trigger: Trigger::Command { command, user: user.login, comment_id: p.comment.id },
             }))
         }
         "pull_request" => {
@@ -349,6 +376,43 @@ mod tests {
         assert_eq!(parse_command("please /preview"), None);
         assert_eq!(parse_command("/previewing"), None);
         assert_eq!(parse_command(""), None);
+    }
+
+    #[test]
+    fn commands_are_read_as_people_type_them() {
+        for body in [
+            "/Preview",
+            "/PREVIEW please",
+            "`/preview`",
+            "```/preview```",
+            "\u{feff}/preview",
+            "\u{a0}\u{a0}/preview",
+            "\r\n  /preview\r\nthanks",
+            "/preview\u{a0}now",
+        ] {
+            assert_eq!(parse_command(body), Some(Command::Preview), "{body:?}");
+        }
+        assert_eq!(parse_command("/Destroy\r\n"), Some(Command::Destroy));
+        // Still only the first word of the first line.
+        assert_eq!(parse_command("see `/preview`"), None);
+        assert_eq!(parse_command("> `/Preview`"), None);
+        assert_eq!(parse_command("`/previews`"), None);
+    }
+
+    #[test]
+    fn comments_by_bots_and_deleted_accounts_are_ignored_not_refused() {
+        let with_user = |user: serde_json::Value| {
+            let body = json!({"action": "created", "issue": {"number": 7, "pull_request": {"url": "u"}},
+                "comment": {"id": 99, "body": "/preview", "user": user}, "repository": {"full_name": "o/r"}});
+            classify("issue_comment", &serde_json::to_vec(&body).unwrap_or_default())
+        };
+        let bot = with_user(json!({"login": "switchyard[bot]", "type": "Bot"}));
+        assert_eq!(bot, Ok(Err(Ignored::ByABot)));
+        let named_bot = with_user(json!({"login": "renovate[bot]"}));
+        assert_eq!(named_bot, Ok(Err(Ignored::ByABot)));
+        assert_eq!(with_user(serde_json::Value::Null), Ok(Err(Ignored::NoAuthor)));
+        let person = with_user(json!({"login": "dev", "type": "User"}));
+        assert!(matches!(person, Ok(Ok(PullRequestEvent { trigger: Trigger::Command { .. }, .. }))), "{person:?}");
     }
 
     fn comment(body: &str, on_pr: bool, action: &str) -> Vec<u8> {
