@@ -16,7 +16,6 @@ pub const STALLED: &str = "Stalled";
 
 /// A kind's status: its conditions and the generation they describe.
 pub trait Conditioned: Default {
-    fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn set_observed_generation(&mut self, generation: Option<i64>);
     /// What a stalled status shows besides its conditions.
@@ -80,9 +79,6 @@ pub fn set_kstatus(
 macro_rules! conditioned {
     ($status:ty $(, on_stall($this:ident, $message:ident) $body:block)?) => {
         impl Conditioned for $status {
-            fn conditions(&self) -> &[Condition] {
-                &self.conditions
-            }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> {
                 &mut self.conditions
             }
@@ -183,18 +179,6 @@ pub fn set_reconciling(conditions: &mut Vec<Condition>, reason: &str, message: &
     set(conditions, STALLED, Status::False, reason, "", observed_generation);
 }
 
-/// Marks an object as stalled (kstatus): `Ready=False` and `Stalled=True` with
-/// `reason`, `Reconciling=False`. Returns whether this is a new stall (not yet
-/// stalled, or stalled for another reason), the moment to publish a Warning Event.
-pub fn set_stalled(
-    conditions: &mut Vec<Condition>,
-    reason: &str,
-    message: &str,
-    observed_generation: Option<i64>,
-) -> bool {
-    set_kstatus(conditions, Kstatus::Stalled, reason, message, observed_generation)
-}
-
 /// The condition of `type_`, if present.
 pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -226,9 +210,9 @@ mod tests {
     #[test]
     fn stalled_is_new_only_on_a_new_reason() {
         let mut conds = Vec::new();
-        assert!(set_stalled(&mut conds, "SecretNotFound", "no secret", Some(1)));
-        assert!(!set_stalled(&mut conds, "SecretNotFound", "no secret", Some(1)));
-        assert!(set_stalled(&mut conds, "SiteNameTaken", "taken", Some(1)));
+        assert!(set_kstatus(&mut conds, Kstatus::Stalled, "SecretNotFound", "no secret", Some(1)));
+        assert!(!set_kstatus(&mut conds, Kstatus::Stalled, "SecretNotFound", "no secret", Some(1)));
+        assert!(set_kstatus(&mut conds, Kstatus::Stalled, "SiteNameTaken", "taken", Some(1)));
         assert!(is_true(&conds, STALLED) && !is_true(&conds, READY) && !is_true(&conds, RECONCILING));
     }
 }

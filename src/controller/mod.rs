@@ -12,7 +12,7 @@ pub mod services;
 pub mod shared_resource_claim;
 
 pub mod kit;
-pub use kit::{Error, apply_status, drive, publish, stall};
+pub use kit::{Error, apply_status, publish, stall};
 
 use std::sync::Arc;
 use std::time::Duration;

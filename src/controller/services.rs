@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backends::BackendError;
+use crate::config::ForgeSettings;
 use crate::controller::Error;
 use crate::forge::{ForgeApi, ForgeClientConfig, ForgeToken, HttpForgeClient, RateLimit};
 use crate::github::Github;
@@ -22,34 +23,27 @@ pub struct Services {
     forge_clients: Mutex<HashMap<ForgeClientKey, Arc<HttpForgeClient>>>,
 }
 
-/// What a Forge client is built from besides its organization and token.
-pub struct ForgeEndpoint<'a> {
-    pub base_url: &'a str,
-    pub rate_limit_per_minute: u32,
-    pub request_timeout: Duration,
-}
-
 impl Services {
     pub fn new(github: Option<Arc<Github>>) -> Self {
         Self { github, forge_clients: Mutex::default() }
     }
 
-    /// The Forge client for (endpoint, organization, token), built on first use.
+    /// The Forge client for (the config's URL, organization, token), built on first use.
     pub fn forge(
         &self,
-        endpoint: &ForgeEndpoint<'_>,
+        settings: &ForgeSettings,
         organization: &str,
         token: String,
     ) -> Result<Arc<dyn ForgeApi>, Error> {
         let token = ForgeToken::new(token);
-        let key = (endpoint.base_url.to_string(), organization.to_string(), token.digest());
+        let key = (settings.base_url.to_string(), organization.to_string(), token.digest());
         let mut clients = self.forge_clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let mut config = ForgeClientConfig::new(endpoint.base_url, organization, token);
-        config.rate_limit = RateLimit::new(endpoint.rate_limit_per_minute, Duration::from_secs(60));
-        config.request_timeout = endpoint.request_timeout;
+        let mut config = ForgeClientConfig::new(&settings.base_url, organization, token);
+        config.rate_limit = RateLimit::new(settings.rate_limit_per_minute, Duration::from_secs(60));
+        config.request_timeout = settings.request_timeout;
         let client = Arc::new(
             HttpForgeClient::new(config).map_err(|e| BackendError { backend: "forge", message: e.to_string() })?,
         );

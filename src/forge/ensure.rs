@@ -131,7 +131,7 @@ pub async fn ensure_background_process(
     let lookup = || async move {
         let all = api.list_background_processes(server, req.site_id).await?;
         Ok(all.into_iter().find(|p| {
-            p.command == req.command && p.user == req.user && p.directory == req.directory && p.status != "removing"
+            p.command == req.command && p.user == req.user && p.directory == req.directory && !going_away(&p.status)
         }))
     };
     ensure_with(lookup, || api.create_background_process(server, req), "command", opts).await
@@ -145,7 +145,7 @@ pub async fn ensure_domain(
     opts: EnsureOptions,
 ) -> ForgeResult<Ensured<DomainRecord>> {
     let lookup = || async move {
-        Ok(api.list_domains(server, site).await?.into_iter().find(|d| d.name == req.name && d.status != "removing"))
+        Ok(api.list_domains(server, site).await?.into_iter().find(|d| d.name == req.name && !going_away(&d.status)))
     };
     ensure_with(lookup, || api.create_domain(server, site, req), "name", opts).await
 }
@@ -159,7 +159,7 @@ pub async fn ensure_scheduled_job(
     let lookup = || async move {
         let all = api.list_scheduled_jobs(scope).await?;
         Ok(all.into_iter().find(|j| {
-            j.command == req.command && j.user == req.user && j.frequency == req.frequency && j.status != "removing"
+            j.command == req.command && j.user == req.user && j.frequency == req.frequency && !going_away(&j.status)
         }))
     };
     ensure_with(lookup, || api.create_scheduled_job(scope, req), "command", opts).await

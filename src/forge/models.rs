@@ -75,6 +75,12 @@ pub struct SiteRepository {
     pub status: Option<String>,
 }
 
+/// Whether a Forge object in `status` is on its way out (`removing`, or
+/// `deleting` for certificates): it counts as absent and is never deleted twice.
+pub fn going_away(status: &str) -> bool {
+    matches!(status, "removing" | "deleting")
+}
+
 /// A Forge site. `status`: `installing`, `installed`, `removing`, … (SiteStatus).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct Site {

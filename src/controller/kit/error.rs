@@ -52,11 +52,6 @@ impl Error {
         }
     }
 
-    /// Same as [`Error::reason`]; the name metrics code expects.
-    pub fn metric_label(&self) -> &'static str {
-        self.reason()
-    }
-
     /// How long to wait before the next attempt, with jitter so a burst of
     /// failures does not come back as a burst.
     pub fn retry_after(&self) -> Duration {

@@ -75,15 +75,14 @@ pub async fn read_secret_key(
     name: &str,
     key: &str,
 ) -> Result<Result<String, SecretProblem>, kube::Error> {
-    let namespace = api_namespace(api);
-    let Some(secret) = api.get_opt(name).await? else {
-        return Ok(Err(SecretProblem::Missing { namespace, name: name.into() }));
-    };
-    Ok(secret_key(&secret, key).map_err(|p| match p {
-        SecretProblem::MissingKey { key, .. } => SecretProblem::MissingKey { namespace, name: name.into(), key },
-        SecretProblem::NotText { key, .. } => SecretProblem::NotText { namespace, name: name.into(), key },
-        other => other,
-    }))
+    match api.get_opt(name).await? {
+        // A Secret read from the apiserver carries its own namespace and name.
+        Some(secret) => Ok(secret_key(&secret, key)),
+        None => Ok(Err(SecretProblem::Missing {
+            namespace: api.namespace().unwrap_or_default().to_string(),
+            name: name.into(),
+        })),
+    }
 }
 
 /// Key `key` of a Secret already read, as [`read_secret_key`] reads it.
@@ -101,10 +100,6 @@ pub fn secret_key(secret: &Secret, key: &str) -> Result<String, SecretProblem> {
         name,
         key: key.into(),
     })
-}
-
-fn api_namespace(api: &Api<Secret>) -> String {
-    api.namespace().map(str::to_string).unwrap_or_default()
 }
 
 /// Server-side-applies `object` (the whole of a child object we own, as JSON with

@@ -16,5 +16,5 @@ pub mod status;
 
 pub use error::{Error, forge_found, forge_gone};
 pub use events::{Failures, publish};
-pub use runner::{Kit, Reconciler, drive, error_policy, finalized, reconcile, run};
+pub use runner::{Kit, Reconciler, error_policy, finalized, reconcile, run};
 pub use status::{apply_status, stall};

@@ -1,7 +1,7 @@
 //! The scaffolding every controller shares: a [`Reconciler`] says what one
-//! reconcile of its kind does; [`reconcile`] and [`error_policy`] wrap it the same
-//! way for every kind (timing, metrics, the Warning Event of a failure, retry), and
-//! [`drive`] runs the controller's stream to its end.
+//! reconcile of its kind does; [`run`] runs it the same way for every kind, with
+//! [`reconcile`] and [`error_policy`] around it (timing, metrics, the Warning Event
+//! of a failure, retry).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,7 +85,7 @@ pub fn error_policy<R: Reconciler>(obj: Arc<R::Object>, error: &Error, kit: Arc<
 /// Drives a controller's result stream to its end, logging what the controller
 /// machinery (watches, queue) reports; reconcile errors were handled by
 /// [`error_policy`], and a trigger for an object that was just deleted is expected.
-pub async fn drive<T, E1, E2>(
+async fn drive<T, E1, E2>(
     kind: &'static str,
     results: impl futures::Stream<Item = Result<T, controller::Error<E1, E2>>>,
 ) where

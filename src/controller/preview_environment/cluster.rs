@@ -43,7 +43,7 @@ impl Cluster for PreviewContext {
         saved: Option<&PreviewEnvironmentStatus>,
         status: &PreviewEnvironmentStatus,
     ) -> Result<(), Error> {
-        apply_status(&self.api(env), env, saved, status, MANAGER).await
+        apply_status(&self.ctx.api_of(env), env, saved, status, MANAGER).await
     }
 
     async fn redis_claim(&self, env: &PreviewEnvironment, pool: &str) -> Result<SharedResourceClaim, Error> {

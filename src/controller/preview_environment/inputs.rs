@@ -17,7 +17,6 @@ use crate::api::preview_environment::{CloneStrategy, PreviewEnvironment};
 use crate::api::shared_resource_claim::ResourceType;
 use crate::controller::Error;
 use crate::controller::kit::k8s::{is_conflict, read_secret_key, secret_key};
-use crate::controller::services::ForgeEndpoint;
 use crate::forge::ForgeApi;
 use crate::logic::preview::Names;
 
@@ -48,10 +47,6 @@ pub struct Inputs {
     pub credentials_secret: String,
 }
 
-fn invalid(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::invalid(reason, message)
-}
-
 /// Names of the Secrets in the environment's namespace that it reads.
 pub fn secret_names(env: &PreviewEnvironment) -> BTreeSet<String> {
     let spec = &env.spec;
@@ -73,18 +68,21 @@ pub fn secret_names(env: &PreviewEnvironment) -> BTreeSet<String> {
 pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inputs, Error> {
     let config = &pctx.ctx.config;
     let forge_config = config.forge.as_ref().ok_or_else(|| {
-        invalid("ForgeNotConfigured", "the operator config has no forge section; previews cannot be created")
+        Error::invalid("ForgeNotConfigured", "the operator config has no forge section; previews cannot be created")
     })?;
     let names = Names::derive(&env.spec, forge_config.base_domain.as_deref())
-        .map_err(|e| invalid("InvalidName", e.to_string()))?;
+        .map_err(|e| Error::invalid("InvalidName", e.to_string()))?;
     if let Some(redis) = &env.spec.redis {
         match config.pool(&redis.pool) {
             Some(p) if p.type_() == ResourceType::RedisDatabase => {}
             Some(_) => {
-                return Err(invalid("RedisPoolInvalid", format!("pool {} is not a RedisDatabase pool", redis.pool)));
+                return Err(Error::invalid(
+                    "RedisPoolInvalid",
+                    format!("pool {} is not a RedisDatabase pool", redis.pool),
+                ));
             }
             None => {
-                return Err(invalid(
+                return Err(Error::invalid(
                     "RedisPoolNotFound",
                     format!("no pool named {} in the operator config", redis.pool),
                 ));
@@ -98,7 +96,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         Some(r) => read_key(&secrets, r, "Forge token").await?,
         None => {
             let r = forge_config.token_secret_ref.as_ref().ok_or_else(|| {
-                invalid(
+                Error::invalid(
                     "ForgeTokenMissing",
                     "spec.forge.tokenSecretRef is unset and the operator config names no token",
                 )
@@ -108,12 +106,7 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         }
     };
     let organization = env.spec.forge.organization.clone().unwrap_or_else(|| forge_config.organization.clone());
-    let endpoint = ForgeEndpoint {
-        base_url: &forge_config.base_url,
-        rate_limit_per_minute: forge_config.rate_limit_per_minute,
-        request_timeout: forge_config.request_timeout,
-    };
-    let forge = pctx.ctx.services.forge(&endpoint, &organization, token)?;
+    let forge = pctx.ctx.services.forge(forge_config, &organization, token)?;
 
     let mut entries = BTreeMap::new();
     for e in &env.spec.env {
@@ -127,7 +120,12 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
     let admin_url = match env.spec.database.as_ref() {
         Some(db) if db.strategy == CloneStrategy::Clone => match &db.admin_credentials_secret_ref {
             Some(r) => Some(read_key(&secrets, r, "database admin credentials").await?),
-            None => return Err(invalid("AdminCredentialsMissing", "strategy clone needs adminCredentialsSecretRef")),
+            None => {
+                return Err(Error::invalid(
+                    "AdminCredentialsMissing",
+                    "strategy clone needs adminCredentialsSecretRef",
+                ));
+            }
         },
         _ => None,
     };
@@ -161,7 +159,10 @@ async fn credentials(api: &Api<Secret>, env: &PreviewEnvironment, name: &str) ->
     };
     if let Some(existing) = api.get_opt(name).await? {
         return from(&existing).ok_or_else(|| {
-            invalid("CredentialsSecretInvalid", format!("Secret {name} lacks {DB_PASSWORD_KEY} or {APP_KEY_KEY}"))
+            Error::invalid(
+                "CredentialsSecretInvalid",
+                format!("Secret {name} lacks {DB_PASSWORD_KEY} or {APP_KEY_KEY}"),
+            )
         });
     }
     // Hex: safe in a .env file and in any MySQL client's quoting.

@@ -52,12 +52,6 @@ pub struct PreviewContext {
     store: Store<PreviewEnvironment>,
 }
 
-impl PreviewContext {
-    fn api(&self, env: &PreviewEnvironment) -> Api<PreviewEnvironment> {
-        Api::namespaced(self.ctx.client.clone(), &env.namespace().unwrap_or_default())
-    }
-}
-
 /// Runs the controller until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
@@ -108,7 +102,7 @@ impl Reconciler for PreviewContext {
     const KIND: &'static str = "PreviewEnvironment";
 
     async fn reconcile(&self, env: Arc<PreviewEnvironment>) -> Result<Action, Error> {
-        let api = &self.api(&env);
+        let api = &self.ctx.api_of(env.as_ref());
         let on_apply = |e: Arc<PreviewEnvironment>| async move { self.apply(api, &e).await };
         kit::finalized(api, FINALIZER, env, on_apply, |e| async move { teardown::run(&e, self).await }).await
     }

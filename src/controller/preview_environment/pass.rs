@@ -21,23 +21,18 @@ use jiff::Timestamp;
 
 use super::cluster::Cluster;
 use super::inputs::Inputs;
+use crate::api::conditions;
 use crate::api::preview_environment::{PreviewEnvironment, PreviewEnvironmentStatus};
 use crate::controller::Error;
 use crate::forge::ForgeApi;
-use crate::forge::Site;
 use crate::forge::ensure::EnsureOptions;
+use crate::forge::{Site, going_away};
 use crate::logic::preview::status::{self, Applicable, Outcome, Reason, StepCondition};
 use crate::logic::preview::{Names, poll_interval};
 
 /// Tag that marks a Forge site as created by this object (Forge has no labels).
 pub fn owner_tag(env: &PreviewEnvironment) -> String {
     format!("switchyard-{}", kube::ResourceExt::uid(env).unwrap_or_default())
-}
-
-/// Whether a Forge object in `status` is on its way out (`removing`, or
-/// `deleting` for certificates): it counts as absent, and is never deleted twice.
-pub fn going_away(status: &str) -> bool {
-    matches!(status, "removing" | "deleting")
 }
 
 /// Time since `t`, zero if `t` is in the future (clock skew between writers).
@@ -147,7 +142,7 @@ impl<'a> Pass<'a> {
     /// Runs every step that can run now.
     /// Returns when to look again: soon while Forge works, the drift interval once Ready.
     pub async fn converge(&mut self) -> Result<Duration, Error> {
-        let was_ready = crate::api::conditions::is_true(&self.status.conditions, crate::api::conditions::READY);
+        let was_ready = conditions::is_true(&self.status.conditions, conditions::READY);
         self.drift_check = was_ready;
         let redis = self.redis().await?;
         let database = self.database().await?;
@@ -190,15 +185,13 @@ impl<'a> Pass<'a> {
     /// Gating by the RepoDependencyGraph: deploys wait for the environments of the
     /// repository's dependencies in the same stack (provisioning does not).
     async fn dependencies_ready(&mut self) -> Result<bool, Error> {
-        use crate::api::conditions::{self, Status};
+        use crate::api::conditions::Status;
         use crate::logic::gating::{self, Gate};
         let generation = self.generation();
         let type_ = StepCondition::DependenciesReady.as_str();
         match self.cluster.deploy_gate(self.env).await? {
-            None => {
-                self.status.conditions.retain(|c| c.type_ != type_);
-                Ok(true)
-            }
+            // No graph: the step does not apply (summarize drops its condition).
+            None => Ok(true),
             Some(Gate::Open) => {
                 let message = "dependencies in the stack are Ready";
                 let reason = gating::DEPENDENCIES_READY;
@@ -233,7 +226,7 @@ impl<'a> Pass<'a> {
     fn wait(&mut self, step: StepCondition, reason: Reason, message: String) {
         let generation = self.generation();
         status::record(&mut self.status.conditions, step, Outcome::Waiting { reason, message }, generation);
-        let waited = crate::api::conditions::get(&self.status.conditions, step.as_str())
+        let waited = conditions::get(&self.status.conditions, step.as_str())
             .map_or(Duration::ZERO, |c| elapsed_since(c.last_transition_time.0));
         self.poll_in(poll_interval(waited));
     }

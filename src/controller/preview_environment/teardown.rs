@@ -10,13 +10,13 @@
 use kube::runtime::controller::Action;
 
 use super::cluster::Cluster;
-use super::pass::{going_away, owner_tag};
+use super::pass::owner_tag;
 use super::{PreviewContext, inputs};
 use crate::api::DeletionPolicy;
 use crate::api::preview_environment::PreviewEnvironment;
 use crate::controller::{Error, kit};
-use crate::forge::ForgeApi;
 use crate::forge::ensure;
+use crate::forge::{ForgeApi, going_away};
 use crate::logic::gating::Gate;
 use crate::logic::preview::Names;
 

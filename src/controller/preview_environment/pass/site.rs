@@ -34,8 +34,10 @@ impl Pass<'_> {
             Some(s) => s,
             None => {
                 let found = ensure::find_site(forge, server, &domain).await?;
-                match site_adoption(found.as_ref().map(|s| (s.tags.as_slice(), s.status.as_str())), &tag) {
-                    SiteAdoption::Foreign => {
+                let adoption = site_adoption(found.as_ref().map(|s| (s.tags.as_slice(), s.status.as_str())), &tag);
+                match (adoption, found) {
+                    (SiteAdoption::Adopt, Some(site)) => site,
+                    (SiteAdoption::Foreign, _) => {
                         return Err(Error::invalid(
                             "SiteNameTaken",
                             format!(
@@ -44,12 +46,11 @@ impl Pass<'_> {
                             ),
                         ));
                     }
-                    SiteAdoption::WaitForRemoval => {
+                    (SiteAdoption::WaitForRemoval, _) => {
                         let message = format!("old site {domain} is still being removed");
                         return Ok(Outcome::waiting(Reason::SiteRemoving, message));
                     }
-                    SiteAdoption::Adopt => found.unwrap_or_default(),
-                    SiteAdoption::Create => {
+                    (SiteAdoption::Adopt | SiteAdoption::Create, _) => {
                         let created =
                             ensure::ensure_site(forge, server, &self.site_request(&tag), self.opts).await?.value;
                         if !created.tags.is_empty() && !created.tags.contains(&tag) {
