@@ -401,11 +401,29 @@ mod tests {
 
     #[test]
     fn comments_by_bots_and_deleted_accounts_are_ignored_not_refused() {
+        // GitHub's recorded payload (octokit/webhooks, see tests/testdata/github/README.md):
+        // its commenter is `{"login": "Codertocat", "type": "User", …}`. Variants are
+        // derived in memory: on a pull request, a command, another user object.
+        let recorded: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/testdata/github/issue_comment.created.payload.json"))
+                .unwrap_or_default();
         let with_user = |user: serde_json::Value| {
-            let body = json!({"action": "created", "issue": {"number": 7, "pull_request": {"url": "u"}},
-                "comment": {"id": 99, "body": "/preview", "user": user}, "repository": {"full_name": "o/r"}});
+            let mut body = recorded.clone();
+            body["issue"]["pull_request"] =
+                json!({"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"});
+            body["comment"]["body"] = json!("/preview");
+            if !user.is_null() {
+                let mut real = body["comment"]["user"].clone();
+                for (k, v) in user.as_object().into_iter().flatten() {
+                    real[k] = v.clone();
+                }
+                body["comment"]["user"] = real;
+            } else {
+                body["comment"]["user"] = user;
+            }
             classify("issue_comment", &serde_json::to_vec(&body).unwrap_or_default())
         };
+        assert_eq!(recorded["comment"]["user"]["type"], "User", "the recorded user object has the field we read");
         let bot = with_user(json!({"login": "switchyard[bot]", "type": "Bot"}));
         assert_eq!(bot, Ok(Err(Ignored::ByABot)));
         let named_bot = with_user(json!({"login": "renovate[bot]"}));
