@@ -155,9 +155,12 @@ pub struct SiteSettings {
     /// Site type.
     #[serde(rename = "type", default)]
     pub type_: SiteType,
-    /// PHP version, Forge style (`php84`).
+    /// PHP version, as Forge's API names them (its `PhpVersion` enum).
     #[serde(default = "default_php")]
-    #[schemars(regex(pattern = r"^php[0-9]{2}$"))]
+    #[schemars(extend("enum" = [
+        "php5", "php56-old", "php56", "php70", "php71", "php72", "php73", "php74",
+        "php80", "php81", "php82", "php83", "php84", "php85"
+    ]))]
     pub php_version: String,
     /// Web directory relative to the site root.
     #[serde(default = "default_web_directory")]

@@ -59,8 +59,6 @@ pub struct Server {
     pub database_type: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub is_ready: bool,
-    #[serde(skip)]
-    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -78,7 +76,14 @@ pub struct SiteRepository {
 /// Whether a Forge object in `status` is on its way out (`removing`, or
 /// `deleting` for certificates): it counts as absent and is never deleted twice.
 pub fn going_away(status: &str) -> bool {
-    matches!(status, "removing" | "deleting")
+    matches!(status, "removing" | "deleting" | "uninstalling")
+}
+
+/// Whether a site in this SiteStatus is provisioned: every status the document lists after
+/// installation (`deployed`, `never-deployed`, `deploying`, `maintenance`, and `failed`, which
+/// follows a failed deployment; the deployment step reports that failure) as well as `installed`.
+pub fn site_provisioned(status: &str) -> bool {
+    matches!(status, "installed" | "deployed" | "never-deployed" | "deploying" | "maintenance" | "failed")
 }
 
 /// A Forge site. `status`: `installing`, `installed`, `removing`, … (SiteStatus).
@@ -86,10 +91,11 @@ pub fn going_away(status: &str) -> bool {
 pub struct Site {
     #[serde(skip)]
     pub id: u64,
-    /// From `include=server` (org-wide lists), when Forge said.
+    /// From `include=server` (org-wide lists), or the server a server-level call named.
     #[serde(skip)]
     pub server_id: Option<u64>,
-    /// From `include=tags`.
+    /// From `include=tags`: only the site lists declare it, so a single site read
+    /// (`get_site`, the create answer) carries none.
     #[serde(skip)]
     pub tags: Vec<String>,
     #[serde(default, deserialize_with = "null_default")]
@@ -125,7 +131,7 @@ pub struct Site {
 impl Site {
     /// Provisioned, and its repository (if any) installed.
     pub fn is_ready(&self) -> bool {
-        self.status == "installed"
+        site_provisioned(&self.status)
             && self.repository.as_ref().and_then(|r| r.status.as_deref()).is_none_or(|s| s == "installed")
     }
 }

@@ -59,7 +59,11 @@ fn dedupe(items: Vec<Value>) -> Vec<Value> {
     items.into_iter().filter(|v| seen.insert((v["type"].to_string(), v["id"].to_string()))).collect()
 }
 
-/// Parsed `include=a,b`.
+/// For operations whose document declares no `include` parameter: Forge's query builder
+/// renders no relationships there whatever the query says.
+pub const NO_INCLUDE: &[String] = &[];
+
+/// Parsed `include=a,b`, for the operations that declare it.
 pub fn includes(query: &HashMap<String, String>) -> Vec<String> {
     query
         .get("include")
@@ -107,7 +111,8 @@ impl Ctx {
             json!({
                 "id": s.id, "credential_id": null, "name": s.name, "slug": s.name, "type": "app",
                 "ubuntu_version": "24.04", "ssh_port": 22, "provider": "custom", "identifier": null,
-                "size": null, "region": null, "php_version": s.php_version, "php_cli_version": s.php_version,
+                // A custom-provider server has no provider size or region; the document requires strings.
+                "size": "custom", "region": "custom", "php_version": s.php_version, "php_cli_version": s.php_version,
                 "opcache_status": null, "database_type": s.database_type, "db_status": null, "redis_status": null,
                 "ip_address": s.ip_address, "private_ip_address": s.private_ip_address, "revoked": false,
                 "created_at": ts(s.created_at), "updated_at": ts(s.updated_at), "connection_status": "successful",
@@ -124,9 +129,28 @@ impl Ctx {
         Rendered { data, included }
     }
 
+    /// SiteStatus as the document enumerates it: an installed site reports its deployments
+    /// (`deploying`, then `deployed`, or `failed` when the last one failed). Which of these live
+    /// Forge shows when is not recorded; docs/forge-conformance.md says what the client assumes.
+    fn site_status(&self, w: &World, s: &Site, running: Option<&str>) -> &'static str {
+        let installed = lc::install_status(s.created_at, s.deleted_at, self.now, self.delay);
+        if installed != "installed" {
+            return installed;
+        }
+        if running.is_some() {
+            return "deploying";
+        }
+        let last = w.deployments.values().rev().find(|d| d.site_id == s.id);
+        match last.map(|d| lc::deployment_view(d.created_at, d.fails, self.now, self.delay).status) {
+            Some("finished") => "deployed",
+            Some(_) => "failed",
+            None => "installed",
+        }
+    }
+
     pub fn site(&self, w: &World, s: &Site, include: &[String]) -> Rendered {
-        let status = lc::install_status(s.created_at, s.deleted_at, self.now, self.delay);
         let running = w.running_deployment(s.id, self.now, self.delay).map(|(_, v)| v.status);
+        let status = self.site_status(w, s, running);
         let org = w.servers.get(&s.server_id).map(|srv| srv.organization.clone()).unwrap_or_default();
         let fresh = status == "installing";
         let url = if s.domain_mode == "on-forge" {
@@ -239,7 +263,7 @@ impl Ctx {
         )
     }
 
-    pub fn deployment_log(&self, d: &Deployment) -> Value {
+    pub fn deployment_log(&self, w: &World, d: &Deployment) -> Value {
         let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
         let mut output = String::new();
         if view.started_at.is_some() {
@@ -250,15 +274,18 @@ impl Ctx {
             "failed" => output.push_str("Deployment failed: script exited with code 1.\n"),
             _ => {}
         }
-        json!({"data": {"id": d.id.to_string(), "type": "deploymentOutputs", "attributes": {"output": output}}})
+        let url = format!("{}/deployments/{}/log", self.site_url(w, d.site_id), d.id);
+        json!({"data": resource("deploymentOutputs", d.id, json!({"output": output}), Some(url))})
     }
 
     pub fn deployment_status(&self, w: &World, site: &Site) -> Value {
         let running = w.running_deployment(site.id, self.now, self.delay);
-        json!({"data": {"id": site.id.to_string(), "type": "deploymentStatuses", "attributes": {
+        let attributes = json!({
             "status": running.as_ref().map(|(_, v)| v.status),
             "started_at": running.and_then(|(_, v)| v.started_at).map(ts)
-        }}})
+        });
+        let url = format!("{}/deployments/status", self.site_url(w, site.id));
+        json!({"data": resource("deploymentStatuses", site.id, attributes, Some(url))})
     }
 
     pub fn deployment_script(&self, w: &World, s: &Site) -> Value {
@@ -346,10 +373,12 @@ impl Ctx {
             None => format!("{}/scheduled-jobs/{}", self.server_url(w, j.server_id), j.id),
         };
         resource(
-            "jobs",
+            "scheduledJobs",
             j.id,
             json!({"name": j.name, "command": j.command, "status": lc::install_status(j.created_at, j.deleted_at, self.now, self.delay),
-                   "user": j.user, "frequency": j.frequency, "cron": j.cron, "next_run_time": null,
+                   "user": j.user, "frequency": j.frequency, "cron": j.cron,
+                   // The document requires a time; the start of the next minute stands in for the cron's next run.
+                   "next_run_time": ts(self.now + chrono::Duration::seconds(60 - self.now.timestamp() % 60)),
                    "created_at": ts(j.created_at), "updated_at": ts(j.created_at)}),
             Some(url),
         )
@@ -364,7 +393,8 @@ impl Ctx {
             json!({"command": c.command, "status": status,
                    "exit_code": if done { json!(if c.fails { 1 } else { 0 }) } else { Value::Null },
                    "error_output": if done && c.fails { json!("command failed") } else { Value::Null },
-                   "duration": if done { json!("0s") } else { Value::Null },
+                   // The document types duration as a string ("5m"); before a command ends it has run 0s.
+                   "duration": "0s",
                    "user_id": c.user_id, "created_at": ts(c.created_at), "updated_at": ts(c.created_at)}),
             Some(format!("{}/commands/{}", self.site_url(w, c.site_id), c.id)),
         );
@@ -372,7 +402,7 @@ impl Ctx {
         v
     }
 
-    pub fn command_output(&self, c: &SiteCommand) -> Value {
+    pub fn command_output(&self, w: &World, c: &SiteCommand) -> Value {
         let status = lc::command_status(c.created_at, c.fails, self.now, self.delay);
         let output = match status {
             "finished" => format!("$ {}\nDone.\n", c.command),
@@ -380,7 +410,8 @@ impl Ctx {
             "running" => format!("$ {}\n", c.command),
             _ => String::new(),
         };
-        json!({"data": {"id": c.id.to_string(), "type": "commandOutputs", "attributes": {"output": output}}})
+        let url = format!("{}/commands/{}/output", self.site_url(w, c.site_id), c.id);
+        json!({"data": resource("commandOutputs", c.id, json!({"output": output}), Some(url))})
     }
 
     pub fn job_output(&self, j: &ScheduledJob) -> Value {

@@ -46,20 +46,11 @@ impl ForgeApi for HttpForgeClient {
     }
 
     async fn list_servers(&self) -> ForgeResult<Vec<Server>> {
-        let q = vec![("include".to_string(), "tags".to_string())];
-        self.list(self.org("/servers"), q, None, |v, inc| {
-            let r = jsonapi::resource::<Server>(v)?;
-            let tags = inc.tag_names(&r.relationships);
-            Ok(Server { id: r.id, tags, ..r.attributes })
-        })
-        .await
+        self.list(self.org("/servers"), vec![], None, with_id!(Server)).await
     }
 
     async fn get_server(&self, server: u64) -> ForgeResult<Server> {
-        let doc = self.doc(Call::get(self.server_path(server, "")).with_query("include", "tags")).await?;
-        let r = jsonapi::single::<Server>(&doc)?;
-        let tags = Included::from_doc(&doc).tag_names(&r.relationships);
-        Ok(Server { id: r.id, tags, ..r.attributes })
+        self.one(Call::get(self.server_path(server, "")), |s: &mut Server, id| s.id = id).await
     }
 
     async fn list_sites(&self, name: Option<&str>) -> ForgeResult<Vec<Site>> {
@@ -79,14 +70,13 @@ impl ForgeApi for HttpForgeClient {
     }
 
     async fn get_site(&self, site: u64) -> ForgeResult<Site> {
-        let doc = self.doc(Call::get(self.org(&format!("/sites/{site}"))).with_query("include", "tags,server")).await?;
+        // The document declares no `include` here: no tags, no server relationship.
+        let doc = self.doc(Call::get(self.org(&format!("/sites/{site}")))).await?;
         site_from(&doc["data"], &Included::from_doc(&doc))
     }
 
     async fn create_site(&self, server: u64, req: &CreateSite) -> ForgeResult<Site> {
-        let mut call = Call::send(Method::POST, self.server_path(server, "/sites"), Some(req));
-        call = call.with_query("include", "tags");
-        let doc = self.doc(call).await?;
+        let doc = self.doc(Call::send(Method::POST, self.server_path(server, "/sites"), Some(req))).await?;
         let mut site = site_from(&doc["data"], &Included::from_doc(&doc))?;
         site.server_id.get_or_insert(server);
         Ok(site)

@@ -44,7 +44,7 @@ pub(super) async fn get_command(api: Api) -> ApiResult {
 pub(super) async fn command_output(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let c = w.command(api.org(), api.id("server")?, api.id("site")?, api.id("command")?)?;
-    ok(api.ctx.command_output(c))
+    ok(api.ctx.command_output(&w, c))
 }
 
 pub(super) async fn delete_command(api: Api) -> ApiResult {

@@ -41,7 +41,7 @@ pub(super) async fn get_deployment(api: Api) -> ApiResult {
 pub(super) async fn deployment_log(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let d = w.deployment(api.org(), api.id("server")?, api.id("site")?, api.id("deployment")?)?;
-    ok(api.ctx.deployment_log(d))
+    ok(api.ctx.deployment_log(&w, d))
 }
 
 pub(super) async fn deployment_status(api: Api) -> ApiResult {

@@ -81,8 +81,6 @@ pub fn routes() -> Router<Sim> {
         .route(&s("/domains/{domain}/certificates/{certificate}"), get(get_certificate).delete(delete_certificate))
         .route(&s("/domains/{domain}/certificates/{certificate}/actions"), post(certificate_action))
         .route(&s("/certificates"), get(list_site_certificates))
-        .route(&s("/certificates/{certificate}"), get(get_certificate).delete(delete_certificate))
-        .route(&s("/certificates/{certificate}/actions"), post(certificate_action))
         .route(&s("/commands"), get(list_commands).post(run_command))
         .route(&s("/commands/{command}"), get(get_command).delete(delete_command))
         .route(&s("/commands/{command}/output"), get(command_output))

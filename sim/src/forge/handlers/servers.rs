@@ -2,13 +2,12 @@
 
 use super::lists::{filter, page_of, sort, ts_key};
 use crate::forge::api::{Api, ApiResult, body_map, ok};
-use crate::forge::render::{document, includes};
+use crate::forge::render::{NO_INCLUDE, document};
 use axum::body::Bytes;
 
 pub(super) async fn list_servers(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     w.org(api.org())?;
-    let inc = includes(&api.query);
     let items: Vec<_> = w.servers.values().filter(|s| s.organization == api.org()).collect();
     let mut items = filter(
         items,
@@ -34,13 +33,13 @@ pub(super) async fn list_servers(api: Api) -> ApiResult {
             _ => String::new(),
         },
     )?;
-    page_of(&api, items, |s| s.id, |s| api.ctx.server(&w, s, &inc))
+    page_of(&api, items, |s| s.id, |s| api.ctx.server(&w, s, NO_INCLUDE))
 }
 
 pub(super) async fn get_server(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let server = w.server(api.org(), api.id("server")?)?;
-    ok(document(api.ctx.server(&w, server, &includes(&api.query))))
+    ok(document(api.ctx.server(&w, server, NO_INCLUDE)))
 }
 
 pub(super) async fn update_server(api: Api, body: Bytes) -> ApiResult {

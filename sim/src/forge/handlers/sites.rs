@@ -4,7 +4,7 @@
 use super::lists::{filter, page_of, sort, ts_key};
 use crate::forge::api::{Api, ApiResult, accepted, accepted_empty, body_map, ok};
 use crate::forge::model::World;
-use crate::forge::render::{document, includes};
+use crate::forge::render::{NO_INCLUDE, document, includes};
 use axum::body::Bytes;
 
 fn site_key(w: &World, s: &crate::forge::model::Site, field: &str) -> String {
@@ -52,14 +52,14 @@ pub(super) async fn list_sites_server(api: Api) -> ApiResult {
 pub(super) async fn get_site(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let site = w.site(api.org(), None, api.id("site")?)?;
-    ok(document(api.ctx.site(&w, site, &includes(&api.query))))
+    ok(document(api.ctx.site(&w, site, NO_INCLUDE)))
 }
 
 pub(super) async fn create_site(api: Api, body: Bytes) -> ApiResult {
     let mut w = api.sim.world(api.ctx.now);
     let id = w.create_site(api.org(), api.id("server")?, &body_map(&body), api.ctx.now)?;
     let site = w.site(api.org(), None, id)?;
-    accepted(document(api.ctx.site(&w, site, &includes(&api.query))))
+    accepted(document(api.ctx.site(&w, site, NO_INCLUDE)))
 }
 
 pub(super) async fn update_site(api: Api, body: Bytes) -> ApiResult {

@@ -69,7 +69,7 @@ impl Pass<'_> {
             self.status.site_id = Some(site.id as i64);
         }
         let php = &self.env.spec.site.php_version;
-        if site.status == "installed" && site.php_version.as_deref().is_some_and(|v| v != php) {
+        if crate::forge::site_provisioned(&site.status) && site.php_version.as_deref().is_some_and(|v| v != php) {
             let update = UpdateSite { php_version: Some(php.clone()), ..Default::default() };
             forge.update_site(server, site.id, &update).await?;
         }
