@@ -72,9 +72,9 @@ impl Exception {
     /// Where the departure is recorded.
     pub fn source(&self) -> &'static str {
         match self {
-            Exception::Also { source, .. } | Exception::PaginationLinksNull { source } | Exception::Status { source, .. } => {
-                source
-            }
+            Exception::Also { source, .. }
+            | Exception::PaginationLinksNull { source }
+            | Exception::Status { source, .. } => source,
         }
     }
 }

@@ -43,7 +43,11 @@ impl Drop for Recorder {
 }
 
 fn json_or_none(bytes: &[u8]) -> Option<Value> {
-    if bytes.is_empty() { None } else { Some(serde_json::from_slice(bytes).unwrap_or(Value::String("<not JSON>".into()))) }
+    if bytes.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_slice(bytes).unwrap_or(Value::String("<not JSON>".into())))
+    }
 }
 
 async fn forward(State(up): State<Upstream>, req: Request) -> Response {

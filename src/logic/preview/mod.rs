@@ -196,7 +196,7 @@ pub fn quote_env(value: &str) -> String {
 
 /// The supervisor command of a queue worker. `--name` keeps two workers with the
 /// same queue distinct, since Forge returns no name for a background process.
-pub fn worker_command(worker: &QueueWorker) -> String {
+pub fn worker_command(worker: &QueueWorker, isolated_user: Option<&str>) -> String {
     let mut command =
         format!("php artisan queue:work {} --queue={} --name={}", worker.connection, worker.queue, worker.name);
     if let Some(tries) = worker.tries {
@@ -205,7 +205,20 @@ pub fn worker_command(worker: &QueueWorker) -> String {
     if let Some(timeout) = worker.timeout {
         let _ = write!(command, " --timeout={timeout}");
     }
-    command
+    match isolated_user {
+        // Forge's API starts background processes only as `root` or `forge`. `forge` can read
+        // every other site on the server, so an isolated site's worker starts as root and
+        // drops to the site's user before any of the site's code runs: setpriv execs the
+        // worker in place (no shell, no root parent left). Every part of the line comes from
+        // CRD-validated names (`[a-z0-9_,:-]`), so nothing in it is interpreted.
+        Some(user) => format!("setpriv --reuid={user} --regid={user} --init-groups --reset-env -- {command}"),
+        None => command,
+    }
+}
+
+/// The user Forge starts a worker as: see [`worker_command`].
+pub fn worker_user(isolated_user: Option<&str>) -> &'static str {
+    if isolated_user.is_some() { "root" } else { "forge" }
 }
 
 /// A worker as Forge shows it: (id, command, processes).
@@ -228,11 +241,15 @@ pub struct WorkerPlan<'a> {
 }
 
 /// Matches observed workers to desired ones by command and process count.
-pub fn plan_workers<'a>(desired: &'a [QueueWorker], observed: &[ObservedWorker]) -> WorkerPlan<'a> {
+pub fn plan_workers<'a>(
+    desired: &'a [QueueWorker],
+    isolated_user: Option<&str>,
+    observed: &[ObservedWorker],
+) -> WorkerPlan<'a> {
     let mut plan = WorkerPlan::default();
     let mut unused: Vec<&ObservedWorker> = observed.iter().collect();
     for worker in desired {
-        let command = worker_command(worker);
+        let command = worker_command(worker, isolated_user);
         match unused.iter().position(|o| o.command == command && o.processes == i64::from(worker.processes)) {
             Some(i) => plan.keep.push(unused.swap_remove(i).id),
             None => plan.create.push(worker),
@@ -340,16 +357,16 @@ mod tests {
     fn worker_plan_keeps_matches_creates_missing_deletes_extras_and_changed() {
         let desired = vec![worker("default", 1), worker("mail", 2)];
         let observed = vec![
-            ObservedWorker { id: 10, command: worker_command(&desired[0]), processes: 1 },
-            ObservedWorker { id: 11, command: worker_command(&desired[1]), processes: 1 },
-            ObservedWorker { id: 12, command: worker_command(&desired[0]), processes: 1 },
+            ObservedWorker { id: 10, command: worker_command(&desired[0], None), processes: 1 },
+            ObservedWorker { id: 11, command: worker_command(&desired[1], None), processes: 1 },
+            ObservedWorker { id: 12, command: worker_command(&desired[0], None), processes: 1 },
             ObservedWorker { id: 13, command: "php artisan horizon".into(), processes: 1 },
         ];
-        let plan = plan_workers(&desired, &observed);
+        let plan = plan_workers(&desired, None, &observed);
         assert_eq!(plan.keep, vec![10]);
         assert_eq!(plan.create.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), vec!["mail"]);
         assert_eq!(plan.delete, vec![11, 12, 13]);
-        assert_eq!(plan_workers(&[], &[]), WorkerPlan::default());
+        assert_eq!(plan_workers(&[], None, &[]), WorkerPlan::default());
     }
 
     #[test]
@@ -357,8 +374,23 @@ mod tests {
         let mut w = worker("a", 1);
         w.tries = Some(3);
         w.timeout = Some(60);
-        assert_eq!(worker_command(&w), "php artisan queue:work redis --queue=default --name=a --tries=3 --timeout=60");
-        assert_ne!(worker_command(&worker("a", 1)), worker_command(&worker("b", 1)));
+        assert_eq!(
+            worker_command(&w, None),
+            "php artisan queue:work redis --queue=default --name=a --tries=3 --timeout=60"
+        );
+        assert_ne!(worker_command(&worker("a", 1), None), worker_command(&worker("b", 1), None));
+    }
+
+    #[test]
+    fn isolated_workers_start_as_root_and_drop_to_the_site_user_before_running_code() {
+        let w = worker("a", 1);
+        assert_eq!(worker_user(None), "forge");
+        assert_eq!(worker_user(Some("pr42_shop")), "root");
+        assert_eq!(
+            worker_command(&w, Some("pr42_shop")),
+            "setpriv --reuid=pr42_shop --regid=pr42_shop --init-groups --reset-env -- \
+             php artisan queue:work redis --queue=default --name=a"
+        );
     }
 
     #[test]

@@ -47,15 +47,14 @@ impl World {
         let startsecs = input.integer("startsecs", false, 0);
         let stopwaitsecs = input.integer("stopwaitsecs", false, 0);
         let stopsignal = input.string("stopsignal", false);
-        let site_user =
-            site_id.and_then(|s| self.sites.get(&s)).filter(|s| s.server_id == server_id).map(|s| s.user.clone());
-        if site_id.is_some() && site_user.is_none() {
+        let on_server = site_id.and_then(|s| self.sites.get(&s)).is_some_and(|s| s.server_id == server_id);
+        if site_id.is_some() && !on_server {
             input.error("site_id", "The selected site id is invalid.");
         }
+        // The document's enum: an isolated site's own user is not accepted.
         if let Some(u) = &user
             && u != "root"
             && u != "forge"
-            && site_user.as_ref() != Some(u)
         {
             input.error("user", "The selected user is invalid.");
         }

@@ -23,7 +23,8 @@ impl Pass<'_> {
             .iter()
             .map(|p| ObservedWorker { id: p.id, command: p.command.clone(), processes: p.processes })
             .collect();
-        let plan = preview::plan_workers(&self.env.spec.workers, &as_observed);
+        let isolated = self.names().isolated_user.clone();
+        let plan = preview::plan_workers(&self.env.spec.workers, isolated.as_deref(), &as_observed);
         for id in &plan.delete {
             kit::forge_gone(forge.delete_background_process(server, *id).await)?;
         }
@@ -38,8 +39,8 @@ impl Pass<'_> {
         for worker in &plan.create {
             let req = CreateBackgroundProcess {
                 name: format!("{}-{}", self.env.name_any(), worker.name),
-                command: preview::worker_command(worker),
-                user: names.site_user().to_string(),
+                command: preview::worker_command(worker, isolated.as_deref()),
+                user: preview::worker_user(isolated.as_deref()).to_string(),
                 processes: worker.processes.max(1) as u32,
                 site_id: Some(site_id),
                 directory: Some(directory.clone()),
