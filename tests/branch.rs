@@ -209,6 +209,14 @@ async fn branch_over_tls_turns_reachable_and_flapping_under_the_thresholds_does_
         && r.origin.as_deref() == Some("top")
         && r.key.as_deref() == Some(fingerprint(&key).as_str())));
     s.wait_event("top", "Normal", "Reachable").await;
+    // An instance that loses its registry refuses the next probe (403) and gets the
+    // registration again.
+    assert!(sim.state().deregister("top"));
+    wait_for(TIMEOUT, "top registered again", || async { sim.registration("top").is_some() })
+        .await
+        .expect("re-registered after a 403");
+    let refused = sim.requests().iter().any(|r| r.path == HEALTH && r.status == 403);
+    assert!(refused, "the probe after the loss was refused");
 
     sim.set_mode(Mode::Flap { status: 503, fail_next: true });
     let before = sim.count("GET", HEALTH);

@@ -415,6 +415,13 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
     let (origin, origin_key) = registration::overseer(branch, parent.as_ref(), &key);
     let call = Call { base_url: &branch.spec.url, key: origin_key, origin: &origin, timeout: settings.timeout };
     let outcome = client.health(&call, &branch.spec.health_check.path).await;
+    if let Err(refused) = &outcome
+        && registration::lost(&refused.message)
+    {
+        // The middleware no longer knows the overseer (a registry reset, a removed
+        // entry): register again on the next reconcile instead of trusting the hash.
+        update.status.registration_hash = None;
+    }
     let now = Timestamp::now();
     let latency = match &outcome {
         Ok(h) => h.latency,

@@ -179,6 +179,12 @@ fn pending(update: &mut Update<'_>, reason: &str, message: String) -> Registrati
     RegistrationState::Pending { reason: reason.into(), message }
 }
 
+/// Whether a refused health call says the instance's registry does not hold the caller
+/// with its key (the middleware's 401/403).
+pub(super) fn lost(message: &str) -> bool {
+    message.contains("HTTP 401") || message.contains("HTTP 403")
+}
+
 /// One registration: `Ok(true)` when made now, `Ok(false)` when the name was taken and
 /// the instance accepts this payload's name and key (it is registered already).
 async fn register(step: &Step<'_>, timeout: Duration) -> Result<bool, Problem> {
@@ -203,13 +209,11 @@ async fn register(step: &Step<'_>, timeout: Duration) -> Result<bool, Problem> {
             let call = Call { base_url: at, key: &payload.api_key, origin: name, timeout };
             match step.client.health(&call, step.health_path).await {
                 Ok(_) => Ok(false),
-                Err(u) if u.message.contains("HTTP 401") || u.message.contains("HTTP 403") => {
-                    Err(Problem::Conflict(format!(
-                        "{at} already has a branch named {name}, but does not accept its current key ({}); \
+                Err(u) if lost(&u.message) => Err(Problem::Conflict(format!(
+                    "{at} already has a branch named {name}, but does not accept its current key ({}); \
                          the design cannot update a registration: remove it on the instance and it is registered again",
-                        u.message
-                    )))
-                }
+                    u.message
+                ))),
                 Err(u) => {
                     Err(Problem::Failed(format!("confirming the registration of {name} with {at}: {}", u.message)))
                 }
