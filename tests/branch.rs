@@ -1,11 +1,12 @@
-//! Branch against a real apiserver, the real `switchyard run` binary and simulated
-//! platform instances over TLS verified against a generated CA.
+//! Branch against a real apiserver, the real `switchyard run` binary and platform
+//! instances written from the cross-branch design (`switchyard-sim instance`: its
+//! registry, its middleware's 401/403), over TLS verified against a generated CA.
 
 mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -13,11 +14,15 @@ use serde_json::{Value, json};
 use support::Operator;
 use switchyard::api::{self, Branch, conditions};
 use switchyard_sim::forge::fingerprint;
-use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, InstanceSimHandle, Mode, TestPki};
+use switchyard_sim::instance::{Behaviour, InstanceSim, InstanceSimConfig, InstanceSimHandle, Mode, Seed, TestPki};
 use switchyard_testenv::{ControlPlane, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const CA_SECRET: &str = "instances-ca";
+const HEALTH: &str = "/api/v1/cross-branch/health";
+/// The operator config's Branch URL policy most tests run under: https only (the
+/// default), and `insecureSkipVerify` allowed for the one test that uses it.
+const POLICY: &str = "{allowInsecureSkipVerify: true}";
 
 /// A namespace with its own operator, and a CA every simulated instance is signed by.
 struct Setup {
@@ -29,6 +34,12 @@ struct Setup {
 
 impl Setup {
     async fn new(prefix: &str) -> Self {
+        Self::with_policy(prefix, POLICY).await
+    }
+
+    /// A setup whose operator config has `branches: <policy>`.
+    async fn with_policy(prefix: &str, policy: &str) -> Self {
+        let policy = policy.to_string();
         let cp = ControlPlane::shared().await.expect("control plane");
         cp.apply_crds(&api::all_crds()).await.expect("CRDs");
         let ns = cp.create_unique_namespace(prefix).await.expect("namespace");
@@ -39,6 +50,7 @@ impl Setup {
                 r#"server: {{listen: "127.0.0.1:{port}"}}
 leaderElection: {{enabled: false}}
 controller: {{namespace: {scope}, systemNamespace: {scope}}}
+branches: {policy}
 "#
             )
         });
@@ -47,16 +59,31 @@ controller: {{namespace: {scope}, systemNamespace: {scope}}}
         setup
     }
 
-    /// A simulated instance over HTTPS accepting `keys`.
-    async fn instance(&self, name: &str, keys: &[&str]) -> InstanceSimHandle {
-        let config = InstanceSimConfig {
-            name: name.into(),
-            version: "2.4.1".into(),
-            api_keys: keys.iter().map(|k| k.to_string()).collect(),
-            tls: Some(self.pki.material()),
-            ..Default::default()
-        };
+    /// A design instance over HTTPS with an empty registry.
+    async fn instance(&self, name: &str) -> InstanceSimHandle {
+        self.instance_with(name, InstanceSimConfig::default()).await
+    }
+
+    /// A design instance over HTTPS, otherwise as `config` says.
+    async fn instance_with(&self, name: &str, config: InstanceSimConfig) -> InstanceSimHandle {
+        let config =
+            InstanceSimConfig { name: name.into(), version: "2.4.1".into(), tls: Some(self.pki.material()), ..config };
         InstanceSim::start(config).await.expect("instance simulator")
+    }
+
+    async fn create_config_map(&self, name: &str, data: Value) {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data
+        }))
+        .expect("config map");
+        Api::<ConfigMap>::namespaced(self.cp.client(), &self.ns)
+            .patch(name, &PatchParams::apply("branch-test").force(), &Patch::Apply(&cm))
+            .await
+            .expect("apply config map");
+    }
+
+    async fn status(&self, name: &str) -> switchyard::api::branch::BranchStatus {
+        self.branches().get(name).await.expect("branch").status.expect("status")
     }
 
     fn branches(&self) -> Api<Branch> {
@@ -160,7 +187,7 @@ fn unique_key(setup: &Setup, what: &str) -> String {
 async fn branch_over_tls_turns_reachable_and_flapping_under_the_thresholds_does_not_flip_it() {
     let s = Setup::new("branch-flap").await;
     let key = unique_key(&s, "top-key");
-    let sim = s.instance("top", &[&key]).await;
+    let sim = s.instance("top").await;
     s.secret("top-key", "key", &key).await;
     s.create("top", top_spec(&sim.base_url(), "top-key", 3, "1s")).await;
 
@@ -170,16 +197,32 @@ async fn branch_over_tls_turns_reachable_and_flapping_under_the_thresholds_does_
     assert_eq!(status.remote_version.as_deref(), Some("2.4.1"));
     assert!(status.latency_ms.is_some() && status.last_probe_at.is_some() && status.last_success_at.is_some());
     assert!(status.grace_rule.as_deref().is_some_and(|r| r.contains("3 failed probes in a row")), "{status:?}");
-    // Probes carried the key and an origin (the simulator refuses them otherwise).
+    // A Top is its own overseer: registered with its own instance, probed as itself.
+    let registered = sim.registration("top").expect("top in its own registry");
+    assert_eq!(
+        (registered.branch_type.as_str(), registered.api_key.as_str()),
+        ("top_branch", fingerprint(&key).as_str())
+    );
     let probes = sim.requests();
-    assert!(probes.iter().any(|r| r.status == 200 && r.origin.as_deref() == Some(sim.base_url().as_str())));
+    assert!(probes.iter().any(|r| r.path == HEALTH
+        && r.status == 200
+        && r.origin.as_deref() == Some("top")
+        && r.key.as_deref() == Some(fingerprint(&key).as_str())));
     s.wait_event("top", "Normal", "Reachable").await;
+    // An instance that loses its registry refuses the next probe (403) and gets the
+    // registration again.
+    assert!(sim.state().deregister("top"));
+    wait_for(TIMEOUT, "top registered again", || async { sim.registration("top").is_some() })
+        .await
+        .expect("re-registered after a 403");
+    let refused = sim.requests().iter().any(|r| r.path == HEALTH && r.status == 403);
+    assert!(refused, "the probe after the loss was refused");
 
     sim.set_mode(Mode::Flap { status: 503, fail_next: true });
-    let before = sim.count("GET", "/api/v1/health");
+    let before = sim.count("GET", HEALTH);
     wait_for(TIMEOUT, "8 flapping probes", || async {
         let failed = sim.requests().iter().filter(|r| r.injected.is_some()).count();
-        sim.count("GET", "/api/v1/health") >= before + 8 && failed >= 4
+        sim.count("GET", HEALTH) >= before + 8 && failed >= 4
     })
     .await
     .expect("probes while flapping");
@@ -198,7 +241,7 @@ async fn branch_over_tls_turns_reachable_and_flapping_under_the_thresholds_does_
 async fn a_sustained_outage_turns_reachable_false_with_a_warning_event_and_deletes_nothing() {
     let s = Setup::new("branch-outage").await;
     let key = unique_key(&s, "top-key");
-    let sim = s.instance("top", &[&key]).await;
+    let sim = s.instance("top").await;
     s.secret("top-key", "key", &key).await;
     s.create("top", top_spec(&sim.base_url(), "top-key", 3, "1s")).await;
     s.wait_condition("top", "Reachable", "True", None).await;
@@ -228,69 +271,249 @@ async fn a_sustained_outage_turns_reachable_false_with_a_warning_event_and_delet
     s.assert_never_leaked(&[&key]).await;
 }
 
-#[tokio::test]
-async fn a_master_registers_with_its_parent_after_a_rejection_and_again_when_its_key_changes() {
-    let s = Setup::new("branch-register").await;
+/// A Master under a Top, both on design instances: `(setup, top, eu, top_key, eu_key)`.
+async fn master_under_top(
+    prefix: &str,
+    top_config: InstanceSimConfig,
+) -> (Setup, InstanceSimHandle, InstanceSimHandle, String, String) {
+    let s = Setup::new(prefix).await;
     let top_key = unique_key(&s, "top-key");
-    let wrong_top_key = unique_key(&s, "wrong-top-key");
     let eu_key = unique_key(&s, "eu-key");
-    let eu_key_2 = unique_key(&s, "eu-key-rotated");
-    let top = s.instance("top", &[&top_key]).await;
-    let eu = s.instance("eu", &[&eu_key, &eu_key_2]).await;
-    s.secret("top-key", "key", &wrong_top_key).await;
+    let top = s.instance_with("top", top_config).await;
+    let eu = s.instance("eu").await;
+    s.secret("top-key", "key", &top_key).await;
     s.secret("eu-key", "key", &eu_key).await;
     s.create("top", top_spec(&top.base_url(), "top-key", 3, "1s")).await;
-    let mut eu_spec = top_spec(&eu.base_url(), "eu-key", 3, "1s");
-    eu_spec["type"] = json!("Master");
-    eu_spec["parentRef"] = json!({"name": "top"});
-    s.create("eu", eu_spec).await;
+    (s, top, eu, top_key, eu_key)
+}
 
-    // The parent refuses the wrong key: not registered, with a Warning, and retried.
-    let refused = s.wait_condition("eu", "Registered", "False", Some("RegistrationFailed")).await;
-    assert!(refused.message.contains("HTTP 401"), "{refused:?}");
-    s.wait_event("eu", "Warning", "RegistrationFailed").await;
-    s.wait_condition("eu", "Ready", "False", Some("RegistrationFailed")).await;
-    assert!(top.registrations().is_empty());
+fn master_spec(url: &str) -> Value {
+    let mut spec = top_spec(url, "eu-key", 3, "1s");
+    spec["type"] = json!("Master");
+    spec["parentRef"] = json!({"name": "top"});
+    spec
+}
 
-    // The right key in the parent's Secret: registered, as the parent simulator saw it.
-    s.secret("top-key", "key", &top_key).await;
-    s.wait_condition("eu", "Registered", "True", Some("Registered")).await;
-    let registrations = top.registrations();
-    assert_eq!(registrations.len(), 1, "{registrations:?}");
-    let r = &registrations[0];
-    assert_eq!((r.name.as_str(), r.url.as_str(), r.type_.as_str()), ("eu", eu.base_url().as_str(), "master"));
-    assert_eq!(r.api_key, fingerprint(&eu_key));
-    assert_eq!(r.registered_with, fingerprint(&top_key));
-    assert_eq!(r.origin, eu.base_url(), "the registering instance is the origin");
+#[tokio::test]
+async fn a_master_and_its_parent_are_registered_in_each_others_registries_and_probes_pass_the_middleware() {
+    let (s, top, eu, top_key, eu_key) = master_under_top("branch-register", InstanceSimConfig::default()).await;
+    s.create("eu", master_spec(&eu.base_url())).await;
+    let registered = s.wait_condition("eu", "Registered", "True", Some("Registered")).await;
+    assert!(registered.message.contains("parent top"), "{registered:?}");
     s.wait_condition("eu", "Ready", "True", None).await;
     s.wait_event("eu", "Normal", "Registered").await;
-    let hash = s.branches().get("eu").await.expect("eu").status.and_then(|st| st.registration_hash);
-    assert!(hash.as_deref().is_some_and(|h| h.starts_with("sha256:")), "{hash:?}");
-    // The master's probes speak for its parent.
-    assert!(eu.requests().iter().any(|q| q.status == 200 && q.origin.as_deref() == Some(top.base_url().as_str())));
 
-    // A rotated key is registered again, once.
+    // The Top's registry holds eu with eu's key, as the design's body said it.
+    let r = top.registration("eu").expect("eu registered with top");
+    assert_eq!((r.branch_url.as_str(), r.branch_type.as_str()), (eu.base_url().as_str(), "master_branch"));
+    assert_eq!(r.api_key, fingerprint(&eu_key));
+    // eu's registry holds its overseer, top, with top's key: probes speak as top.
+    let r = eu.registration("top").expect("top registered with eu");
+    assert_eq!((r.branch_url.as_str(), r.branch_type.as_str()), (top.base_url().as_str(), "top_branch"));
+    assert_eq!(r.api_key, fingerprint(&top_key));
+    assert!(eu.requests().iter().any(|q| q.path == HEALTH
+        && q.status == 200
+        && q.origin.as_deref() == Some("top")
+        && q.key.as_deref() == Some(fingerprint(&top_key).as_str())));
+    // Registration carries no credentials: the design keeps it outside the middleware.
+    assert!(top.requests().iter().filter(|q| q.path.ends_with("/register-branch")).all(|q| q.key.is_none()));
+    let hash = s.status("eu").await.registration_hash;
+    assert!(hash.as_deref().is_some_and(|h| h.starts_with("sha256:")), "{hash:?}");
+
+    // The peer refuses calls without the headers or with the wrong key.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(s.pki.ca_pem.as_bytes()).expect("CA"))
+        .build()
+        .expect("client");
+    let url = format!("{}{HEALTH}", eu.base_url());
+    let no_origin = http.get(&url).bearer_auth(&top_key).send().await.expect("answer");
+    assert_eq!(no_origin.status().as_u16(), 401);
+    let wrong_key = http.get(&url).bearer_auth(&eu_key).header("X-Branch-Origin", "top").send().await.expect("answer");
+    assert_eq!(wrong_key.status().as_u16(), 403);
+
+    // A rotated key cannot replace a registration (the design has no such route):
+    // the taken name does not accept the new key, and the condition says so.
+    let eu_key_2 = unique_key(&s, "eu-key-rotated");
     s.secret("eu-key", "key", &eu_key_2).await;
-    wait_for(TIMEOUT, "re-registration with the rotated key", || async {
-        top.registrations().first().is_some_and(|r| r.times == 2 && r.api_key == fingerprint(&eu_key_2))
+    let conflict = s.wait_condition("eu", "Registered", "False", Some("RegistrationConflict")).await;
+    assert!(conflict.message.contains("does not accept its current key"), "{conflict:?}");
+    s.wait_event("eu", "Warning", "RegistrationConflict").await;
+    assert_eq!(top.registration("eu").expect("still registered").api_key, fingerprint(&eu_key));
+    // Its administrator removes the old entry: registered again, with the new key.
+    assert!(top.state().deregister("eu"));
+    s.wait_condition("eu", "Registered", "True", Some("Registered")).await;
+    assert_eq!(top.registration("eu").expect("registered again").api_key, fingerprint(&eu_key_2));
+    assert_ne!(s.status("eu").await.registration_hash, hash);
+    s.assert_never_leaked(&[&top_key, &eu_key, &eu_key_2]).await;
+}
+
+#[tokio::test]
+async fn a_name_registered_with_another_url_is_a_conflict_naming_it_and_a_taken_422_is_confirmed_by_the_key() {
+    let squatter = Seed {
+        branch_name: "eu".into(),
+        branch_url: "https://elsewhere.example.com".into(),
+        branch_type: "master_branch".into(),
+        api_key: "someone-elses-key".into(),
+    };
+    let config = InstanceSimConfig { registered: vec![squatter], duplicate_status: 409, ..Default::default() };
+    let (s, top, eu, _top_key, eu_key) = master_under_top("branch-conflict", config).await;
+    s.create("eu", master_spec(&eu.base_url())).await;
+    let conflict = s.wait_condition("eu", "Registered", "False", Some("RegistrationConflict")).await;
+    assert!(conflict.message.contains("https://elsewhere.example.com"), "{conflict:?}");
+    s.wait_condition("eu", "Ready", "False", Some("RegistrationConflict")).await;
+    assert_eq!(top.registration("eu").expect("squatter").branch_url, "https://elsewhere.example.com");
+
+    // On an instance answering Laravel's 422 for a taken name, a registration already
+    // holding this name and key is confirmed through the middleware.
+    let late = s
+        .instance_with(
+            "late-top",
+            InstanceSimConfig {
+                duplicate_status: 422,
+                registered: vec![Seed {
+                    branch_name: "late".into(),
+                    branch_url: "https://127.0.0.1:1".into(),
+                    branch_type: "top_branch".into(),
+                    api_key: eu_key.clone(),
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut spec = top_spec(&late.base_url(), "eu-key", 3, "1s");
+    spec["url"] = json!(late.base_url());
+    s.create("late", spec).await;
+    let ok = s.wait_condition("late", "Registered", "True", None).await;
+    assert!(ok.message.contains("own instance"), "{ok:?}");
+    assert_eq!(late.registration("late").expect("kept").duplicates, 1, "the 422 was read as taken and confirmed");
+}
+
+#[tokio::test]
+async fn the_parents_organization_is_pushed_to_its_child_again_on_change_and_the_license_is_checked() {
+    let licensed = InstanceSimConfig { licenses: vec!["LIC-1".into()], ..Default::default() };
+    let (s, top, eu, top_key, eu_key) = master_under_top("branch-org", licensed).await;
+    let users = r#"[{"email":"ada@example.com"},{"email":"grace@example.com"}]"#;
+    s.create_config_map("org", json!({"organization": r#"{"slug":"acme"}"#, "users": users, "license": "LIC-1"})).await;
+    s.branches()
+        .patch(
+            "top",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"organizationRef": {"kind": "ConfigMap", "name": "org"}}})),
+        )
+        .await
+        .expect("organizationRef");
+    // The child's instance refuses the first pushes: the failure shows and is retried with backoff.
+    eu.set_behaviour(Behaviour {
+        mode: Mode::FailNext { status: 503, remaining: 2 },
+        latency_ms: 0,
+        path_prefix: Some("/api/v1/cross-branch/sync-organization".into()),
+    });
+    let mut spec = master_spec(&eu.base_url());
+    spec["licenseCheckInterval"] = json!("2s");
+    s.create("eu", spec).await;
+    let failed = s.wait_condition("eu", "OrganizationSynced", "False", Some("SyncFailed")).await;
+    assert!(failed.message.contains("HTTP 503"), "{failed:?}");
+    s.wait_event("eu", "Warning", "OrganizationSyncFailed").await;
+    let synced = s.wait_condition("eu", "OrganizationSynced", "True", Some("Synced")).await;
+    assert!(synced.message.contains("2 users"), "{synced:?}");
+    let syncs = eu.syncs();
+    assert_eq!(syncs.len(), 1, "accepted once");
+    assert_eq!(syncs[0].origin, "top", "pushed as the parent");
+    assert_eq!(syncs[0].payload["organization"]["slug"], "acme");
+    assert_eq!(syncs[0].payload["users"].as_array().map(Vec::len), Some(2));
+    assert_eq!(syncs[0].payload["license"], "LIC-1");
+    let first = s.status("eu").await.organization_sync.expect("organizationSync");
+    assert!(first.digest.starts_with("sha256:"));
+
+    // The license, checked by the Master with its parent, as itself.
+    s.wait_condition("eu", "LicenseValid", "True", Some("LicenseValid")).await;
+    let checks = top.license_checks();
+    assert!(checks.iter().all(|c| c.origin == "eu" && c.payload["license"] == "LIC-1"), "{checks:?}");
+    // ... again on its schedule without any change.
+    let before = top.license_checks().len();
+    wait_for(TIMEOUT, "two scheduled license checks", || async { top.license_checks().len() >= before + 2 })
+        .await
+        .expect("license re-checked");
+
+    // A changed organization is pushed again; a license the Top does not know is invalid.
+    s.create_config_map("org", json!({"organization": r#"{"slug":"acme"}"#, "users": "[]", "license": "LIC-2"})).await;
+    wait_for(TIMEOUT, "the changed organization pushed", || async { eu.syncs().len() == 2 }).await.expect("re-push");
+    assert_eq!(eu.syncs()[1].payload["license"], "LIC-2");
+    let second = wait_for(TIMEOUT, "the new digest in status", || async {
+        s.status("eu").await.organization_sync.filter(|o| o.digest != first.digest)
     })
     .await
-    .expect("re-registered");
-    let probes_after = eu.count("GET", "/api/v1/health") + 3;
-    wait_for(TIMEOUT, "three more probes", || async { eu.count("GET", "/api/v1/health") >= probes_after })
-        .await
-        .expect("probes");
-    assert_eq!(top.registrations()[0].times, 2, "nothing changed, nothing re-sent");
-    let new_hash = s.branches().get("eu").await.expect("eu").status.and_then(|st| st.registration_hash);
-    assert_ne!(new_hash, hash);
-    s.assert_never_leaked(&[&top_key, &wrong_top_key, &eu_key, &eu_key_2]).await;
+    .expect("digest");
+    assert!(second.synced_at.0 >= first.synced_at.0);
+    let invalid = s.wait_condition("eu", "LicenseValid", "False", Some("LicenseInvalid")).await;
+    assert!(invalid.message.contains("not valid"), "{invalid:?}");
+    s.wait_event("eu", "Warning", "LicenseInvalid").await;
+    // Nothing changed since: nothing pushed again.
+    let probes = eu.count("GET", HEALTH) + 3;
+    wait_for(TIMEOUT, "three more probes", || async { eu.count("GET", HEALTH) >= probes }).await.expect("probes");
+    assert_eq!(eu.syncs().len(), 2);
+    s.assert_never_leaked(&[&top_key, &eu_key]).await;
+}
+
+#[tokio::test]
+async fn urls_outside_the_policy_are_stalled_before_any_request_and_user_info_is_refused_by_the_apiserver() {
+    let s = Setup::with_policy("branch-policy", r#"{allowedUrls: ["https://127.0.0.1:*"]}"#).await;
+    let key = unique_key(&s, "key");
+    s.secret("key", "key", &key).await;
+    let sim = s.instance("policy").await;
+    let port = sim.addr().port();
+
+    let cases = [
+        ("plain", format!("http://127.0.0.1:{port}"), json!({}), "PlainHTTPNotAllowed"),
+        ("elsewhere", format!("https://localhost:{port}"), json!({}), "URLNotAllowed"),
+        ("insecure", sim.base_url(), json!({"insecureSkipVerify": true}), "InsecureSkipVerifyNotAllowed"),
+    ];
+    for (name, url, tls, _) in &cases {
+        let mut spec = top_spec(url, "key", 3, "1s");
+        spec["tls"] = tls.clone();
+        s.create(name, spec).await;
+    }
+    for (name, _, _, reason) in &cases {
+        let stalled = s.wait_condition(name, "Stalled", "True", Some(reason)).await;
+        assert!(stalled.message.contains("no request is sent"), "{stalled:?}");
+        s.wait_event(name, "Warning", reason).await;
+    }
+    // The allowed one works next to them, and no refused one sent anything.
+    s.create("allowed", top_spec(&sim.base_url(), "key", 3, "1s")).await;
+    s.wait_condition("allowed", "Reachable", "True", None).await;
+    let origins: Vec<Option<String>> = sim.requests().into_iter().map(|r| r.origin).collect();
+    assert!(origins.iter().all(|o| o.as_deref().is_none_or(|o| o == "allowed")), "{origins:?}");
+    assert!(sim.registrations().iter().all(|r| r.branch_name == "allowed"));
+
+    let branch: Branch = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "Branch", "metadata": {"name": "userinfo"},
+        "spec": top_spec(&format!("https://user:pw@127.0.0.1:{port}"), "key", 3, "1s")
+    }))
+    .expect("branch");
+    let refused = s.branches().create(&PostParams::default(), &branch).await.expect_err("user info is refused");
+    assert!(refused.to_string().contains("user info"), "{refused}");
+}
+
+#[tokio::test]
+async fn plain_http_works_where_the_operator_config_allows_it() {
+    // Loopback simulators over plain http: the config must say so.
+    let s = Setup::with_policy("branch-http", "{allowPlainHttp: true}").await;
+    let key = unique_key(&s, "key");
+    s.secret("key", "key", &key).await;
+    let sim = InstanceSim::start(InstanceSimConfig { name: "plain".into(), ..Default::default() }).await.expect("sim");
+    assert!(sim.base_url().starts_with("http://"));
+    let mut spec = top_spec(&sim.base_url(), "key", 3, "1s");
+    spec["tls"] = json!({});
+    s.create("plain", spec).await;
+    s.wait_condition("plain", "Reachable", "True", None).await;
+    s.wait_condition("plain", "Ready", "True", None).await;
 }
 
 #[tokio::test]
 async fn a_parent_loop_is_stalled_until_broken() {
     let s = Setup::new("branch-loop").await;
     let key = unique_key(&s, "key");
-    let sim = s.instance("loop", &[&key]).await;
+    let sim = s.instance("loop").await;
     s.secret("key", "key", &key).await;
     for (name, parent) in [("a", "b"), ("b", "a")] {
         let mut spec = top_spec(&sim.base_url(), "key", 3, "1s");
@@ -313,7 +536,9 @@ async fn a_parent_loop_is_stalled_until_broken() {
     s.wait_condition("b", "Stalled", "False", None).await;
     s.wait_condition("a", "Registered", "True", None).await;
     s.wait_condition("a", "Stalled", "False", None).await;
-    assert_eq!(sim.registrations().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["a"]);
+    let mut names: Vec<String> = sim.registrations().into_iter().map(|r| r.branch_name).collect();
+    names.sort();
+    assert_eq!(names, vec!["a", "b"], "a with its parent b, b with the instance they share");
     s.assert_never_leaked(&[&key]).await;
 }
 
@@ -321,14 +546,14 @@ async fn a_parent_loop_is_stalled_until_broken() {
 async fn missing_credentials_stall_until_the_secret_appears() {
     let s = Setup::new("branch-creds").await;
     let key = unique_key(&s, "late-key");
-    let sim = s.instance("late", &[&key]).await;
+    let sim = s.instance("late").await;
     // A long interval: only the Secret watch can bring it back within the test's deadline.
     s.create("late", top_spec(&sim.base_url(), "late-key", 3, "5m")).await;
     let stalled = s.wait_condition("late", "Stalled", "True", Some("CredentialsSecretMissing")).await;
     assert!(stalled.message.contains("late-key"), "{stalled:?}");
     s.wait_condition("late", "Reachable", "Unknown", Some("NotProbed")).await;
     s.wait_event("late", "Warning", "CredentialsSecretMissing").await;
-    assert_eq!(sim.count("GET", "/api/v1/health"), 0, "not probed without a key");
+    assert_eq!(sim.count("GET", HEALTH), 0, "not probed without a key");
 
     s.secret("late-key", "key", &key).await;
     s.wait_condition("late", "Reachable", "True", None).await;
@@ -340,7 +565,7 @@ async fn missing_credentials_stall_until_the_secret_appears() {
 async fn a_branch_that_is_not_accepted_is_never_probed_and_cordoned_is_shown() {
     let s = Setup::new("branch-accept").await;
     let key = unique_key(&s, "key");
-    let sim = s.instance("idle", &[&key]).await;
+    let sim = s.instance("idle").await;
     s.secret("key", "key", &key).await;
     let mut spec = top_spec(&sim.base_url(), "key", 3, "1s");
     spec["accepted"] = json!(false);
@@ -350,7 +575,7 @@ async fn a_branch_that_is_not_accepted_is_never_probed_and_cordoned_is_shown() {
     assert!(reachable.message.contains("accepted"), "{reachable:?}");
     s.wait_condition("idle", "Ready", "False", Some("NotAccepted")).await;
     s.wait_condition("idle", "Cordoned", "True", None).await;
-    assert_eq!(sim.count("GET", "/api/v1/health"), 0, "not probed while not accepted");
+    assert_eq!(sim.count("GET", HEALTH), 0, "not probed while not accepted");
 
     s.branches()
         .patch("idle", &PatchParams::default(), &Patch::Merge(json!({"spec": {"accepted": true}})))
@@ -359,14 +584,14 @@ async fn a_branch_that_is_not_accepted_is_never_probed_and_cordoned_is_shown() {
     let ready = s.wait_condition("idle", "Ready", "True", None).await;
     assert!(ready.message.contains("cordoned"), "{ready:?}");
     // Only probes after acceptance reached the instance.
-    assert!(sim.count("GET", "/api/v1/health") >= 1);
+    assert!(sim.count("GET", HEALTH) >= 1);
 }
 
 #[tokio::test]
 async fn a_certificate_outside_the_ca_is_refused_unless_verification_is_skipped() {
     let s = Setup::new("branch-tls").await;
     let key = unique_key(&s, "key");
-    let sim = s.instance("tls", &[&key]).await;
+    let sim = s.instance("tls").await;
     s.secret("key", "key", &key).await;
     let other = TestPki::generate(&["127.0.0.1"]).expect("another CA");
     s.secret("other-ca", "ca.crt", &other.ca_pem).await;
@@ -375,7 +600,7 @@ async fn a_certificate_outside_the_ca_is_refused_unless_verification_is_skipped(
     s.create("tls", spec).await;
     let refused = s.wait_condition("tls", "Reachable", "False", Some("ProbeFailed")).await;
     assert!(refused.message.to_lowercase().contains("certificate"), "{refused:?}");
-    assert_eq!(sim.count("GET", "/api/v1/health"), 0, "no request got past the handshake");
+    assert_eq!(sim.count("GET", HEALTH), 0, "no request got past the handshake");
 
     s.branches()
         .patch(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_sim::bridge::{self, BridgeConfig, BridgeState};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, TokenSpec};
 use switchyard_sim::github::{GithubSim, GithubSimConfig};
-use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, TestPki, TlsMaterial};
+use switchyard_sim::instance::{InstanceSim, InstanceSimConfig, Seed, TestPki, TlsMaterial};
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +27,8 @@ enum Command {
     Forge(ForgeArgs),
     /// GitHub's REST API (pull requests, permissions, issue comments, contents), with /_sim control endpoints.
     Github(GithubArgs),
-    /// A remote platform instance: health, register-branch, sync-organization, optionally the bridge
+    /// A remote platform instance on the cross-branch design (register-branch, health, sync-organization,
+    /// validate-license, share-resource, user-authentication), optionally the bridge
     /// endpoint, with /_sim control endpoints.
     Instance(InstanceArgs),
 }
@@ -37,21 +38,22 @@ struct InstanceArgs {
     /// Address to listen on (port 0 picks a free port; the chosen URL is printed).
     #[arg(long, default_value = "127.0.0.1:8910", env = "INSTANCE_SIM_LISTEN")]
     listen: SocketAddr,
-    /// Accepted bearer key; repeatable. None = accept any key.
-    #[arg(long = "api-key", env = "INSTANCE_SIM_API_KEYS", value_delimiter = ';')]
-    api_keys: Vec<String>,
-    /// Accepted X-Branch-Origin value; repeatable. None = any non-empty origin.
-    #[arg(long = "allow-origin")]
-    allowed_origins: Vec<String>,
+    /// A branch in the registry from the start, `NAME,URL,TYPE,KEY` (TYPE `top_branch` or
+    /// `master_branch`); repeatable.
+    #[arg(long = "register", value_name = "NAME,URL,TYPE,KEY", env = "INSTANCE_SIM_REGISTER", value_delimiter = ';')]
+    registered: Vec<Seed>,
+    /// A license `validate-license` calls valid; repeatable.
+    #[arg(long = "license", env = "INSTANCE_SIM_LICENSES", value_delimiter = ';')]
+    licenses: Vec<String>,
+    /// Status of a registration under a taken name: 409, or 422 as Laravel's `unique` rule answers.
+    #[arg(long, default_value_t = 409, value_parser = clap::value_parser!(u16).range(409..=422))]
+    duplicate_status: u16,
     /// Name the health endpoint reports.
     #[arg(long, default_value = "instance")]
     name: String,
     /// Version the health endpoint reports.
     #[arg(long, default_value = "1.0.0")]
     version: String,
-    /// Path of the health endpoint.
-    #[arg(long, default_value = "/api/v1/health")]
-    health_path: String,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key", conflicts_with = "self_signed_ca")]
     tls_cert: Option<PathBuf>,
@@ -197,9 +199,9 @@ async fn instance(args: InstanceArgs) -> ExitCode {
         listen: args.listen,
         name: args.name,
         version: args.version,
-        health_path: args.health_path,
-        api_keys: args.api_keys,
-        allowed_origins: args.allowed_origins,
+        registered: args.registered,
+        licenses: args.licenses,
+        duplicate_status: args.duplicate_status,
         tls,
     };
     let bridge_routes = move |_: &_| bridge_state.map(bridge::router).unwrap_or_default();

@@ -9,7 +9,17 @@ use serde_with::skip_serializing_none;
 use super::{LocalObjectRef, SecretKeyRef};
 
 /// A remote instance of the platform (a top branch or a master branch under it),
-/// registered with its parent and probed for health.
+/// spoken to over the cross-branch design's API (`/api/v1/cross-branch/...`).
+///
+/// Who sends which key to whom: every call to a guarded route carries
+/// `X-Branch-Origin: <name of the calling Branch>` and `Authorization: Bearer <that
+/// Branch's key>`; the receiving instance accepts it when its registry holds that name,
+/// active, with that key. So the operator registers (`register-branch`, no credentials:
+/// the design keeps registration outside its middleware) this Branch with its parent
+/// (`{branch_name: <this>, branch_url, branch_type, api_key: <this key>}`), and this
+/// Branch's overseer — its parent, or itself when it has none — with this Branch's own
+/// instance. Probes and `sync-organization` to this instance then speak as the overseer;
+/// `validate-license` to the parent speaks as this Branch.
 #[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
@@ -33,16 +43,29 @@ use super::{LocalObjectRef, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type == 'Master' || !has(self.parentRef)").message("a Top branch has no parent").field_path(".parentRef"))]
 pub struct BranchSpec {
-    /// Base URL of the instance.
+    /// Base URL of the instance: https (plain http only if the operator config allows it),
+    /// without user info, within the operator config's `branches.allowedUrls` if it lists any.
     #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"), length(max = 2048))]
+    #[x_kube(validation = Rule::new("!self.matches('^[a-zA-Z]+://[^/]*@')").message("url must not carry user info: the key belongs in credentialsSecretRef"))]
     pub url: String,
     /// Role of the instance.
     #[serde(rename = "type")]
     pub type_: BranchType,
     /// The parent Branch (in this namespace) this one registers with.
     pub parent_ref: Option<LocalObjectRef>,
-    /// Secret key holding this instance's API key (sent as a bearer token).
+    /// Secret key holding this Branch's API key: registered as its `api_key` with its
+    /// parent and (for a Top, or children naming it as parent) with the instances it
+    /// oversees, and sent as `Authorization: Bearer` whenever the operator speaks as it.
     pub credentials_secret_ref: SecretKeyRef,
+    /// A ConfigMap or Secret (this namespace) with keys `organization` (JSON object),
+    /// `users` (JSON array) and `license` (JSON, or the license key as text): pushed as
+    /// `sync-organization` to every accepted child Branch, again whenever it changes.
+    pub organization_ref: Option<OrganizationRef>,
+    /// How often a Master re-checks its license with its parent (`validate-license`).
+    #[serde(default = "default_license_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("licenseCheckInterval must be at least 1s"))]
+    pub license_check_interval: String,
     /// TLS settings for talking to the instance.
     #[serde(default)]
     pub tls: BranchTls,
@@ -59,6 +82,28 @@ pub struct BranchSpec {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_license_interval() -> String {
+    "1h".into()
+}
+
+/// The organization source of a Branch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationRef {
+    /// `ConfigMap` or `Secret` (use a Secret when the license is confidential).
+    pub kind: OrganizationSourceKind,
+    /// Name of the object, in the Branch's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kinds an organization source can be.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OrganizationSourceKind {
+    ConfigMap,
+    Secret,
 }
 
 /// Role of an instance.
@@ -78,7 +123,8 @@ pub enum BranchType {
 pub struct BranchTls {
     /// Secret key holding a PEM CA bundle to verify the instance against.
     pub ca_secret_ref: Option<SecretKeyRef>,
-    /// Skip certificate verification. Never use outside development.
+    /// Skip certificate verification: only if the operator config allows it
+    /// (`branches.allowInsecureSkipVerify`). Never use outside development.
     #[serde(default)]
     pub insecure_skip_verify: bool,
 }
@@ -88,7 +134,8 @@ pub struct BranchTls {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("duration(self.timeout) < duration(self.interval)").message("timeout must be shorter than interval").field_path(".timeout"))]
 pub struct HealthCheck {
-    /// Path of the health endpoint.
+    /// Path of the health endpoint (the design's `GET /api/v1/cross-branch/health`, behind
+    /// its middleware: probes speak as this Branch's overseer).
     #[serde(default = "default_health_path")]
     #[schemars(regex(pattern = r"^/[^\s]*$"))]
     pub path: String,
@@ -124,7 +171,7 @@ impl Default for HealthCheck {
 }
 
 fn default_health_path() -> String {
-    "/api/v1/health".into()
+    "/api/v1/cross-branch/health".into()
 }
 fn default_interval() -> String {
     "30s".into()
@@ -148,7 +195,9 @@ pub const REACHABLE: &str = "Reachable";
 #[serde(rename_all = "camelCase")]
 pub struct BranchStatus {
     /// `Ready`, `Reconciling`, `Stalled`, `Reachable` (health with hysteresis),
-    /// `Registered` (only with a parent) and `Cordoned`.
+    /// `Registered` (with the parent, and the overseer with this instance), `Cordoned`,
+    /// `OrganizationSynced` (when the parent has an `organizationRef`) and
+    /// `LicenseValid` (a Master whose parent has an organization license).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -170,6 +219,20 @@ pub struct BranchStatus {
     pub grace_rule: Option<String>,
     /// When the instance was last registered with its parent.
     pub registered_at: Option<Time>,
-    /// Hash of the registration payload last accepted, to re-register on change.
+    /// Hash of the registrations last accepted, to re-register on change.
     pub registration_hash: Option<String>,
+    /// The organization last pushed to this instance with `sync-organization`.
+    pub organization_sync: Option<OrganizationSync>,
+    /// When the license was last checked with the parent.
+    pub license_checked_at: Option<Time>,
+}
+
+/// The organization last synced to an instance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationSync {
+    /// `sha256:` digest of the body sent (it reveals nothing of it).
+    pub digest: String,
+    /// When the instance accepted it.
+    pub synced_at: Time,
 }

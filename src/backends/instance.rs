@@ -1,5 +1,7 @@
-//! Client of a remote platform instance: its health endpoint and its
-//! `register-branch` endpoint, over TLS verified against a given CA.
+//! Client of a remote platform instance on the cross-branch design: `register-branch`
+//! (no credentials), and the routes behind its middleware (`health`,
+//! `sync-organization`, `validate-license`) with `X-Branch-Origin` and a Bearer key,
+//! over TLS verified against a given CA.
 
 use std::time::{Duration, Instant};
 
@@ -7,10 +9,10 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::Value;
 
 use super::BackendError;
-use crate::logic::registration::{self, Payload};
+use crate::logic::registration::{self, Answer, Payload};
 
 const BACKEND: &str = "instance";
-/// The header naming the instance a call is made on behalf of.
+/// The header naming the Branch a call is made as (its name, as registered).
 pub const ORIGIN_HEADER: &str = "X-Branch-Origin";
 /// Longest version string kept from a health answer.
 const MAX_VERSION_LEN: usize = 128;
@@ -50,11 +52,21 @@ pub struct Unhealthy {
 /// Where a call goes and as whom.
 pub struct Call<'a> {
     pub base_url: &'a str,
-    /// Bearer key; sent marked sensitive so no HTTP layer logs it.
+    /// Bearer key of the Branch the call is made as; sent marked sensitive so no HTTP
+    /// layer logs it.
     pub key: &'a str,
-    /// `X-Branch-Origin`: the URL of the instance the call is made on behalf of.
+    /// `X-Branch-Origin`: the name of the Branch the call is made as.
     pub origin: &'a str,
     pub timeout: Duration,
+}
+
+/// A guarded call that did not get a 2xx answer, or no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// What went wrong, never a credential.
+    pub message: String,
 }
 
 impl InstanceClient {
@@ -88,11 +100,22 @@ impl InstanceClient {
         let url = format!("{}{}", call.base_url.trim_end_matches('/'), path);
         let started = Instant::now();
         let fail = |message: String| Unhealthy { latency: started.elapsed(), message };
-        let request = self.http.get(&url).header(reqwest::header::ACCEPT, "application/json");
+        let request = self.http.get(&url);
         let response = self.send(request, call).await.map_err(|e| fail(describe_timeout(&e, call.timeout)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(fail(format!("health endpoint answered HTTP {}", status.as_u16())));
+            // The middleware says why it refused (401: origin or key missing, 403: not registered).
+            let text = tokio::time::timeout(call.timeout.saturating_sub(started.elapsed()), response.text()).await;
+            let detail = text
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(|m| format!(": {}", truncate(m, 200))));
+            return Err(fail(format!(
+                "health endpoint answered HTTP {}{}",
+                status.as_u16(),
+                detail.unwrap_or_default()
+            )));
         }
         let body = tokio::time::timeout(call.timeout.saturating_sub(started.elapsed()), response.bytes())
             .await
@@ -101,33 +124,45 @@ impl InstanceClient {
         Ok(Healthy { latency: started.elapsed(), version: version(&body) })
     }
 
-    /// `POST <parent>/api/v1/cross-branch/register-branch` with `payload`.
-    pub async fn register(&self, call: &Call<'_>, payload: &Payload) -> Result<(), BackendError> {
-        let request = self.http.post(registration::endpoint(call.base_url)).json(payload);
-        let response = self.send(request, call).await.map_err(|e| BackendError {
+    /// `POST <base>/api/v1/cross-branch/register-branch` with `payload`, without
+    /// credentials (the design keeps registration outside its middleware).
+    pub async fn register(&self, base_url: &str, payload: &Payload, timeout: Duration) -> Result<Answer, BackendError> {
+        let request = self.http.post(registration::endpoint(base_url)).json(payload).timeout(timeout);
+        let response = request.send().await.map_err(|e| BackendError {
             backend: BACKEND,
-            message: format!("registering with {}: {}", call.base_url, describe_timeout(&e, call.timeout)),
+            message: format!("registering with {base_url}: {}", describe_timeout(&e, timeout)),
         })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        // The parent's message helps (a 422 names the field); it never echoes our key.
+        let status = response.status().as_u16();
+        // The instance's message helps (a 422 names the field); it never echoes our key.
         let text = response.text().await.unwrap_or_default();
-        let detail = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(|m| format!(": {}", truncate(m, 200))))
-            .unwrap_or_default();
-        Err(BackendError {
-            backend: BACKEND,
-            message: format!("registering with {}: HTTP {}{detail}", call.base_url, status.as_u16()),
+        Ok(registration::answer(status, &serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// `POST <base><path>` with a JSON body as `call.origin`: the answer's JSON on 2xx.
+    pub async fn post(&self, call: &Call<'_>, path: &str, body: &Value) -> Result<Value, Refused> {
+        let url = format!("{}{}", call.base_url.trim_end_matches('/'), path);
+        let response = self
+            .send(self.http.post(&url).json(body), call)
+            .await
+            .map_err(|e| Refused { status: None, message: describe_timeout(&e, call.timeout) })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(json);
+        }
+        let detail = json.get("message").and_then(Value::as_str).map(|m| format!(": {}", truncate(m, 200)));
+        Err(Refused {
+            status: Some(status.as_u16()),
+            message: format!("{path} answered HTTP {}{}", status.as_u16(), detail.unwrap_or_default()),
         })
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, call: &Call<'_>) -> reqwest::Result<reqwest::Response> {
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", call.key)).unwrap_or(HeaderValue::from_static(""));
         bearer.set_sensitive(true);
-        request.header(AUTHORIZATION, bearer).header(ORIGIN_HEADER, call.origin).timeout(call.timeout).send().await
+        let request = request.header(AUTHORIZATION, bearer).header(ORIGIN_HEADER, call.origin);
+        request.header(reqwest::header::ACCEPT, "application/json").timeout(call.timeout).send().await
     }
 }
 

@@ -21,6 +21,7 @@ use crate::logic::{dns, duration, pull_request_environment};
 
 pub use crate::api::NamespacedSecretKeyRef;
 pub use crate::logic::allocation::{NamedResource, Pool, PoolKind, PortRange};
+pub use crate::logic::branch_url::Policy as BranchPolicy;
 pub use crate::logic::pull_request_actions::ForkPolicy;
 pub use crate::logic::pull_request_environment::RepositoryTemplate;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub leader_election: LeaderElectionConfig,
     /// HTTP server for metrics, health and webhooks.
     pub server: ServerConfig,
+    /// Where Branches may point the operator's probes and keys.
+    pub branches: BranchPolicy,
 }
 
 /// The `forge:` section: defaults for the Forge clients the operator builds (the
@@ -182,11 +185,12 @@ impl Config {
             None => Some(None),
         };
         let pools = pools(raw.pools, &mut out);
+        let branches = raw.branches.typed(&mut out);
         match (forge, pools, github, controller, leader_election, server) {
             (Some(forge), Some(pools), Some(github), Some(controller), Some(leader_election), Some(server))
                 if out.is_empty() =>
             {
-                Ok(Config { forge, pools, github, controller, leader_election, server })
+                Ok(Config { forge, pools, github, controller, leader_election, server, branches })
             }
             _ => Err(out),
         }
@@ -271,6 +275,21 @@ impl raw::Server {
                 out.push(format!("server.listen: {:?} is not an address like 0.0.0.0:8080", self.listen));
                 None
             }
+        }
+    }
+}
+
+impl raw::Branches {
+    fn typed(self, out: &mut Vec<String>) -> BranchPolicy {
+        for (i, pattern) in self.allowed_urls.iter().enumerate() {
+            if let Some(problem) = crate::logic::branch_url::pattern_problem(pattern) {
+                out.push(format!("branches.allowedUrls[{i}]: {problem}"));
+            }
+        }
+        BranchPolicy {
+            allow_plain_http: self.allow_plain_http,
+            allow_insecure_skip_verify: self.allow_insecure_skip_verify,
+            allowed_urls: self.allowed_urls,
         }
     }
 }

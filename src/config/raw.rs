@@ -28,6 +28,25 @@ pub struct Config {
     /// HTTP server for metrics, health and webhooks.
     #[serde(default)]
     pub server: Server,
+    /// Where Branches may point the operator's probes and keys.
+    #[serde(default)]
+    pub branches: Branches,
+}
+
+/// `branches:`, the URL policy for Branch objects.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Branches {
+    /// Allow `http://` Branch URLs (keys then travel in clear text); default false.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Allow `spec.tls.insecureSkipVerify: true`; default false.
+    #[serde(default)]
+    pub allow_insecure_skip_verify: bool,
+    /// When not empty, every Branch URL's `scheme://host[:port]` must match one of
+    /// these patterns (`*` matches any run of characters), e.g. `https://*.branches.example.com`.
+    #[serde(default)]
+    pub allowed_urls: Vec<String>,
 }
 
 /// `forge:`, defaults for Forge.

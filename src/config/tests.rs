@@ -307,3 +307,14 @@ fn the_example_configs_in_the_repository_load() {
         }
     }
 }
+
+#[test]
+fn the_branch_url_policy_is_strict_by_default_and_its_patterns_are_checked() {
+    let strict = Config::parse("", "t").unwrap().branches;
+    assert!(!strict.allow_plain_http && !strict.allow_insecure_skip_verify && strict.allowed_urls.is_empty());
+    let text = "branches:\n  allowPlainHttp: true\n  allowedUrls: ['https://*.example.com', 'http://127.0.0.1:*']\n";
+    let policy = Config::parse(text, "t").unwrap().branches;
+    assert!(policy.allow_plain_http && policy.allowed_urls.len() == 2);
+    let err = problems("branches:\n  allowedUrls: ['*.example.com', 'https://x.example.com/path']\n");
+    assert!(err.contains("branches.allowedUrls[0]") && err.contains("branches.allowedUrls[1]"), "{err}");
+}

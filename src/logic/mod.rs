@@ -2,6 +2,7 @@
 
 pub mod allocation;
 pub mod allowlist;
+pub mod branch_url;
 pub mod bridge_endpoint;
 pub mod bridge_grant;
 pub mod bridge_secret;
@@ -15,6 +16,7 @@ pub mod graph_render;
 pub mod graph_status;
 pub mod health;
 pub mod identifier;
+pub mod organization;
 pub mod preview;
 pub mod pull_request_actions;
 pub mod pull_request_comment;

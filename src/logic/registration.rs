@@ -1,59 +1,131 @@
-//! Registering a Branch with its parent: the payload, the hash that says whether it
-//! must be sent again, and parent-loop detection.
+//! Registering Branches in the registries of the cross-branch design: the payload,
+//! how an answer is read, the hash that says whether to register again, and
+//! parent-loop detection.
+//!
+//! Two registrations make a Branch's calls acceptable to the design's middleware
+//! (which compares `X-Branch-Origin` and the Bearer token with its registry):
+//! a child registers itself with its parent (so the parent accepts the child's calls,
+//! such as `validate-license`), and the Branch's overseer — its parent, or the Branch
+//! itself when it has none — is registered with the Branch's own instance (so it
+//! accepts the probes and `sync-organization` the operator sends on the overseer's
+//! behalf).
 
 use std::collections::HashSet;
 
 use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The body of `POST /api/v1/cross-branch/register-branch` on the parent.
+use crate::api::branch::BranchType;
+
+/// Path of the design's registration endpoint (outside its middleware).
+pub const REGISTER_PATH: &str = "/api/v1/cross-branch/register-branch";
+
+/// The body of `POST /api/v1/cross-branch/register-branch`.
 #[derive(Serialize, Clone, PartialEq, Eq)]
 pub struct Payload {
-    pub name: String,
-    pub url: String,
-    /// `top` or `master`.
-    #[serde(rename = "type")]
-    pub type_: String,
+    pub branch_name: String,
+    pub branch_url: String,
+    /// `top_branch` or `master_branch`.
+    pub branch_type: &'static str,
     pub api_key: String,
 }
 
 impl std::fmt::Debug for Payload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
-        f.debug_struct("Payload").field("name", &self.name).field("url", &self.url).field("type", &self.type_).finish()
+        f.debug_struct("Payload")
+            .field("branch_name", &self.branch_name)
+            .field("branch_url", &self.branch_url)
+            .field("branch_type", &self.branch_type)
+            .finish()
     }
 }
 
-/// Where and as whom the payload is sent.
-pub struct Target<'a> {
-    pub parent_url: &'a str,
-    pub parent_key: &'a str,
+/// The design's name of a branch type.
+pub fn branch_type(type_: BranchType) -> &'static str {
+    match type_ {
+        BranchType::Top => "top_branch",
+        BranchType::Master => "master_branch",
+    }
 }
 
-/// A digest of everything a registration depends on: the payload and the parent
-/// it went to, with the parent's key. A change to any of them means registering
-/// again. Stored in status: it reveals neither key.
-pub fn hash(payload: &Payload, target: &Target<'_>) -> String {
+/// A registration to make: `payload` into the registry of the instance at `at`.
+#[derive(Clone)]
+pub struct Registration {
+    pub at: String,
+    pub payload: Payload,
+}
+
+/// A digest of every registration a Branch depends on (payloads with keys, and where
+/// they go). A change to any of them means registering again. Stored in status: it
+/// reveals no key.
+pub fn hash(registrations: &[Registration]) -> String {
     let mut digest = Sha256::new();
-    for part in [
-        "switchyard.dev/registration/v1",
-        &payload.name,
-        &payload.url,
-        &payload.type_,
-        &payload.api_key,
-        target.parent_url,
-        target.parent_key,
-    ] {
+    let mut part = |text: &str| {
         // Length-prefixed so no two different inputs concatenate alike.
-        digest.update((part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
+        digest.update((text.len() as u64).to_be_bytes());
+        digest.update(text.as_bytes());
+    };
+    part("switchyard.dev/registration/v2");
+    for r in registrations {
+        let p = &r.payload;
+        for text in [&r.at, &p.branch_name, &p.branch_url, p.branch_type, &p.api_key] {
+            part(text);
+        }
     }
     format!("sha256:{}", hex::encode(digest.finalize()))
 }
 
 /// The full URL of the registration endpoint under `base`.
 pub fn endpoint(base: &str) -> String {
-    format!("{}/api/v1/cross-branch/register-branch", base.trim_end_matches('/'))
+    format!("{}{REGISTER_PATH}", base.trim_end_matches('/'))
+}
+
+/// What a registration answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 201 (or 200): registered now.
+    Created,
+    /// 409, or a 422 saying the name is taken: a branch of this name is registered
+    /// already, with the URL the answer reports, if it reports one.
+    Taken { stored_url: Option<String> },
+    /// Anything else: the status and the instance's message.
+    Refused { status: u16, message: String },
+}
+
+/// Reads the answer to a registration.
+pub fn answer(status: u16, body: &Value) -> Answer {
+    let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
+    let name_error = body.pointer("/errors/branch_name/0").and_then(Value::as_str).unwrap_or_default();
+    let taken = |text: &str| {
+        let t = text.to_ascii_lowercase();
+        t.contains("already") || t.contains("taken") || t.contains("exists")
+    };
+    match status {
+        200 | 201 => Answer::Created,
+        409 => Answer::Taken { stored_url: stored_url(body) },
+        422 if taken(name_error) || (taken(message) && !message.is_empty()) => {
+            Answer::Taken { stored_url: stored_url(body) }
+        }
+        _ => {
+            let detail = if name_error.is_empty() { message } else { name_error };
+            Answer::Refused { status, message: detail.chars().take(200).collect() }
+        }
+    }
+}
+
+/// The `branch_url` a conflict answer reports for the registered branch.
+fn stored_url(body: &Value) -> Option<String> {
+    ["/branch/branch_url", "/branch_url", "/data/branch_url"]
+        .iter()
+        .find_map(|p| body.pointer(p).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Whether two branch URLs name the same instance (a trailing slash aside).
+pub fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// The loop `start` is part of, following parents (`start -> parent -> ... -> start`),
@@ -85,45 +157,68 @@ mod tests {
 
     fn payload() -> Payload {
         Payload {
-            name: "eu".into(),
-            url: "https://eu.example.com".into(),
-            type_: "master".into(),
+            branch_name: "eu".into(),
+            branch_url: "https://eu.example.com".into(),
+            branch_type: branch_type(BranchType::Master),
             api_key: "eu-key".into(),
         }
     }
 
-    const TOP: Target<'static> = Target { parent_url: "https://top.example.com", parent_key: "top-key" };
+    fn at_top(payload: Payload) -> Registration {
+        Registration { at: "https://top.example.com".into(), payload }
+    }
 
     #[test]
     fn hash_changes_with_every_input_and_hides_the_keys() {
-        let base = hash(&payload(), &TOP);
-        assert_eq!(base, hash(&payload(), &TOP), "stable");
-        assert!(base.starts_with("sha256:") && !base.contains("eu-key") && !base.contains("top-key"));
+        let base = hash(&[at_top(payload())]);
+        assert_eq!(base, hash(&[at_top(payload())]), "stable");
+        assert!(base.starts_with("sha256:") && !base.contains("eu-key"));
         let changed = [
-            hash(&Payload { api_key: "rotated".into(), ..payload() }, &TOP),
-            hash(&Payload { url: "https://eu2.example.com".into(), ..payload() }, &TOP),
-            hash(&Payload { name: "eu2".into(), ..payload() }, &TOP),
-            hash(&payload(), &Target { parent_key: "top-key-2", ..TOP }),
-            hash(&payload(), &Target { parent_url: "https://top2.example.com", ..TOP }),
+            hash(&[at_top(Payload { api_key: "rotated".into(), ..payload() })]),
+            hash(&[at_top(Payload { branch_url: "https://eu2.example.com".into(), ..payload() })]),
+            hash(&[at_top(Payload { branch_name: "eu2".into(), ..payload() })]),
+            hash(&[at_top(Payload { branch_type: "top_branch", ..payload() })]),
+            hash(&[Registration { at: "https://top2.example.com".into(), payload: payload() }]),
+            hash(&[at_top(payload()), at_top(payload())]),
         ];
         for h in &changed {
             assert_ne!(h, &base);
         }
         // Moving a character between fields is a different input, not the same bytes.
-        let a = hash(&Payload { name: "ab".into(), url: "c".into(), ..payload() }, &TOP);
-        let b = hash(&Payload { name: "a".into(), url: "bc".into(), ..payload() }, &TOP);
+        let a = hash(&[at_top(Payload { branch_name: "ab".into(), branch_url: "c".into(), ..payload() })]);
+        let b = hash(&[at_top(Payload { branch_name: "a".into(), branch_url: "bc".into(), ..payload() })]);
         assert_ne!(a, b);
     }
 
     #[test]
-    fn payload_serializes_like_the_platform_expects_and_debug_hides_the_key() {
+    fn payload_serializes_as_the_design_says_and_debug_hides_the_key() {
         let json = serde_json::to_value(payload()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"name": "eu", "url": "https://eu.example.com", "type": "master", "api_key": "eu-key"})
+            serde_json::json!({"branch_name": "eu", "branch_url": "https://eu.example.com", "branch_type": "master_branch", "api_key": "eu-key"})
         );
+        assert_eq!(branch_type(BranchType::Top), "top_branch");
         assert!(!format!("{:?}", payload()).contains("eu-key"));
         assert_eq!(endpoint("https://top.example.com/"), "https://top.example.com/api/v1/cross-branch/register-branch");
+    }
+
+    #[test]
+    fn answers_are_read_as_created_taken_or_refused() {
+        use serde_json::json;
+        assert_eq!(answer(201, &json!({})), Answer::Created);
+        assert_eq!(answer(200, &Value::Null), Answer::Created);
+        let conflict =
+            json!({"message": "Branch already registered.", "branch": {"branch_url": "https://eu.example.com"}});
+        assert_eq!(answer(409, &conflict), Answer::Taken { stored_url: Some("https://eu.example.com".into()) });
+        let laravel = json!({"message": "The branch name has already been taken.", "errors": {"branch_name": ["The branch name has already been taken."]}});
+        assert_eq!(answer(422, &laravel), Answer::Taken { stored_url: None });
+        let invalid = json!({"message": "The selected branch type is invalid.", "errors": {"branch_type": ["The selected branch type is invalid."]}});
+        assert_eq!(
+            answer(422, &invalid),
+            Answer::Refused { status: 422, message: "The selected branch type is invalid.".into() }
+        );
+        assert!(matches!(answer(500, &Value::Null), Answer::Refused { status: 500, .. }));
+        assert!(same_url("https://eu.example.com/", "https://EU.example.com"));
     }
 
     fn parents(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -78,13 +78,13 @@ mod tests {
     use super::*;
 
     fn fails(b: &mut Behaviour, n: usize) -> Vec<Option<u16>> {
-        (0..n).map(|_| b.decide("/api/v1/health").fail).collect()
+        (0..n).map(|_| b.decide("/api/v1/cross-branch/health").fail).collect()
     }
 
     #[test]
     fn healthy_serves_everything_without_delay() {
         let mut b = Behaviour::default();
-        assert_eq!(b.decide("/api/v1/health"), Decision::SERVE);
+        assert_eq!(b.decide("/api/v1/cross-branch/health"), Decision::SERVE);
     }
 
     #[test]
@@ -104,10 +104,16 @@ mod tests {
 
     #[test]
     fn path_prefix_limits_failures_and_latency_to_matching_requests() {
-        let mut b =
-            Behaviour { mode: Mode::Fail { status: 503 }, latency_ms: 250, path_prefix: Some("/api/v1/health".into()) };
+        let mut b = Behaviour {
+            mode: Mode::Fail { status: 503 },
+            latency_ms: 250,
+            path_prefix: Some("/api/v1/cross-branch/health".into()),
+        };
         assert_eq!(b.decide("/api/v1/cross-branch/register-branch"), Decision::SERVE);
-        assert_eq!(b.decide("/api/v1/health"), Decision { delay: Duration::from_millis(250), fail: Some(503) });
+        assert_eq!(
+            b.decide("/api/v1/cross-branch/health"),
+            Decision { delay: Duration::from_millis(250), fail: Some(503) }
+        );
     }
 
     #[test]

@@ -1,22 +1,28 @@
-//! Router, the pipeline every API request passes (log → behaviour → key → origin) and
-//! the `/_sim` control endpoints.
+//! Router, the pipeline every API request passes (log → behaviour → the design's
+//! middleware for everything but registration) and the `/_sim` control endpoints.
 
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::behaviour::{Behaviour, Mode};
-use super::{Instance, LoggedRequest, ORIGIN_HEADER, REGISTER_PATH, Registration, SYNC_PATH, Sync};
+use super::{
+    Entry, HEALTH_PATH, Instance, LICENSE_PATH, LoggedRequest, ORIGIN_HEADER, REGISTER_PATH, Registration, SHARE_PATH,
+    SYNC_PATH, Sync, USER_AUTH_PATH, lock,
+};
 use crate::forge::{bearer, fingerprint};
+
+/// Branch types the design knows.
+pub(super) const BRANCH_TYPES: [&str; 2] = ["top_branch", "master_branch"];
 
 fn message(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(json!({"message": msg}))).into_response()
@@ -26,26 +32,22 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(ORIGIN_HEADER)?.to_str().ok().map(str::trim).filter(|o| !o.is_empty())
 }
 
-/// Rejects a request without an accepted key or origin; `None` lets it through.
+/// The design's middleware: 401 without an origin or a bearer token, 403 unless the
+/// origin is a registered, active branch and the token is the key it registered.
 fn authorize(sim: &Instance, headers: &HeaderMap) -> Option<Response> {
-    let accepted = match bearer(headers) {
-        None => false,
-        Some(key) => sim.config.api_keys.is_empty() || sim.config.api_keys.iter().any(|k| k == key),
+    let (Some(origin), Some(key)) = (origin(headers), bearer(headers)) else {
+        return Some(message(StatusCode::UNAUTHORIZED, "Missing branch origin or API key."));
     };
-    if !accepted {
-        return Some(message(StatusCode::UNAUTHORIZED, "Unauthenticated."));
-    }
-    match origin(headers) {
-        None => Some(message(StatusCode::BAD_REQUEST, "The X-Branch-Origin header is required.")),
-        Some(o) if !sim.config.allowed_origins.is_empty() && !sim.config.allowed_origins.iter().any(|a| a == o) => {
-            Some(message(StatusCode::FORBIDDEN, "This origin is not allowed."))
-        }
-        Some(_) => None,
+    let registry = lock(&sim.registry);
+    match registry.iter().find(|e| e.shown.branch_name == origin) {
+        Some(e) if e.shown.is_active && e.key == key => None,
+        Some(e) if e.shown.is_active => Some(message(StatusCode::FORBIDDEN, "Invalid API key.")),
+        _ => Some(message(StatusCode::FORBIDDEN, "Unauthorized branch origin.")),
     }
 }
 
-/// The pipeline every API request goes through.
-async fn api_middleware(State(sim): State<Instance>, req: Request, next: Next) -> Response {
+/// Logs every API request and applies the behaviour (fail, slow, flap) before it is served.
+async fn api_pipeline(State(sim): State<Instance>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -60,8 +62,6 @@ async fn api_middleware(State(sim): State<Instance>, req: Request, next: Next) -
         injected = Some(format!("status {status}"));
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         message(code, code.canonical_reason().unwrap_or("Error"))
-    } else if let Some(rejected) = authorize(&sim, req.headers()) {
-        rejected
     } else {
         next.run(req).await
     };
@@ -81,12 +81,21 @@ async fn api_middleware(State(sim): State<Instance>, req: Request, next: Next) -
     response
 }
 
-async fn health(State(sim): State<Instance>) -> Response {
-    axum::Json(json!({"status": "ok", "version": sim.config.version, "name": sim.config.name})).into_response()
+async fn middleware_guard(State(sim): State<Instance>, req: Request, next: Next) -> Response {
+    match authorize(&sim, req.headers()) {
+        Some(rejected) => rejected,
+        None => next.run(req).await,
+    }
 }
 
-fn body_map(body: &Bytes) -> Map<String, Value> {
-    serde_json::from_slice::<Value>(body).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
+async fn health(State(sim): State<Instance>) -> Response {
+    let body =
+        json!({"status": "ok", "branch": sim.config.name, "version": sim.config.version, "timestamp": Utc::now()});
+    axum::Json(body).into_response()
+}
+
+fn body_map(body: &Bytes) -> Option<Map<String, Value>> {
+    serde_json::from_slice::<Value>(body).ok().and_then(|v| v.as_object().cloned())
 }
 
 /// Laravel-style 422 when fields are missing or malformed.
@@ -95,67 +104,135 @@ fn validation(errors: Map<String, Value>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"message": first, "errors": errors}))).into_response()
 }
 
-async fn register_branch(State(sim): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
-    let input = body_map(&body);
+fn required(errors: &mut Map<String, Value>, field: &str) {
+    let label = field.replace('_', " ");
+    errors.insert(field.into(), json!([format!("The {label} field is required.")]));
+}
+
+async fn register_branch(State(sim): State<Instance>, body: Bytes) -> Response {
+    let input = body_map(&body).unwrap_or_default();
     let field = |name: &str| input.get(name).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_string();
-    let (name, url, type_, api_key) = (field("name"), field("url"), field("type"), field("api_key"));
+    let (name, url, type_, api_key) =
+        (field("branch_name"), field("branch_url"), field("branch_type"), field("api_key"));
     let mut errors = Map::new();
-    for (key, value) in [("name", &name), ("url", &url), ("type", &type_), ("api_key", &api_key)] {
+    for (key, value) in [("branch_name", &name), ("branch_url", &url), ("branch_type", &type_), ("api_key", &api_key)] {
         if value.is_empty() {
-            errors.insert(key.into(), json!([format!("The {key} field is required.")]));
+            required(&mut errors, key);
         }
     }
-    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-        errors.insert("url".into(), json!(["The url field must be a valid URL."]));
+    if name.len() > 255 {
+        errors.insert("branch_name".into(), json!(["The branch name field must not be greater than 255 characters."]));
     }
-    if !type_.is_empty() && !matches!(type_.to_ascii_lowercase().as_str(), "top" | "master") {
-        errors.insert("type".into(), json!(["The selected type is invalid."]));
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        errors.insert("branch_url".into(), json!(["The branch url field must be a valid URL."]));
+    }
+    if !type_.is_empty() && !BRANCH_TYPES.contains(&type_.as_str()) {
+        errors.insert("branch_type".into(), json!(["The selected branch type is invalid."]));
     }
     if !errors.is_empty() {
         return validation(errors);
     }
-    let now = Utc::now();
-    let origin = origin(&headers).unwrap_or_default().to_string();
-    let registered_with = bearer(&headers).map(fingerprint).unwrap_or_default();
-    let mut registrations = sim.registrations();
-    let (status, times) = match registrations.iter_mut().find(|r| r.name == name) {
-        Some(existing) => {
-            existing.times += 1;
-            existing.url = url.clone();
-            existing.type_ = type_.clone();
-            existing.api_key = fingerprint(&api_key);
-            existing.origin = origin;
-            existing.registered_with = registered_with;
-            existing.registered_at = now;
-            (StatusCode::OK, existing.times)
+    let mut registry = lock(&sim.registry);
+    if let Some(existing) = registry.iter_mut().find(|e| e.shown.branch_name == name) {
+        existing.shown.duplicates += 1;
+        if sim.config.duplicate_status == 422 {
+            let mut errors = Map::new();
+            errors.insert("branch_name".into(), json!(["The branch name has already been taken."]));
+            return validation(errors);
         }
-        None => {
-            registrations.push(Registration {
-                name: name.clone(),
-                url: url.clone(),
-                type_: type_.clone(),
-                api_key: fingerprint(&api_key),
-                origin,
-                registered_with,
-                registered_at: now,
-                times: 1,
-            });
-            (StatusCode::CREATED, 1)
-        }
+        let stored = json!({"branch_name": existing.shown.branch_name, "branch_url": existing.shown.branch_url,
+            "branch_type": existing.shown.branch_type, "is_active": existing.shown.is_active});
+        let body = json!({"message": "Branch already registered.", "branch": stored});
+        return (StatusCode::CONFLICT, axum::Json(body)).into_response();
+    }
+    let shown = Registration {
+        branch_name: name,
+        branch_url: url,
+        branch_type: type_,
+        api_key: fingerprint(&api_key),
+        is_active: true,
+        registered_at: Utc::now(),
+        duplicates: 0,
     };
-    let body =
-        json!({"registered": true, "name": name, "url": url, "type": type_, "registered_at": now, "times": times});
-    (status, axum::Json(body)).into_response()
+    let branch = json!({"branch_name": shown.branch_name, "branch_url": shown.branch_url,
+        "branch_type": shown.branch_type, "is_active": true});
+    registry.push(Entry { shown, key: api_key });
+    (StatusCode::CREATED, axum::Json(json!({"message": "Branch registered successfully.", "branch": branch})))
+        .into_response()
+}
+
+fn caller(headers: &HeaderMap) -> String {
+    origin(headers).unwrap_or_default().to_string()
 }
 
 async fn sync_organization(State(sim): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(payload @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-        return message(StatusCode::BAD_REQUEST, "The body must be a JSON object.");
+    let Some(input) = body_map(&body) else {
+        return validation(Map::from_iter([("organization".into(), json!(["The organization field is required."]))]));
     };
+    let mut errors = Map::new();
+    if !input.get("organization").is_some_and(Value::is_object) {
+        errors.insert("organization".into(), json!(["The organization field must be an array."]));
+    }
+    if !input.get("users").is_some_and(Value::is_array) {
+        errors.insert("users".into(), json!(["The users field must be an array."]));
+    }
+    if input.get("license").is_none_or(Value::is_null) {
+        required(&mut errors, "license");
+    }
+    if !errors.is_empty() {
+        return validation(errors);
+    }
+    let users = input["users"].as_array().map_or(0, Vec::len);
     let received_at = Utc::now();
-    let origin = origin(&headers).unwrap_or_default().to_string();
-    sim.syncs().push(Sync { origin, received_at, payload });
-    axum::Json(json!({"synced": true, "received_at": received_at})).into_response()
+    sim.syncs().push(Sync { origin: caller(&headers), received_at, payload: Value::Object(input) });
+    axum::Json(json!({"message": "Organization synced successfully.", "users_synced": users})).into_response()
+}
+
+/// The license's text: a string, or an object's `key`.
+fn license_text(license: &Value) -> Option<&str> {
+    match license {
+        Value::String(s) => Some(s),
+        Value::Object(o) => o.get("key").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+async fn validate_license(State(sim): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
+    let input = body_map(&body).unwrap_or_default();
+    let Some(license) = input.get("license").and_then(license_text) else {
+        return validation(Map::from_iter([("license".into(), json!(["The license field is required."]))]));
+    };
+    let valid = sim.config.licenses.iter().any(|l| l == license);
+    sim.license_checks().push(Sync {
+        origin: caller(&headers),
+        received_at: Utc::now(),
+        payload: Value::Object(input),
+    });
+    let body = if valid {
+        json!({"valid": true, "message": "License is valid."})
+    } else {
+        json!({"valid": false, "message": "License is not valid for this organization."})
+    };
+    axum::Json(body).into_response()
+}
+
+async fn share_resource(State(sim): State<Instance>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(input) = body_map(&body) else {
+        return validation(Map::from_iter([("resource_type".into(), json!(["The resource type field is required."]))]));
+    };
+    sim.shares().push(Sync { origin: caller(&headers), received_at: Utc::now(), payload: Value::Object(input) });
+    axum::Json(json!({"message": "Resource shared successfully."})).into_response()
+}
+
+/// Whether the user named in the body is among the users of the last organization sync.
+async fn user_authentication(State(sim): State<Instance>, body: Bytes) -> Response {
+    let input = body_map(&body).unwrap_or_default();
+    let Some(email) = input.get("email").and_then(Value::as_str) else {
+        return validation(Map::from_iter([("email".into(), json!(["The email field is required."]))]));
+    };
+    let known = sim.syncs().last().and_then(|s| s.payload["users"].as_array().cloned()).unwrap_or_default();
+    let user = known.into_iter().find(|u| u.get("email").and_then(Value::as_str) == Some(email));
+    axum::Json(json!({"authenticated": user.is_some(), "user": user})).into_response()
 }
 
 async fn not_found(req: Request) -> Response {
@@ -166,7 +243,23 @@ async fn not_found(req: Request) -> Response {
 // ---- control endpoints (no auth, not logged) ----
 
 async fn control_registrations(State(sim): State<Instance>) -> Response {
-    axum::Json(json!({"registrations": *sim.registrations()})).into_response()
+    axum::Json(json!({"registrations": sim.registrations()})).into_response()
+}
+
+async fn control_deregister(State(sim): State<Instance>, Path(name): Path<String>) -> Response {
+    if sim.deregister(&name) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }.into_response()
+}
+
+async fn control_activate(State(sim): State<Instance>, Path(name): Path<String>) -> Response {
+    if sim.set_active(&name, true) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }.into_response()
+}
+
+async fn control_deactivate(State(sim): State<Instance>, Path(name): Path<String>) -> Response {
+    if sim.set_active(&name, false) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }.into_response()
+}
+
+async fn control_license_checks(State(sim): State<Instance>) -> Response {
+    axum::Json(json!({"license_checks": *sim.license_checks(), "shares": *sim.shares()})).into_response()
 }
 
 async fn control_syncs(State(sim): State<Instance>) -> Response {
@@ -267,12 +360,17 @@ async fn control_reset(State(sim): State<Instance>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The whole simulator: API endpoints behind the request pipeline, and `/_sim` control
-/// endpoints. Other modules add routes with [`Router::merge`].
+/// The whole simulator: the design's routes (all but registration behind its
+/// middleware) behind the request pipeline, and `/_sim` control endpoints. Other
+/// modules add routes with [`Router::merge`].
 pub fn router(sim: Instance) -> Router {
     let control = Router::new()
         .route("/_sim/registrations", get(control_registrations))
+        .route("/_sim/registrations/{name}", delete(control_deregister))
+        .route("/_sim/registrations/{name}/activate", post(control_activate))
+        .route("/_sim/registrations/{name}/deactivate", post(control_deactivate))
         .route("/_sim/syncs", get(control_syncs))
+        .route("/_sim/calls", get(control_license_checks))
         .route("/_sim/requests", get(control_requests).delete(control_clear_requests))
         .route("/_sim/behaviour", get(control_behaviour).put(control_set_behaviour))
         .route("/_sim/fail", post(control_fail))
@@ -280,10 +378,16 @@ pub fn router(sim: Instance) -> Router {
         .route("/_sim/flap", post(control_flap))
         .route("/_sim/heal", post(control_heal))
         .route("/_sim/reset", post(control_reset));
-    let api = Router::new()
-        .route(&sim.config.health_path, get(health))
-        .route(REGISTER_PATH, post(register_branch))
+    let guarded = Router::new()
+        .route(HEALTH_PATH, get(health))
         .route(SYNC_PATH, post(sync_organization))
-        .route_layer(middleware::from_fn_with_state(sim.clone(), api_middleware));
+        .route(LICENSE_PATH, post(validate_license))
+        .route(SHARE_PATH, post(share_resource))
+        .route(USER_AUTH_PATH, post(user_authentication))
+        .route_layer(middleware::from_fn_with_state(sim.clone(), middleware_guard));
+    let api = Router::new()
+        .route(REGISTER_PATH, post(register_branch))
+        .merge(guarded)
+        .route_layer(middleware::from_fn_with_state(sim.clone(), api_pipeline));
     Router::new().merge(control).merge(api).fallback(not_found).with_state(sim)
 }

@@ -1,10 +1,13 @@
-//! Branch: registration with the parent instance and health probing with hysteresis.
+//! Branch: the cross-branch design's registration, health probing with hysteresis,
+//! organization sync and license checks.
 //!
-//! load: the Branch, its credentials and CA Secrets, its parent (watch cache) ->
-//! decide: `logic::registration` (what to send, whether again, parent loops) and
-//! `logic::health` (hysteresis, readiness) -> apply: register with the parent, probe
-//! the instance -> status, Events on transitions, metrics. However long an instance
-//! is down, nothing is deleted or deregistered.
+//! load: the Branch, its credentials and CA Secrets, its parent (watch cache) and the
+//! parent's organization source -> decide: `logic::branch_url` (may the operator call
+//! it), `logic::registration` (what to send, whether again, parent loops),
+//! `logic::health` (hysteresis, readiness), `logic::organization` -> apply: register
+//! ([`registration`]), probe the instance, push the organization and check the license
+//! ([`organization`]) -> status, Events on transitions, metrics. However long an
+//! instance is down, nothing is deleted or deregistered.
 //!
 //! Every reconcile that probes is followed by one at the probe interval. Other
 //! triggers (our own status writes, unrelated watch events) find the probe not yet
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -30,18 +33,21 @@ use super::kit::k8s::{SecretProblem, read_secret_key};
 use super::kit::{self, Reconciler};
 use super::{Context, Error, apply_status, publish};
 use crate::api::SecretKeyRef;
-use crate::api::branch::{Branch, BranchStatus, BranchType};
+use crate::api::branch::{Branch, BranchStatus, OrganizationSourceKind};
 use crate::api::conditions::{self, Conditioned, Kstatus, Status};
 use crate::backends::instance::{Call, InstanceClient, Trust, is_bearer_token};
+
+mod organization;
+mod registration;
 use crate::logic::duration;
 use crate::logic::health::{self, Reachability, RegistrationState, Streak, Thresholds};
-use crate::logic::registration::{self, Payload, Target};
+use crate::logic::registration as registry;
 use crate::metrics::BranchLabels;
 
 /// The instance answers its health probes (with hysteresis).
 pub use crate::api::branch::REACHABLE;
-/// The Branch is registered with its parent (absent for a Branch without one).
-pub const REGISTERED: &str = "Registered";
+pub use organization::{LICENSE_VALID, ORGANIZATION_SYNCED};
+pub use registration::REGISTERED;
 /// `spec.cordoned`: the instance gets no new work.
 pub const CORDONED: &str = "Cordoned";
 
@@ -64,6 +70,10 @@ pub struct BranchContext {
     clients: Mutex<HashMap<ObjectRef<Branch>, (String, InstanceClient)>>,
     /// Branches whose Secrets changed: their next reconcile runs even if not due.
     dirty: Mutex<HashSet<ObjectRef<Branch>>>,
+    /// Failed organization pushes per Branch, for the backoff.
+    sync_backoff: Mutex<HashMap<ObjectRef<Branch>, organization::Backoff>>,
+    /// The last license check per Branch, for the schedule.
+    license_checks: Mutex<HashMap<ObjectRef<Branch>, organization::Checked>>,
 }
 
 struct Cadence {
@@ -103,7 +113,8 @@ impl Settings {
 /// Runs the controller until `shutdown` resolves.
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let (branches, secrets) = (ctx.watched::<Branch>(), ctx.watched::<Secret>());
+        let (branches, secrets, config_maps) =
+            (ctx.watched::<Branch>(), ctx.watched::<Secret>(), ctx.watched::<ConfigMap>());
         let controller = Controller::new(branches, watcher::Config::default().any_semantic());
         let bctx = Arc::new(BranchContext {
             ctx,
@@ -111,10 +122,15 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
             cadence: Mutex::default(),
             clients: Mutex::default(),
             dirty: Mutex::default(),
+            sync_backoff: Mutex::default(),
+            license_checks: Mutex::default(),
         });
-        let mapper = bctx.clone();
-        let controller =
-            controller.watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret));
+        let (mapper, cm_mapper) = (bctx.clone(), bctx.clone());
+        let controller = controller
+            .watches(secrets, watcher::Config::default(), move |secret: Secret| mapper.referencing(&secret))
+            .watches(config_maps, watcher::Config::default(), move |cm: ConfigMap| {
+                cm_mapper.referencing_config_map(&cm)
+            });
         let controller = kit::run(controller, bctx.ctx.clone(), bctx.clone(), shutdown);
         tokio::select! {
             _ = controller => {}
@@ -143,6 +159,7 @@ impl BranchContext {
             .filter(|b| {
                 b.spec.credentials_secret_ref.name == name
                     || b.spec.tls.ca_secret_ref.as_ref().is_some_and(|r| r.name == name)
+                    || names_organization(b, OrganizationSourceKind::Secret, &name)
             })
             .map(|b| b.name_any())
             .collect();
@@ -150,6 +167,24 @@ impl BranchContext {
             .filter(|b| {
                 direct.contains(&b.name_any()) || b.spec.parent_ref.as_ref().is_some_and(|p| direct.contains(&p.name))
             })
+            .map(|b| ObjectRef::from_obj(&**b))
+            .collect();
+        lock(&self.dirty).extend(refs.iter().cloned());
+        refs
+    }
+
+    /// The children of Branches whose organization is this ConfigMap: they get it pushed.
+    fn referencing_config_map(&self, cm: &ConfigMap) -> Vec<ObjectRef<Branch>> {
+        let namespace = cm.namespace();
+        let name = cm.name_any();
+        let all = self.branches.state();
+        let in_namespace = || all.iter().filter(|b| b.namespace() == namespace);
+        let parents: HashSet<String> = in_namespace()
+            .filter(|b| names_organization(b, OrganizationSourceKind::ConfigMap, &name))
+            .map(|b| b.name_any())
+            .collect();
+        let refs: Vec<ObjectRef<Branch>> = in_namespace()
+            .filter(|b| b.spec.parent_ref.as_ref().is_some_and(|p| parents.contains(&p.name)))
             .map(|b| ObjectRef::from_obj(&**b))
             .collect();
         lock(&self.dirty).extend(refs.iter().cloned());
@@ -220,6 +255,10 @@ impl BranchContext {
     }
 }
 
+fn names_organization(branch: &Branch, kind: OrganizationSourceKind, name: &str) -> bool {
+    branch.spec.organization_ref.as_ref().is_some_and(|r| r.kind == kind && r.name == name)
+}
+
 /// A referenced Secret, or the key in it, is missing.
 enum Missing {
     Secret(String),
@@ -245,6 +284,8 @@ async fn sweep(bctx: Arc<BranchContext>) {
         for oref in gone {
             lock(&bctx.cadence).remove(&oref);
             lock(&bctx.clients).remove(&oref);
+            lock(&bctx.sync_backoff).remove(&oref);
+            lock(&bctx.license_checks).remove(&oref);
             let labels = labels_of(&oref);
             bctx.ctx.metrics.branch_up.remove(&labels);
             bctx.ctx.metrics.branch_probe_duration.remove(&labels);
@@ -340,7 +381,11 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
     if let Some(message) = settings.invalid.clone() {
         return stall(update, bctx, &labels, "InvalidHealthCheck", message).await;
     }
-    if let Some(path) = registration::parent_loop(&name, |n| bctx.parent_of(&namespace, n)) {
+    let policy = &bctx.ctx.config.branches;
+    if let Err(v) = policy.check(&branch.spec.url).and(policy.check_insecure(branch.spec.tls.insecure_skip_verify)) {
+        return stall(update, bctx, &labels, v.reason, format!("spec.url: {}; no request is sent", v.message)).await;
+    }
+    if let Some(path) = registry::parent_loop(&name, |n| bctx.parent_of(&namespace, n)) {
         let message = format!("parent loop: {}; point one of them at a Top branch", path.join(" -> "));
         return stall(update, bctx, &labels, "ParentLoop", message).await;
     }
@@ -361,14 +406,22 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
         Err((reason, message)) => return stall(update, bctx, &labels, reason, message).await,
     };
 
-    let parent = branch.spec.parent_ref.as_ref().and_then(|p| bctx.branch(&namespace, &p.name));
-    let registration = register(&mut update, bctx, parent.as_deref(), &key, settings.timeout).await?;
+    let parent = registration::parent(bctx, branch).await?;
+    let registration = registration::ensure(&mut update, bctx, &client, &parent, &key, settings.timeout).await?;
+    let parent = parent.ok().flatten();
 
-    // Probes speak for the parent when there is one (it is who oversees this
-    // instance), else for the instance itself.
-    let origin = parent.as_ref().map(|p| p.spec.url.as_str()).unwrap_or(&branch.spec.url);
-    let call = Call { base_url: &branch.spec.url, key: &key, origin, timeout: settings.timeout };
+    // Probes speak as the overseer, whom the instance's registry now holds: the
+    // parent when there is one, else the Branch itself.
+    let (origin, origin_key) = registration::overseer(branch, parent.as_ref(), &key);
+    let call = Call { base_url: &branch.spec.url, key: origin_key, origin: &origin, timeout: settings.timeout };
     let outcome = client.health(&call, &branch.spec.health_check.path).await;
+    if let Err(refused) = &outcome
+        && registration::lost(&refused.message)
+    {
+        // The middleware no longer knows the overseer (a registry reset, a removed
+        // entry): register again on the next reconcile instead of trusting the hash.
+        update.status.registration_hash = None;
+    }
     let now = Timestamp::now();
     let latency = match &outcome {
         Ok(h) => h.latency,
@@ -410,6 +463,11 @@ async fn apply(branch: &Branch, bctx: &BranchContext, settings: &Settings) -> Re
         Reachability::Unknown => {
             bctx.ctx.metrics.branch_up.remove(&labels);
         }
+    }
+    if registration == RegistrationState::Registered {
+        let org = organization::load(bctx, parent.as_ref()).await?;
+        organization::sync(&mut update, bctx, &client, parent.as_ref(), org.as_ref(), settings.timeout).await;
+        organization::check_license(&mut update, bctx, parent.as_ref(), org.as_ref(), &key, settings.timeout).await;
     }
     let ready = health::readiness(observed.reachability, &registration, branch.spec.cordoned);
     let kstatus = match (ready.ready, ready.reconciling) {
@@ -459,90 +517,6 @@ fn reachable_message(observed: &health::Observed, error: Option<&str>, settings:
             "ProbeFailed",
             format!("{} of {} failed probes in a row to turn Unreachable; last: {error}", streak.failures, t.failure),
         ),
-    }
-}
-
-/// Registers with the parent when what would be sent differs from what was last
-/// accepted (spec, either key, the parent's URL), and records the outcome.
-async fn register(
-    update: &mut Update<'_>,
-    bctx: &BranchContext,
-    parent: Option<&Branch>,
-    key: &str,
-    timeout: Duration,
-) -> Result<RegistrationState, Error> {
-    let branch = update.branch;
-    let Some(parent_ref) = &branch.spec.parent_ref else {
-        update.status.conditions.retain(|c| c.type_ != REGISTERED);
-        update.status.registration_hash = None;
-        update.status.registered_at = None;
-        return Ok(RegistrationState::NotNeeded);
-    };
-    let pending = |update: &mut Update<'_>, reason: &str, message: String| {
-        update.condition(REGISTERED, Status::False, reason, message.clone());
-        RegistrationState::Pending { reason: reason.into(), message }
-    };
-    let Some(parent) = parent else {
-        let message = format!("parent Branch {} does not exist (yet)", parent_ref.name);
-        return Ok(pending(update, "ParentNotFound", message));
-    };
-    if !parent.spec.accepted {
-        let message = format!("parent Branch {} is not accepted", parent_ref.name);
-        return Ok(pending(update, "ParentNotAccepted", message));
-    }
-    let namespace = branch.namespace().unwrap_or_default();
-    let parent_key = match bctx.secret_value(&namespace, &parent.spec.credentials_secret_ref).await? {
-        Ok(k) if is_bearer_token(&k) => k,
-        Ok(_) => {
-            let message = format!("credentials of parent {} are not a bearer token", parent_ref.name);
-            return Ok(pending(update, "ParentCredentialsMissing", message));
-        }
-        Err(missing) => {
-            let message = format!("credentials of parent {}: {}", parent_ref.name, missing.message());
-            return Ok(pending(update, "ParentCredentialsMissing", message));
-        }
-    };
-    let parent_client = match bctx.client_for(parent).await? {
-        Ok(c) => c,
-        Err((_, message)) => return Ok(pending(update, "ParentTLSInvalid", message)),
-    };
-    let payload = Payload {
-        name: branch.name_any(),
-        url: branch.spec.url.clone(),
-        type_: match branch.spec.type_ {
-            BranchType::Top => "top".into(),
-            BranchType::Master => "master".into(),
-        },
-        api_key: key.to_string(),
-    };
-    let hash = registration::hash(&payload, &Target { parent_url: &parent.spec.url, parent_key: &parent_key });
-    if update.status.registration_hash.as_deref() == Some(hash.as_str())
-        && conditions::is_true(&update.status.conditions, REGISTERED)
-    {
-        return Ok(RegistrationState::Registered);
-    }
-    // The registering instance is the origin of this call.
-    let call = Call { base_url: &parent.spec.url, key: &parent_key, origin: &branch.spec.url, timeout };
-    match parent_client.register(&call, &payload).await {
-        Ok(()) => {
-            let again = update.status.registration_hash.is_some();
-            update.status.registration_hash = Some(hash);
-            update.status.registered_at = Some(Time(Timestamp::now()));
-            let message = format!("registered with parent {} ({})", parent_ref.name, parent.spec.url);
-            update.condition(REGISTERED, Status::True, "Registered", message.clone());
-            let note = if again { format!("re-{message} after a change") } else { message };
-            publish(&bctx.ctx, branch, EventType::Normal, "Registered", "Register", note).await;
-            Ok(RegistrationState::Registered)
-        }
-        Err(e) => {
-            let first =
-                conditions::get(&update.status.conditions, REGISTERED).is_none_or(|c| c.reason != "RegistrationFailed");
-            let state = pending(update, "RegistrationFailed", e.message.clone());
-            if first {
-                publish(&bctx.ctx, branch, EventType::Warning, "RegistrationFailed", "Register", e.message).await;
-            }
-            Ok(state)
-        }
     }
 }
 
