@@ -3,7 +3,8 @@
 //!
 //! 1. Forge requests per environment lifecycle (apply -> Ready -> delete -> gone), by route;
 //! 2. time for 25 environments to become Ready under a Forge rate limit, against the
-//!    theoretical minimum (their requests sent back to back at exactly the limit);
+//!    theoretical minimum (their requests sent back to back at exactly the limit), with one
+//!    short delay per Forge step and again with Forge's own step durations (scaled);
 //! 3. the `clone` strategy against `mysqldump | mysql` on a generated snapshot of
 //!    more than 100 MB.
 //!
@@ -21,11 +22,14 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use preview_support::World;
 use switchyard::backends::mysql::MysqlAdmin;
+use switchyard_sim::forge::lifecycle::Timing;
 
 const ENVS: usize = 25;
 /// Forge's 60/min, scaled up 10x so the run takes minutes, not half an hour: the
 /// ratio to the theoretical minimum does not depend on the scale.
 const RATE_PER_MINUTE: u32 = 600;
+/// Forge's step durations on the same 10x faster clock as the rate limit.
+const TIME_SCALE: f64 = 0.1;
 
 fn by_route(world: &World) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
@@ -62,10 +66,12 @@ async fn lifecycle() -> usize {
     to_ready
 }
 
-async fn many_under_the_limit(per_env: usize) {
+/// `timing`: the simulator's step durations (`None`: one short delay per step).
+async fn many_under_the_limit(per_env: usize, timing: Option<Timing>) {
     let mut world = World::with("bench-many", |c| {
         c.rate_limit = RATE_PER_MINUTE;
         c.rate_window = Duration::from_secs(60);
+        c.timing = timing;
     })
     .await;
     world.rate_per_minute = RATE_PER_MINUTE;
@@ -82,7 +88,12 @@ async fn many_under_the_limit(per_env: usize) {
     let throttled = requests.iter().filter(|r| r.status == 429).count();
     let minimum = Duration::from_secs_f64(requests.len() as f64 * 60.0 / f64::from(RATE_PER_MINUTE));
     let ideal = Duration::from_secs_f64((per_env * ENVS) as f64 * 60.0 / f64::from(RATE_PER_MINUTE));
-    println!("== {ENVS} environments under a {RATE_PER_MINUTE}/min Forge limit");
+    let steps = match timing {
+        Some(_) => format!("Forge's step durations scaled by {TIME_SCALE}"),
+        None => "one short delay per step".to_string(),
+    };
+    println!("== {ENVS} environments under a {RATE_PER_MINUTE}/min Forge limit, {steps}");
+    println!("  Forge requests per environment to Ready: {:.1}", requests.len() as f64 / ENVS as f64);
     println!(
         "  all Ready after {:.1} s; {} Forge requests; {throttled} answered 429",
         elapsed.as_secs_f64(),
@@ -170,15 +181,18 @@ async fn clone_against_dump() {
     );
 }
 
-/// `cargo bench --bench previews [-- lifecycle|limit|clone]`: all parts, or the named ones.
+/// `cargo bench --bench previews [-- lifecycle|limit|realistic|clone]`: all parts, or the named ones.
 #[tokio::main]
 async fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |part: &str| wanted.is_empty() || wanted.iter().any(|w| w == part);
-    if run("lifecycle") || run("limit") {
+    if run("lifecycle") || run("limit") || run("realistic") {
         let per_env = lifecycle().await;
         if run("limit") {
-            many_under_the_limit(per_env).await;
+            many_under_the_limit(per_env, None).await;
+        }
+        if run("realistic") {
+            many_under_the_limit(per_env, Some(Timing::realistic(TIME_SCALE))).await;
         }
     }
     if run("clone") {

@@ -89,6 +89,10 @@ struct ForgeArgs {
     /// Duration of each async step (installing → installed, queued → deploying → finished).
     #[arg(long, default_value_t = 300)]
     async_delay_ms: u64,
+    /// Take Forge's own step durations (site install ~60 s, repository ~20 s, certificate
+    /// ~45 s, deployment ~90 s) multiplied by this factor, instead of --async-delay-ms.
+    #[arg(long)]
+    realistic_timing: Option<f64>,
     /// Requests per window per token.
     #[arg(long, default_value_t = 60)]
     rate_limit: u32,
@@ -133,6 +137,7 @@ async fn main() -> ExitCode {
                 org: args.org,
                 state_file: args.state_file,
                 async_delay: Duration::from_millis(args.async_delay_ms),
+                timing: args.realistic_timing.map(switchyard_sim::forge::lifecycle::Timing::realistic),
                 rate_limit: args.rate_limit,
                 rate_window: Duration::from_millis(args.rate_window_ms),
                 mysql_url: args.mysql_url,

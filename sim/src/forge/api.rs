@@ -99,7 +99,12 @@ impl FromRequestParts<Sim> for Api {
             sim: sim.clone(),
             params,
             query,
-            ctx: super::render::Ctx { base: format!("{origin}/api"), now: Utc::now(), delay: sim.config.async_delay },
+            ctx: super::render::Ctx {
+                base: format!("{origin}/api"),
+                now: Utc::now(),
+                delay: sim.config.async_delay,
+                timing: sim.config.step_timing(),
+            },
             method: parts.method.to_string(),
             route,
             path: parts.uri.path().to_string(),

@@ -6,6 +6,58 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 
+/// How long each kind of asynchronous step takes. Tests use one short delay for every
+/// step ([`Timing::uniform`]); [`Timing::realistic`] uses what Forge takes (site install
+/// about 60 s, then the repository about 20 s, a Let's Encrypt certificate about 45 s, a
+/// deployment about 90 s), scaled so a benchmark can run it in less time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Every step not named below (schemas, users, processes, domains, commands, removals).
+    pub step: Duration,
+    /// A site's `installing → installed`.
+    pub site_install: Duration,
+    /// After the site is installed, its repository's `installing → installed`.
+    pub repository: Duration,
+    /// Each of a certificate's two steps.
+    pub certificate_step: Duration,
+    /// Each of a deployment's two steps (`queued → deploying → finished`).
+    pub deploy_step: Duration,
+}
+
+impl Timing {
+    /// Every step takes `delay`; the repository is installed with its site.
+    pub fn uniform(delay: Duration) -> Self {
+        Timing {
+            step: delay,
+            site_install: delay,
+            repository: Duration::ZERO,
+            certificate_step: delay,
+            deploy_step: delay,
+        }
+    }
+
+    /// Forge's own durations multiplied by `scale` (1.0 = real time).
+    pub fn realistic(scale: f64) -> Self {
+        let s = |secs: f64| Duration::from_secs_f64(secs * scale);
+        Timing {
+            step: s(5.0),
+            site_install: s(60.0),
+            repository: s(20.0),
+            certificate_step: s(22.5),
+            deploy_step: s(45.0),
+        }
+    }
+}
+
+/// A site's repository: `installing` until `repository` after the site is installed.
+pub fn repository_status(created_at: DateTime<Utc>, now: DateTime<Utc>, timing: &Timing) -> &'static str {
+    if steps_elapsed(created_at, now, timing.site_install + timing.repository, 1) == 0 {
+        "installing"
+    } else {
+        "installed"
+    }
+}
+
 /// How many whole `delay` steps have passed since `since`, capped at `max`.
 pub fn steps_elapsed(since: DateTime<Utc>, now: DateTime<Utc>, delay: Duration, max: u32) -> u32 {
     let elapsed = (now - since).num_milliseconds().max(0) as u128;
@@ -150,6 +202,25 @@ mod tests {
         t0() + ChronoDuration::milliseconds(ms)
     }
     const D: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn realistic_timing_takes_forges_own_durations() {
+        let t = Timing::realistic(1.0);
+        let s = |secs: i64| at(secs * 1000);
+        assert_eq!(install_status(t0(), None, s(59), t.site_install), "installing");
+        assert_eq!(install_status(t0(), None, s(60), t.site_install), "installed");
+        assert_eq!(repository_status(t0(), s(79), &t), "installing");
+        assert_eq!(repository_status(t0(), s(80), &t), "installed");
+        assert_eq!(deployment_view(t0(), false, s(89), t.deploy_step).status, "deploying");
+        assert_eq!(deployment_view(t0(), false, s(90), t.deploy_step).status, "finished");
+        assert!(!certificate_view(t0(), false, None, s(44), t.certificate_step).installed);
+        assert!(certificate_view(t0(), false, None, s(45), t.certificate_step).installed);
+        let fast = Timing::realistic(0.1);
+        assert_eq!(fast.deploy_step, t.deploy_step / 10);
+        // One delay for every step: the repository is installed with its site.
+        let u = Timing::uniform(Duration::from_millis(100));
+        assert_eq!(repository_status(t0(), at(100), &u), "installed");
+    }
 
     #[test]
     fn provisioning_resources_install_after_one_delay() {

@@ -85,10 +85,19 @@ pub struct ForgeSimConfig {
     pub state_file: Option<PathBuf>,
     /// Duration of each async step (installing → installed, queued → deploying → finished, …).
     pub async_delay: Duration,
+    /// Per-kind step durations; `None` = every step takes `async_delay`.
+    pub timing: Option<lifecycle::Timing>,
     /// Requests per window per token (Forge: 60 per minute).
     pub rate_limit: u32,
     pub rate_window: Duration,
     pub mysql_url: Option<String>,
+}
+
+impl ForgeSimConfig {
+    /// The step durations in effect.
+    pub fn step_timing(&self) -> lifecycle::Timing {
+        self.timing.unwrap_or(lifecycle::Timing::uniform(self.async_delay))
+    }
 }
 
 impl Default for ForgeSimConfig {
@@ -99,6 +108,7 @@ impl Default for ForgeSimConfig {
             org: "demo".into(),
             state_file: None,
             async_delay: Duration::from_millis(300),
+            timing: None,
             rate_limit: 60,
             rate_window: Duration::from_secs(60),
             mysql_url: None,

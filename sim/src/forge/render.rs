@@ -15,6 +15,8 @@ pub struct Ctx {
     pub base: String,
     pub now: DateTime<Utc>,
     pub delay: Duration,
+    /// Per-kind step durations (sites, repositories, certificates, deployments).
+    pub timing: lc::Timing,
 }
 
 /// A resource object, plus what it contributes to `included`.
@@ -133,7 +135,7 @@ impl Ctx {
     /// (`deploying`, then `deployed`, or `failed` when the last one failed). Which of these live
     /// Forge shows when is not recorded; docs/forge-conformance.md says what the client assumes.
     fn site_status(&self, w: &World, s: &Site, running: Option<&str>) -> &'static str {
-        let installed = lc::install_status(s.created_at, s.deleted_at, self.now, self.delay);
+        let installed = lc::install_status(s.created_at, s.deleted_at, self.now, self.timing.site_install);
         if installed != "installed" {
             return installed;
         }
@@ -141,7 +143,7 @@ impl Ctx {
             return "deploying";
         }
         let last = w.deployments.values().rev().find(|d| d.site_id == s.id);
-        match last.map(|d| lc::deployment_view(d.created_at, d.fails, self.now, self.delay).status) {
+        match last.map(|d| lc::deployment_view(d.created_at, d.fails, self.now, self.timing.deploy_step).status) {
             Some("finished") => "deployed",
             Some(_) => "failed",
             None => "installed",
@@ -149,7 +151,7 @@ impl Ctx {
     }
 
     pub fn site(&self, w: &World, s: &Site, include: &[String]) -> Rendered {
-        let running = w.running_deployment(s.id, self.now, self.delay).map(|(_, v)| v.status);
+        let running = w.running_deployment(s.id, self.now, self.timing.deploy_step).map(|(_, v)| v.status);
         let status = self.site_status(w, s, running);
         let org = w.servers.get(&s.server_id).map(|srv| srv.organization.clone()).unwrap_or_default();
         let fresh = status == "installing";
@@ -159,13 +161,13 @@ impl Ctx {
             format!("https://{}", s.name)
         };
         let repository = s.repository.as_ref().map(|r| {
-            json!({"provider": r.provider, "url": r.url, "branch": r.branch, "status": if fresh { "installing" } else { "installed" }})
+            json!({"provider": r.provider, "url": r.url, "branch": r.branch, "status": lc::repository_status(s.created_at, self.now, &self.timing)})
         });
         let https = w
             .domains
             .values()
             .filter(|d| d.site_id == s.id)
-            .any(|d| w.active_certificate(d.id, self.now, self.delay).is_some());
+            .any(|d| w.active_certificate(d.id, self.now, self.timing.certificate_step).is_some());
         let mut data = resource(
             "sites",
             s.id,
@@ -249,7 +251,7 @@ impl Ctx {
     }
 
     pub fn deployment(&self, w: &World, d: &Deployment) -> Value {
-        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
+        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.timing.deploy_step);
         // SPEC: Deployment requires only id and type; links are present here anyway.
         resource(
             "deployments",
@@ -264,7 +266,7 @@ impl Ctx {
     }
 
     pub fn deployment_log(&self, w: &World, d: &Deployment) -> Value {
-        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.delay);
+        let view = lc::deployment_view(d.created_at, d.fails, self.now, self.timing.deploy_step);
         let mut output = String::new();
         if view.started_at.is_some() {
             output.push_str(&format!("Deploying {}\n", d.commit_hash.clone().unwrap_or_default()));
@@ -279,7 +281,7 @@ impl Ctx {
     }
 
     pub fn deployment_status(&self, w: &World, site: &Site) -> Value {
-        let running = w.running_deployment(site.id, self.now, self.delay);
+        let running = w.running_deployment(site.id, self.now, self.timing.deploy_step);
         let attributes = json!({
             "status": running.as_ref().map(|(_, v)| v.status),
             "started_at": running.and_then(|(_, v)| v.started_at).map(ts)
@@ -316,8 +318,9 @@ impl Ctx {
     }
 
     pub fn certificate(&self, w: &World, c: &Certificate) -> Value {
-        let view = lc::certificate_view(c.created_at, c.fails, c.deleted_at, self.now, self.delay);
-        let active = w.active_certificate(c.domain_id, self.now, self.delay).is_some_and(|a| a.id == c.id);
+        let view = lc::certificate_view(c.created_at, c.fails, c.deleted_at, self.now, self.timing.certificate_step);
+        let active =
+            w.active_certificate(c.domain_id, self.now, self.timing.certificate_step).is_some_and(|a| a.id == c.id);
         // SPEC: Certificate requires only id and type; omit links like the spec allows.
         resource(
             "certificates",

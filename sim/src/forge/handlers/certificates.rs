@@ -51,7 +51,7 @@ pub(super) async fn list_site_certificates(api: Api) -> ApiResult {
 pub(super) async fn active_certificate(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let d = w.domain(api.org(), api.id("server")?, api.id("site")?, api.id("domain")?)?;
-    match w.active_certificate(d.id, api.ctx.now, api.ctx.delay) {
+    match w.active_certificate(d.id, api.ctx.now, api.ctx.timing.certificate_step) {
         Some(c) => ok(serde_json::json!({"data": api.ctx.certificate(&w, c)})),
         None => Err(ApiError::NotFound("No active certificate.".into())),
     }
