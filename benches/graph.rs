@@ -64,6 +64,7 @@ fn input() -> (Vec<Repository>, Vec<EdgeStatus>) {
         to: name(to),
         required: true,
         provenance: "bench".into(),
+        profiles: vec![],
     };
     let cycles = (0..CYCLES)
         .flat_map(|k| {
