@@ -517,3 +517,35 @@ services:
     }
     assert!(!message.contains("common.yml"), "an included source is found: {message}");
 }
+
+#[test]
+fn malformed_inputs_are_reported_per_file_in_bounded_time_and_never_crash() {
+    // "Billion laughs": nine levels of nine-fold aliases would expand to 10^9 nodes.
+    let mut bomb = String::from("x0: &a0 [lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("x{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("services:\n  s:\n    command: *a9\n");
+    let huge = format!("services:\n  s:\n    image: x\n#{}\n", "y".repeat(50 * 1024 * 1024));
+    let binary = "services:\n  s: {}\n\u{0}\u{1}\u{2}".to_string();
+    let cycle = "services:\n  a: {extends: b, depends_on: [c]}\n  b: {extends: a}\n  c: {}\n".to_string();
+    let files = [
+        compose("o/a", "bomb.yml", &bomb),
+        manifests("o/a", "bomb-k8s.yaml", &bomb.replace("services:", "kind: Pod\nmetadata: {name: p}\nx:")),
+        compose("o/a", "huge.yml", &huge),
+        compose("o/a", "binary.yml", &binary),
+        compose("o/a", "cycle.yml", &cycle),
+    ];
+    let d = discover(&files);
+    let errors: Vec<(&str, &str)> = d.errors.iter().map(|e| (e.file.as_str(), e.message.as_str())).collect();
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    let message = |file: &str| errors.iter().find(|(f, _)| *f == file).map(|(_, m)| *m).unwrap_or_default();
+    assert!(message("bomb.yml").contains("repetition limit"), "{}", message("bomb.yml"));
+    assert!(message("bomb-k8s.yaml").contains("invalid YAML"), "{}", message("bomb-k8s.yaml"));
+    assert!(message("huge.yml").contains("more than the"), "{}", message("huge.yml"));
+    assert!(message("binary.yml").contains("binary"), "{}", message("binary.yml"));
+    assert!(message("cycle.yml").contains("cycle a -> b -> a"), "{}", message("cycle.yml"));
+    // The cyclic file still yields what does not depend on the cycle.
+    assert!(d.internal.iter().any(|r| r.file == "cycle.yml" && r.from == "a" && r.to == "c"), "{:?}", d.internal);
+}
