@@ -3,6 +3,10 @@
 //! measured in the same run: building the petgraph graph alone, and a naive
 //! O(depth·E) phase computation of the DAG without the cycles (phases only).
 //!
+//! Then discovery over a 5 MB set of manifests and compose files (200 repositories,
+//! each defining Services and workloads that address the previous repositories'), with
+//! a baseline of parsing the same YAML into values alone.
+//!
 //! `cargo bench --bench graph` (prints, asserts nothing).
 
 use std::collections::HashMap;
@@ -10,7 +14,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use petgraph::graph::DiGraph;
+use switchyard::api::repo_dependency_graph::DiscoveryFormat;
 use switchyard::api::repo_dependency_graph::{Dependency, EdgeStatus, GraphOptions, Repository};
+use switchyard::logic::discovery::{SourceFile, discover};
 use switchyard::logic::graph::analyse;
 use switchyard::logic::graph_status::{self, Observed};
 
@@ -64,6 +70,7 @@ fn input() -> (Vec<Repository>, Vec<EdgeStatus>) {
         to: name(to),
         required: true,
         provenance: "bench".into(),
+        profiles: vec![],
     };
     let cycles = (0..CYCLES)
         .flat_map(|k| {
@@ -199,4 +206,78 @@ fn main() {
         decision.status.omitted.join(", ")
     );
     println!("peak RSS (VmHWM) after the status decision: {} MiB", peak_rss_kib() / 1024);
+    discovery_bench();
+}
+
+/// 200 repositories of ~25 KB each (manifests) plus a compose file each.
+fn discovery_input() -> Vec<SourceFile> {
+    let mut files = Vec::new();
+    for r in 0..200 {
+        let mut manifests = String::new();
+        let mut compose = String::from("services:\n");
+        for w in 0..25 {
+            let target = (r + 199) % 200;
+            let pad = "p".repeat(700);
+            let lines = [
+                format!("apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{r}-{w}, namespace: ns{r}}}\n---"),
+                format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{r}-{w}, namespace: ns{r}}}"),
+                "spec:\n  template:\n    spec:\n      containers:\n        - name: app".to_string(),
+                format!(
+                    "          args: [\"--upstream=http://svc-{target}-{w}.ns{target}.svc.cluster.local:8080/v1\"]"
+                ),
+                "          env:".to_string(),
+                format!("            - {{name: DB_HOST, value: \"svc-{target}-{w}.ns{target}\"}}"),
+                format!("            - {{name: OTEL_COLLECTOR_NAME, value: otel-{w}}}"),
+                format!("            - {{name: PADDING, value: \"{pad}\"}}\n---\n"),
+            ];
+            manifests.push_str(&lines.join("\n"));
+            compose.push_str(&format!(
+                "  c{r}x{w}:\n    environment:\n      - DATABASE_URL=postgres://u:p@c{target}x{w}:5432/db\n    depends_on: [c{r}x{}]\n",
+                (w + 1) % 25
+            ));
+        }
+        let repository = format!("acme/repo-{r:03}");
+        files.push(SourceFile {
+            repository: repository.clone(),
+            file: "k8s.yaml".into(),
+            format: DiscoveryFormat::Manifests,
+            content: manifests,
+        });
+        files.push(SourceFile {
+            repository,
+            file: "compose.yaml".into(),
+            format: DiscoveryFormat::Compose,
+            content: compose,
+        });
+    }
+    files
+}
+
+fn discovery_bench() {
+    let files = discovery_input();
+    let bytes: usize = files.iter().map(|f| f.content.len()).sum();
+    let found = discover(&files);
+    println!(
+        "discovery: {} files, {:.1} MB, {} edges ({} inferred), {} errors",
+        files.len(),
+        bytes as f64 / 1e6,
+        found.edges.len(),
+        found.edges.iter().filter(|e| e.provenance.starts_with("inferred:")).count(),
+        found.errors.len()
+    );
+    let t_discover = best_of(|| discover(&files));
+    let t_parse = best_of(|| {
+        files
+            .iter()
+            .map(|f| {
+                serde_yaml::Deserializer::from_str(&f.content)
+                    .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+                    .collect::<Vec<serde_yaml::Value>>()
+                    .len()
+            })
+            .sum::<usize>()
+    });
+    println!("discover (parse, addresses, resolution): {t_discover:>10.2?}  (best of {RUNS})");
+    println!("baseline: YAML into values only:         {t_parse:>10.2?}");
+    println!("ratio discover / YAML parse: {:.2}x", t_discover.as_secs_f64() / t_parse.as_secs_f64());
 }

@@ -89,7 +89,9 @@ fn text_output_orders_declared_and_discovered_dependencies() {
     assert!(text.contains("Order: acme/broken, acme/search, acme/sentry, acme/api, acme/web\n"), "{text}");
     assert!(text.contains("acme/web -> acme/sentry (required, compose:web/docker-compose.yml:web)"), "{text}");
     assert!(
-        text.contains("acme/api -> acme/search (required, manifest:configmap/manifests/api.yaml:Deployment/api)"),
+        text.contains(
+            "acme/api -> acme/search (optional, inferred:configmap/manifests/api.yaml:Deployment/api:api.env.SEARCH)"
+        ),
         "{text}"
     );
     assert!(text.contains("acme/broken nowhere.yml: cannot read"), "{text}");

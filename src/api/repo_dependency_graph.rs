@@ -77,6 +77,9 @@ pub enum DiscoveryFormat {
     Compose,
     /// Kubernetes manifests (multi-document YAML).
     Manifests,
+    /// A `.env`-style file (`NAME=value` lines): the variables a compose service reads
+    /// through `env_file` when its path is this source's.
+    Env,
 }
 
 /// Where to read a file that reveals dependencies.
@@ -212,8 +215,14 @@ pub struct EdgeStatus {
     pub to: String,
     /// Whether the edge gates deployment.
     pub required: bool,
-    /// Where the edge came from: `explicit`, `compose:<file>:<service>`, `manifest:<file>:<object>`.
+    /// Where the edge came from: `explicit`, `compose:<file>:<service>` (a compose key naming
+    /// the service), or `inferred:<file>:<service or Kind/name>:<field>` (an address the
+    /// process uses, found in that field).
     pub provenance: String,
+    /// Compose `profiles` of the dependent service: the edge exists only in a deployment
+    /// that enables one of them (empty: always).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 /// A discovery file that failed.

@@ -401,6 +401,7 @@ mod tests {
             to: "o/db".into(),
             required: true,
             provenance: "compose:c.yml:web".into(),
+            profiles: vec![],
         }];
         let mut status = analyse(&spec.repositories, &discovered, &spec.options).to_status(&[]);
         status.observed_generation = Some(1);

@@ -129,6 +129,7 @@ pub fn analyse(repositories: &[Repository], discovered: &[EdgeStatus], options: 
                 to: d.repository.clone(),
                 required: d.required,
                 provenance: EXPLICIT.to_string(),
+                profiles: Vec::new(),
             })
         })
         .chain(discovered.iter().cloned())

@@ -402,6 +402,7 @@ mod tests {
                 to: "o/r000".into(),
                 required: false,
                 provenance: "compose:f:s".into(),
+                profiles: vec![],
             }],
             &GraphOptions::default(),
         );

@@ -1,7 +1,8 @@
 //! Reads Kubernetes manifests (multi-document YAML, `kind: List` included) into what
-//! dependency discovery needs: the Services and ConfigMaps a repository defines, and
-//! the strings its workloads' containers carry (env values, args, command) that may
-//! name a Service.
+//! dependency discovery needs: the Services, ConfigMaps and StatefulSets a repository
+//! defines, and the strings the containers of every pod-template workload carry (env
+//! values, args, command of containers and initContainers; ConfigMaps read through
+//! `env`, `envFrom` or volumes) that may name a Service.
 
 use std::collections::BTreeMap;
 
@@ -30,16 +31,39 @@ pub struct ConfigMapObject {
     pub data: BTreeMap<String, String>,
 }
 
-/// A ConfigMap a workload reads into its environment.
+/// A ConfigMap a workload reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigMapUse {
     /// ConfigMap name.
     pub name: String,
-    /// One key (`valueFrom.configMapKeyRef`), or every key (`envFrom.configMapRef`).
-    pub key: Option<String>,
+    /// How its data reaches the process.
+    pub how: ConfigMapRead,
+    /// The container, for provenance.
+    pub container: String,
 }
 
-/// A Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod.
+/// How a workload reads a ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigMapRead {
+    /// `valueFrom.configMapKeyRef`: key `key` becomes variable `variable`.
+    Key { key: String, variable: String },
+    /// `envFrom.configMapRef`: every key becomes a variable of that name (after `prefix`).
+    Env { prefix: String },
+    /// A `configMap` volume: each key is a file, read as text (URLs and host:port only).
+    Volume,
+}
+
+/// A string a workload's process reads, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carried {
+    /// An env variable with a literal value: field, name, value.
+    Variable { field: String, name: String, value: String },
+    /// `command` or `args` words: field, words.
+    Command { field: String, words: Vec<String> },
+}
+
+/// A Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+/// CronJob or Pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     /// `kind`.
@@ -48,10 +72,21 @@ pub struct Workload {
     pub name: String,
     /// `metadata.namespace`.
     pub namespace: Option<String>,
-    /// Literal env values, args and command words of every (init) container.
-    pub values: Vec<String>,
-    /// ConfigMaps whose data reaches the environment.
+    /// Env values, args and command words of every (init) container.
+    pub carried: Vec<Carried>,
+    /// ConfigMaps whose data reaches the process.
     pub config_maps: Vec<ConfigMapUse>,
+}
+
+/// A StatefulSet's governing Service: its pods are `<name>-<ordinal>.<service>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatefulSetObject {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.serviceName`.
+    pub service: String,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
 }
 
 /// What a manifests file tells about dependencies.
@@ -63,6 +98,8 @@ pub struct ManifestFile {
     pub config_maps: Vec<ConfigMapObject>,
     /// Workloads defined.
     pub workloads: Vec<Workload>,
+    /// StatefulSets with a `serviceName`.
+    pub stateful_sets: Vec<StatefulSetObject>,
 }
 
 /// Parses every document; the error names the document and field.
@@ -94,7 +131,7 @@ fn object(value: &Value, file: &mut ManifestFile) -> Result<(), String> {
     let namespace = metadata.and_then(|m| m.get("namespace")).and_then(scalar);
     let pod_spec = match kind.as_str() {
         "Pod" => value.get("spec"),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
             value.get("spec").and_then(|s| s.get("template")).and_then(|t| t.get("spec"))
         }
         "CronJob" => value
@@ -126,27 +163,43 @@ fn object(value: &Value, file: &mut ManifestFile) -> Result<(), String> {
     };
     let name = name.ok_or_else(|| format!("{kind} without metadata.name"))?;
     let pod_spec = pod_spec.ok_or_else(|| format!("{kind}/{name}: no pod template spec"))?;
-    let mut workload = Workload { kind: kind.clone(), name, namespace, values: Vec::new(), config_maps: Vec::new() };
+    let service = value.get("spec").and_then(|s| s.get("serviceName")).and_then(scalar);
+    if let (true, Some(service)) = (kind == "StatefulSet", service) {
+        file.stateful_sets.push(StatefulSetObject { name: name.clone(), service, namespace: namespace.clone() });
+    }
+    let mut workload = Workload { kind: kind.clone(), name, namespace, carried: Vec::new(), config_maps: Vec::new() };
     for field in ["initContainers", "containers"] {
         let Some(containers) = pod_spec.get(field).filter(|c| !c.is_null()) else {
             continue;
         };
         let containers =
             containers.as_sequence().ok_or_else(|| format!("{kind}/{}: {field} is not a list", workload.name))?;
-        for container in containers {
-            container_values(container, &mut workload)
+        for (i, container) in containers.iter().enumerate() {
+            let label = container.get("name").and_then(scalar).unwrap_or_else(|| format!("{field}[{i}]"));
+            container_values(container, &label, &mut workload)
                 .map_err(|e| format!("{kind}/{}: {field}: {e}", workload.name))?;
+        }
+    }
+    if let Some(volumes) = pod_spec.get("volumes").and_then(Value::as_sequence) {
+        for volume in volumes {
+            if let Some(name) = volume.get("configMap").and_then(|c| c.get("name")).and_then(scalar) {
+                let container = volume.get("name").and_then(scalar).unwrap_or_default();
+                workload.config_maps.push(ConfigMapUse { name, how: ConfigMapRead::Volume, container });
+            }
         }
     }
     file.workloads.push(workload);
     Ok(())
 }
 
-fn container_values(container: &Value, workload: &mut Workload) -> Result<(), String> {
+fn container_values(container: &Value, label: &str, workload: &mut Workload) -> Result<(), String> {
     for field in ["command", "args"] {
         match container.get(field) {
             None | Some(Value::Null) => {}
-            Some(Value::Sequence(words)) => workload.values.extend(words.iter().filter_map(scalar)),
+            Some(Value::Sequence(words)) => workload.carried.push(Carried::Command {
+                field: format!("{label}.{field}"),
+                words: words.iter().filter_map(scalar).collect(),
+            }),
             Some(_) => return Err(format!("{field} is not a list")),
         }
     }
@@ -154,14 +207,19 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
         None | Some(Value::Null) => {}
         Some(Value::Sequence(vars)) => {
             for var in vars {
+                let Some(variable) = var.get("name").and_then(scalar) else {
+                    continue;
+                };
                 if let Some(value) = var.get("value").and_then(scalar) {
-                    workload.values.push(value);
+                    let field = format!("{label}.env.{variable}");
+                    workload.carried.push(Carried::Variable { field, name: variable.clone(), value });
                 }
                 let key_ref = var.get("valueFrom").and_then(|v| v.get("configMapKeyRef"));
                 let name = key_ref.and_then(|r| r.get("name")).and_then(scalar);
                 let key = key_ref.and_then(|r| r.get("key")).and_then(scalar);
                 if let (Some(name), Some(key)) = (name, key) {
-                    workload.config_maps.push(ConfigMapUse { name, key: Some(key) });
+                    let how = ConfigMapRead::Key { key, variable };
+                    workload.config_maps.push(ConfigMapUse { name, how, container: label.to_string() });
                 }
             }
         }
@@ -172,7 +230,9 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
         Some(Value::Sequence(sources)) => {
             for source in sources {
                 if let Some(name) = source.get("configMapRef").and_then(|r| r.get("name")).and_then(scalar) {
-                    workload.config_maps.push(ConfigMapUse { name, key: None });
+                    let prefix = source.get("prefix").and_then(scalar).unwrap_or_default();
+                    let how = ConfigMapRead::Env { prefix };
+                    workload.config_maps.push(ConfigMapUse { name, how, container: label.to_string() });
                 }
             }
         }
@@ -181,47 +241,38 @@ fn container_values(container: &Value, workload: &mut Workload) -> Result<(), St
     Ok(())
 }
 
-/// A host a string may name: `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`.
+/// What a host may name: a Service (`svc`, `svc.ns`, `svc.ns.svc`,
+/// `svc.ns.svc.cluster.local`) or a StatefulSet pod behind its governing Service
+/// (`pod.svc`, `pod.svc.ns`, `pod.svc.ns.svc`, `pod.svc.ns.svc.cluster.local`).
+/// `a.b` is either; the caller tries both against what is defined.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ServiceHost {
     /// The Service name.
     pub name: String,
     /// The namespace, when the host is qualified.
     pub namespace: Option<String>,
+    /// The pod, when the host names a StatefulSet pod.
+    pub pod: Option<String>,
 }
 
-/// Every Service-shaped host in `value`, which may be a bare name, `host:port`, a URL
-/// (`http://user:pass@svc:8080/path`), a `key=value` pair or a list of them.
-pub fn service_hosts(value: &str) -> Vec<ServiceHost> {
-    let separators = |c: char| c.is_whitespace() || ",;'\"()[]{}<>=|`".contains(c);
-    let mut hosts: Vec<ServiceHost> = value.split(separators).filter_map(host_of).collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}
-
-fn host_of(token: &str) -> Option<ServiceHost> {
-    let rest = token.split_once("://").map_or(token, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = host_port.split(':').next().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.starts_with(|c: char| c.is_ascii_lowercase())
-    };
+/// The readings of `host` (already lowercased by the address rules).
+pub fn service_hosts(host: &str) -> Vec<ServiceHost> {
     let labels: Vec<&str> = host.split('.').collect();
-    if !labels.iter().all(|l| label_ok(l)) {
-        return None;
+    if labels.iter().any(|l| l.contains('_')) {
+        return Vec::new();
     }
-    let qualified = |ns: &str| Some(ServiceHost { name: labels[0].to_string(), namespace: Some(ns.to_string()) });
+    let svc = |name: &str, ns: Option<&str>| ServiceHost {
+        name: name.to_string(),
+        namespace: ns.map(str::to_string),
+        pod: None,
+    };
+    let pod = |pod: &str, name: &str, ns: Option<&str>| ServiceHost { pod: Some(pod.to_string()), ..svc(name, ns) };
     match labels.as_slice() {
-        [name] => Some(ServiceHost { name: (*name).to_string(), namespace: None }),
-        [_, ns] | [_, ns, "svc"] | [_, ns, "svc", "cluster", "local"] => qualified(ns),
-        _ => None,
+        [name] => vec![svc(name, None)],
+        [a, b] => vec![svc(a, Some(b)), pod(a, b, None)],
+        [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => vec![svc(name, Some(ns))],
+        [p, name, ns] | [p, name, ns, "svc"] | [p, name, ns, "svc", "cluster", "local"] => vec![pod(p, name, Some(ns))],
+        _ => Vec::new(),
     }
 }
 
@@ -229,21 +280,24 @@ fn host_of(token: &str) -> Option<ServiceHost> {
 mod tests {
     use super::*;
 
-    fn host(name: &str, ns: Option<&str>) -> ServiceHost {
-        ServiceHost { name: name.into(), namespace: ns.map(str::to_string) }
+    fn svc(name: &str, ns: Option<&str>) -> ServiceHost {
+        ServiceHost { name: name.into(), namespace: ns.map(str::to_string), pod: None }
+    }
+
+    fn pod(pod: &str, name: &str, ns: Option<&str>) -> ServiceHost {
+        ServiceHost { pod: Some(pod.into()), ..svc(name, ns) }
     }
 
     #[test]
-    fn hosts_are_found_in_every_service_address_form() {
-        assert_eq!(service_hosts("redis"), vec![host("redis", None)]);
-        assert_eq!(service_hosts("db.data"), vec![host("db", Some("data"))]);
-        assert_eq!(service_hosts("db.data.svc"), vec![host("db", Some("data"))]);
-        assert_eq!(service_hosts("db.data.svc.cluster.local:5432"), vec![host("db", Some("data"))]);
-        assert_eq!(service_hosts("http://api:8080/v1?x=1"), vec![host("api", None)]);
-        assert_eq!(service_hosts("postgres://u:p@pg.db:5432/app"), vec![host("pg", Some("db"))]);
-        assert_eq!(service_hosts("--broker=kafka:9092,zk:2181"), vec![host("kafka", None), host("zk", None)]);
-        assert!(service_hosts("www.example.com").is_empty(), "three labels not ending in svc are not a Service");
-        assert!(service_hosts("10.0.0.1 /usr/bin/app 42").is_empty());
+    fn hosts_are_read_in_every_service_and_pod_dns_form() {
+        assert_eq!(service_hosts("redis"), vec![svc("redis", None)]);
+        assert_eq!(service_hosts("db.data"), vec![svc("db", Some("data")), pod("db", "data", None)]);
+        assert_eq!(service_hosts("db.data.svc"), vec![svc("db", Some("data"))]);
+        assert_eq!(service_hosts("db.data.svc.cluster.local"), vec![svc("db", Some("data"))]);
+        assert_eq!(service_hosts("db-0.mysql.ns"), vec![pod("db-0", "mysql", Some("ns"))]);
+        assert_eq!(service_hosts("db-0.mysql.ns.svc.cluster.local"), vec![pod("db-0", "mysql", Some("ns"))]);
+        assert!(service_hosts("a.b.c.d.e.f.g").is_empty());
+        assert!(service_hosts("my_db").is_empty(), "not a Kubernetes name");
     }
 
     #[test]
@@ -272,6 +326,9 @@ spec:
               valueFrom: {configMapKeyRef: {name: endpoints, key: search}}
           envFrom:
             - configMapRef: {name: settings}
+              prefix: APP_
+      volumes:
+        - {name: conf, configMap: {name: nginx}}
 ---
 apiVersion: batch/v1
 kind: CronJob
@@ -282,6 +339,23 @@ spec:
       template:
         spec:
           containers: [{name: c, args: ["report"]}]
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: legacy}
+spec:
+  template:
+    spec:
+      containers: [{name: c, env: [{name: DB_HOST, value: mysql}]}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: mysql
+  template:
+    spec:
+      containers: [{name: c}]
 ---
 kind: List
 items:
@@ -294,19 +368,38 @@ items:
         assert_eq!(file.services, vec![ServiceObject { name: "api".into(), namespace: Some("shop".into()) }]);
         let web = &file.workloads[0];
         assert_eq!((web.kind.as_str(), web.name.as_str()), ("Deployment", "web"));
+        let command = |field: &str, words: &[&str]| Carried::Command {
+            field: field.into(),
+            words: words.iter().map(|w| w.to_string()).collect(),
+        };
         assert_eq!(
-            web.values,
-            vec!["sh", "-c", "until nc -z db 5432; do sleep 1; done", "--api=http://api.shop:80", "redis:6379"]
+            web.carried,
+            vec![
+                command("wait.command", &["sh", "-c", "until nc -z db 5432; do sleep 1; done"]),
+                command("web.args", &["--api=http://api.shop:80"]),
+                Carried::Variable { field: "web.env.CACHE".into(), name: "CACHE".into(), value: "redis:6379".into() },
+            ]
         );
+        let use_ = |name: &str, how: ConfigMapRead, container: &str| ConfigMapUse {
+            name: name.into(),
+            how,
+            container: container.into(),
+        };
         assert_eq!(
             web.config_maps,
             vec![
-                ConfigMapUse { name: "endpoints".into(), key: Some("search".into()) },
-                ConfigMapUse { name: "settings".into(), key: None },
+                use_("endpoints", ConfigMapRead::Key { key: "search".into(), variable: "SEARCH".into() }, "web"),
+                use_("settings", ConfigMapRead::Env { prefix: "APP_".into() }, "web"),
+                use_("nginx", ConfigMapRead::Volume, "conf"),
             ]
         );
-        assert_eq!(file.workloads[1].values, vec!["report"]);
-        assert_eq!(file.workloads[2].kind, "Pod");
+        assert_eq!(file.workloads[1].carried, vec![command("c.args", &["report"])]);
+        assert_eq!((file.workloads[2].kind.as_str(), file.workloads[2].carried.len()), ("ReplicationController", 1));
+        assert_eq!(
+            file.stateful_sets,
+            vec![StatefulSetObject { name: "db".into(), service: "mysql".into(), namespace: None }]
+        );
+        assert_eq!(file.workloads[4].kind, "Pod");
         assert_eq!(file.config_maps[0].data["URL"], "http://search:9200");
     }
 

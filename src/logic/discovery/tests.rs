@@ -197,18 +197,17 @@ spec:
         manifests("o/other", "k8s.yaml", "kind: Service\nmetadata: {name: api, namespace: elsewhere}\n"),
     ]);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
-    let deploy = "manifest:deploy/app.yaml:Deployment/front";
     assert_eq!(
         edges(&d),
         vec![
-            ("o/front", "o/billing", true, deploy),
-            ("o/front", "o/data", true, "manifest:deploy/app.yaml:CronJob/report"),
-            ("o/front", "o/data", true, deploy),
-            ("o/front", "o/search", true, deploy),
-            ("o/front", "o/shop", true, deploy),
+            ("o/front", "o/billing", false, "inferred:deploy/app.yaml:Deployment/front:app.env.BILLING"),
+            ("o/front", "o/data", false, "inferred:deploy/app.yaml:CronJob/report:r.command"),
+            ("o/front", "o/data", false, "inferred:deploy/app.yaml:Deployment/front:app.env.CACHE"),
+            ("o/front", "o/search", false, "inferred:deploy/app.yaml:Deployment/front:app.envFrom.settings.SEARCH_URL"),
+            ("o/front", "o/shop", false, "inferred:deploy/app.yaml:Deployment/front:app.args"),
         ]
     );
-    assert_eq!(internal(&d, "o/front"), vec![("Deployment/front", "env", "Service/front")]);
+    assert!(internal(&d, "o/front").is_empty(), "SELF=front names, it does not address: {:?}", d.internal);
 }
 
 #[test]
@@ -321,4 +320,232 @@ fn source_labels_name_the_path_or_the_config_map_key() {
         ..path
     };
     assert_eq!(source_label(&cm), "configmap/deps/compose.yml");
+}
+
+#[test]
+fn compose_addresses_in_environment_env_files_commands_and_every_name_form() {
+    let d = discover(&[
+        compose(
+            "o/app",
+            "deploy/docker-compose.yml",
+            r#"
+services:
+  web:
+    env_file: [.env, {path: ./missing.env, required: false}]
+    environment:
+      - DATABASE_URL=postgres://app:${PASSWORD}@db:5432/app
+      - CACHE=${CACHE_HOST:-redis}:6379
+      - OTEL_COLLECTOR_NAME=otel-collector
+      - SELF_URL=http://web:8080
+    command: ["sh", "-c", "wait-for-it search.internal:9200 -- run"]
+    links: ["mq:broker"]
+  worker:
+    environment:
+      QUEUE_HOST: broker
+      SEARCH_URL: http://es-node:9200
+      MAIL_SERVER: smtp
+    entrypoint: pg_isready -h legacy-db
+  local:
+    image: redis
+    hostname: redis
+"#,
+        ),
+        SourceFile { format: DiscoveryFormat::Env, ..compose("o/app", "deploy/.env", "AUTH_URL=https://auth:443/\n") },
+        compose(
+            "o/data",
+            "compose.yaml",
+            r#"
+services:
+  postgres:
+    container_name: db
+  elastic:
+    networks:
+      shared: {aliases: [search.internal, es-node]}
+  mq: {image: rabbitmq}
+  old: {container_name: legacy-db}
+  otel: {container_name: otel-collector}
+networks:
+  shared:
+"#,
+        ),
+        compose("o/auth", "compose.yaml", "services:\n  auth: {image: keycloak}\n"),
+        compose("o/mail", "compose.yaml", "services:\n  smtp: {image: postfix}\n"),
+    ]);
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let file = "deploy/docker-compose.yml";
+    let inferred = |service: &str, field: &str| format!("inferred:{file}:{service}:{field}");
+    let found: Vec<(String, String, bool, String)> =
+        d.edges.iter().map(|e| (e.from.clone(), e.to.clone(), e.required, e.provenance.clone())).collect();
+    let want =
+        |to: &str, service: &str, field: &str| ("o/app".to_string(), to.to_string(), false, inferred(service, field));
+    assert_eq!(
+        found,
+        vec![
+            want("o/auth", "web", "env_file.AUTH_URL"),
+            want("o/data", "web", "command"),
+            want("o/data", "worker", "entrypoint"),
+            ("o/app".into(), "o/data".into(), true, format!("compose:{file}:web")),
+            want("o/mail", "worker", "environment.MAIL_SERVER"),
+        ]
+    );
+    // Several fields of one service naming the same repository leave one edge; the
+    // internal relation of `redis` (a hostname in o/app itself) is kept.
+    assert_eq!(internal(&d, "o/app"), vec![("web", "address", "local")]);
+    let evidence: Vec<&str> = d.edges.iter().map(|e| e.provenance.as_str()).collect();
+    assert!(!evidence.iter().any(|p| p.contains("OTEL")), "a name is not an address: {evidence:?}");
+}
+
+#[test]
+fn statefulset_pod_names_and_replication_controllers_resolve_to_the_governing_service() {
+    let d = discover(&[
+        manifests(
+            "o/app",
+            "k8s.yaml",
+            r#"
+kind: ReplicationController
+metadata: {name: legacy, namespace: web}
+spec:
+  template:
+    spec:
+      containers:
+        - name: c
+          env:
+            - {name: DB_HOST, value: "db-0.mysql.data.svc.cluster.local"}
+            - {name: REPLICA, value: "db-1.mysql.data:3306"}
+            - {name: NOT_A_POD, value: "web-0.mysql.data:3306"}
+            - {name: OTEL_COLLECTOR_NAME, value: "otel"}
+"#,
+        ),
+        manifests(
+            "o/db",
+            "k8s.yaml",
+            r#"
+kind: Service
+metadata: {name: mysql, namespace: data}
+---
+kind: Service
+metadata: {name: otel}
+---
+kind: StatefulSet
+metadata: {name: db, namespace: data}
+spec:
+  serviceName: mysql
+  template: {spec: {containers: [{name: mysql}]}}
+"#,
+        ),
+    ]);
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    assert_eq!(
+        edges(&d),
+        vec![("o/app", "o/db", false, "inferred:k8s.yaml:ReplicationController/legacy:c.env.DB_HOST"),]
+    );
+}
+
+#[test]
+fn extends_carries_dependencies_and_environment_and_namespace_sharing_keys_are_edges() {
+    let d = discover(&[
+        compose(
+            "o/app",
+            "compose/app.yml",
+            r#"
+include:
+  - common.yml
+  - path: [../other/absent.yml]
+services:
+  base:
+    depends_on: [db]
+    environment: [CACHE_URL=redis://cache:6379]
+  web:
+    extends: base
+    environment: {EXTRA: "1"}
+  api:
+    extends: {file: common.yml, service: template}
+    profiles: [debug]
+  sidecar:
+    ipc: service:vpn
+    pid: "service:vpn"
+    uts: service:vpn
+    cgroup: service:vpn
+  loop-a: {extends: loop-b}
+  loop-b: {extends: loop-a}
+  orphan: {extends: {file: nowhere.yml, service: x}}
+"#,
+        ),
+        compose(
+            "o/app",
+            "compose/common.yml",
+            "services:\n  template:\n    depends_on:\n      search: {condition: service_started, required: false}\n    command: [\"run\", \"--queue-url\", \"amqp://mq:5672\"]\n",
+        ),
+        compose("o/data", "compose.yaml", "services:\n  db: {}\n  cache: {}\n  search: {}\n  mq: {}\n  vpn: {}\n"),
+    ]);
+    let file = "compose/app.yml";
+    let explicit = |service: &str| format!("compose:{file}:{service}");
+    let found: Vec<(&str, bool, &str, Vec<String>)> =
+        d.edges.iter().map(|e| (e.to.as_str(), e.required, e.provenance.as_str(), e.profiles.clone())).collect();
+    let none = Vec::<String>::new;
+    assert!(found.iter().all(|(to, ..)| *to == "o/data"), "{found:?}");
+    let debug = vec!["debug".to_string()];
+    for expected in [
+        (false, format!("inferred:{file}:api:command"), debug.clone()),
+        (false, explicit("api"), debug.clone()),
+        (false, format!("inferred:{file}:base:environment.CACHE_URL"), none()),
+        (false, format!("inferred:{file}:web:environment.CACHE_URL"), none()),
+        (true, explicit("base"), none()),
+        (true, explicit("web"), none()),
+        (true, explicit("sidecar"), none()),
+    ] {
+        let hit = found.iter().any(|(_, r, p, profiles)| (*r, p.to_string(), profiles.clone()) == expected);
+        assert!(hit, "{expected:?} in {found:?}");
+    }
+    let sidecar: Vec<&str> = d.internal.iter().filter(|r| r.from == "sidecar").map(|r| r.via).collect();
+    assert!(sidecar.is_empty(), "vpn is in o/data, so these are edges");
+    let parsed = compose::parse(
+        "services:\n  s:\n    ipc: service:a\n    pid: service:b\n    uts: service:c\n    cgroup: service:d\n",
+    )
+    .unwrap();
+    let kinds: Vec<&str> = parsed.services[0].references.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["ipc", "pid", "uts", "cgroup"]);
+
+    assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+    let message = &d.errors[0].message;
+    for part in [
+        "services.loop-a.extends: cycle loop-a -> loop-b -> loop-a",
+        "services.orphan.extends: compose/nowhere.yml is not among the repository's discovery sources",
+        "include other/absent.yml: not among the repository's discovery sources",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    assert!(!message.contains("common.yml"), "an included source is found: {message}");
+}
+
+#[test]
+fn malformed_inputs_are_reported_per_file_in_bounded_time_and_never_crash() {
+    // "Billion laughs": nine levels of nine-fold aliases would expand to 10^9 nodes.
+    let mut bomb = String::from("x0: &a0 [lol]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("x{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("services:\n  s:\n    command: *a9\n");
+    let huge = format!("services:\n  s:\n    image: x\n#{}\n", "y".repeat(50 * 1024 * 1024));
+    let binary = "services:\n  s: {}\n\u{0}\u{1}\u{2}".to_string();
+    let cycle = "services:\n  a: {extends: b, depends_on: [c]}\n  b: {extends: a}\n  c: {}\n".to_string();
+    let files = [
+        compose("o/a", "bomb.yml", &bomb),
+        manifests("o/a", "bomb-k8s.yaml", &bomb.replace("services:", "kind: Pod\nmetadata: {name: p}\nx:")),
+        compose("o/a", "huge.yml", &huge),
+        compose("o/a", "binary.yml", &binary),
+        compose("o/a", "cycle.yml", &cycle),
+    ];
+    let d = discover(&files);
+    let errors: Vec<(&str, &str)> = d.errors.iter().map(|e| (e.file.as_str(), e.message.as_str())).collect();
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    let message = |file: &str| errors.iter().find(|(f, _)| *f == file).map(|(_, m)| *m).unwrap_or_default();
+    assert!(message("bomb.yml").contains("repetition limit"), "{}", message("bomb.yml"));
+    assert!(message("bomb-k8s.yaml").contains("invalid YAML"), "{}", message("bomb-k8s.yaml"));
+    assert!(message("huge.yml").contains("more than the"), "{}", message("huge.yml"));
+    assert!(message("binary.yml").contains("binary"), "{}", message("binary.yml"));
+    assert!(message("cycle.yml").contains("cycle a -> b -> a"), "{}", message("cycle.yml"));
+    // The cyclic file still yields what does not depend on the cycle.
+    assert!(d.internal.iter().any(|r| r.file == "cycle.yml" && r.from == "a" && r.to == "c"), "{:?}", d.internal);
 }

@@ -20,7 +20,7 @@ fn repo(name: &str, deps: &[&str]) -> Repository {
 }
 
 fn edge(from: &str, to: &str, required: bool, provenance: &str) -> EdgeStatus {
-    EdgeStatus { from: from.into(), to: to.into(), required, provenance: provenance.into() }
+    EdgeStatus { from: from.into(), to: to.into(), required, provenance: provenance.into(), profiles: vec![] }
 }
 
 fn run(repos: &[Repository]) -> Analysis {

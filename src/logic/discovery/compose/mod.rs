@@ -1,13 +1,22 @@
 //! Reads a docker-compose file into what dependency discovery needs: each service's
-//! references to other services, the networks it joins, and the image it uses or builds.
+//! references to other services, the names it can be reached by, the strings its
+//! process reads (environment, command), the networks it joins, and the image it uses
+//! or builds.
 //!
 //! Understood forms: `depends_on` as a list or as a map (long form; `required: false`
-//! makes the reference optional), `links` (`service` or `service:alias`),
-//! `volumes_from` (`service`, `service:ro|rw`; `container:…` is ignored: it names a
-//! container, not a service), `network_mode: service:x`, service `networks` (list or
-//! map; a service without `networks` or `network_mode` joins `default`), top-level
-//! `networks` with `external: true`, `external: {name: …}` or `name:`, and
-//! `image`/`build`. YAML anchors and `<<` merge keys are resolved first, as compose does.
+//! makes the reference optional), `links` (`service` or `service:alias`; the alias is
+//! a name of the service for the linking service only), `volumes_from` (`service`,
+//! `service:ro|rw`; `container:…` is ignored: it names a container, not a service),
+//! `network_mode`, `ipc`, `pid`, `uts` and `cgroup` as `service:x`, service `networks`
+//! (list or map, with `aliases`; a service without `networks` or `network_mode` joins
+//! `default`), `container_name` and `hostname` (more names of the service), top-level
+//! `networks` with `external: true`, `external: {name: …}` or `name:`,
+//! `image`/`build`, `environment` (list or map), `env_file` (string, list, or
+//! `{path, required}` entries), `command`/`entrypoint` (string or list), `profiles`,
+//! `extends` (same file or `file:`; see [`extends`]) and top-level `include:`.
+//! YAML anchors and `<<` merge keys are resolved first, as compose does.
+
+pub mod extends;
 
 use serde_yaml::{Mapping, Value};
 
@@ -22,6 +31,14 @@ pub enum ReferenceKind {
     VolumesFrom,
     /// `network_mode: service:x`.
     NetworkMode,
+    /// `ipc: service:x`.
+    Ipc,
+    /// `pid: service:x`.
+    Pid,
+    /// `uts: service:x`.
+    Uts,
+    /// `cgroup: service:x`.
+    Cgroup,
 }
 
 impl ReferenceKind {
@@ -32,6 +49,10 @@ impl ReferenceKind {
             ReferenceKind::Link => "links",
             ReferenceKind::VolumesFrom => "volumes_from",
             ReferenceKind::NetworkMode => "network_mode",
+            ReferenceKind::Ipc => "ipc",
+            ReferenceKind::Pid => "pid",
+            ReferenceKind::Uts => "uts",
+            ReferenceKind::Cgroup => "cgroup",
         }
     }
 }
@@ -47,6 +68,15 @@ pub struct Reference {
     pub required: bool,
 }
 
+/// A variable of a service's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    /// Name.
+    pub name: String,
+    /// Value (empty for a name without one).
+    pub value: String,
+}
+
 /// One service of a compose file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Service {
@@ -54,6 +84,18 @@ pub struct Service {
     pub name: String,
     /// References to other services.
     pub references: Vec<Reference>,
+    /// Other names others reach it by: `container_name`, `hostname`, network aliases (lowercased).
+    pub names: Vec<String>,
+    /// `links` aliases: names only this service uses for another (`alias`, `service`).
+    pub link_aliases: Vec<(String, String)>,
+    /// `environment`, in file order (after `extends`).
+    pub environment: Vec<Variable>,
+    /// `env_file` paths, resolved against the compose file's directory.
+    pub env_files: Vec<String>,
+    /// `command` and `entrypoint` words, by key.
+    pub commands: Vec<(&'static str, Vec<String>)>,
+    /// `profiles`: the service runs only when one of them is enabled.
+    pub profiles: Vec<String>,
     /// Keys of the networks the service joins.
     pub networks: Vec<String>,
     /// `image:`, when it is a literal (no `$` interpolation), normalized by [`normalize_image`].
@@ -83,6 +125,10 @@ pub struct ComposeFile {
     pub services: Vec<Service>,
     /// Top-level networks, in file order.
     pub networks: Vec<Network>,
+    /// `include:` paths, resolved against the file's directory.
+    pub includes: Vec<String>,
+    /// What could not be applied (an `extends` cycle or missing base); the rest is read.
+    pub problems: Vec<String>,
 }
 
 impl ComposeFile {
@@ -92,15 +138,43 @@ impl ComposeFile {
     }
 }
 
-/// Parses compose YAML; the error names the offending key.
-pub fn parse(text: &str) -> Result<ComposeFile, String> {
+/// A compose file's YAML, anchors and merge keys resolved, not yet interpreted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    root: Mapping,
+}
+
+impl Document {
+    /// The body of service `name`, if the file defines it.
+    pub fn service(&self, name: &str) -> Option<&Mapping> {
+        self.root.get("services").and_then(Value::as_mapping).and_then(|s| s.get(name)).and_then(Value::as_mapping)
+    }
+}
+
+/// Parses compose YAML into a [`Document`]; the error names the offending key.
+pub fn load(text: &str) -> Result<Document, String> {
     let mut root: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
     resolve_merge_keys(&mut root)?;
-    let root = match root {
-        Value::Mapping(m) => m,
-        Value::Null => return Err("the file is empty".into()),
-        _ => return Err("the top level is not a mapping".into()),
-    };
+    match root {
+        Value::Mapping(root) => Ok(Document { root }),
+        Value::Null => Err("the file is empty".into()),
+        _ => Err("the top level is not a mapping".into()),
+    }
+}
+
+/// Parses one compose file on its own (`extends: file:` and `include:` are not followed).
+pub fn parse(text: &str) -> Result<ComposeFile, String> {
+    read(&load(text)?, "", &|_| None)
+}
+
+/// Interprets `doc`, whose label is `label`; `lookup` finds other compose documents of
+/// the same repository by label, for `extends: {file: …}`.
+pub fn read<'a>(
+    doc: &'a Document,
+    label: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Document>,
+) -> Result<ComposeFile, String> {
+    let root = &doc.root;
     let mut file = ComposeFile::default();
     if let Some(networks) = root.get("networks").filter(|v| !v.is_null()) {
         let networks = networks.as_mapping().ok_or("networks: expected a mapping")?;
@@ -108,6 +182,23 @@ pub fn parse(text: &str) -> Result<ComposeFile, String> {
             let key = scalar(key).ok_or("networks: a key is not a string")?;
             file.networks.push(network(&key, decl)?);
         }
+    }
+    match root.get("include") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(items)) => {
+            for item in items {
+                let paths = match item {
+                    Value::Mapping(m) => match m.get("path") {
+                        Some(Value::Sequence(list)) => list.iter().filter_map(scalar).collect(),
+                        Some(v) => scalar(v).into_iter().collect(),
+                        None => Vec::new(),
+                    },
+                    v => scalar(v).into_iter().collect::<Vec<_>>(),
+                };
+                file.includes.extend(paths.iter().map(|p| extends::join(label, p)));
+            }
+        }
+        Some(_) => return Err("include: expected a list".into()),
     }
     if let Some(services) = root.get("services").filter(|v| !v.is_null()) {
         let services = services.as_mapping().ok_or("services: expected a mapping")?;
@@ -118,7 +209,14 @@ pub fn parse(text: &str) -> Result<ComposeFile, String> {
                 Value::Null => &Mapping::new(),
                 _ => return Err(format!("services.{name}: expected a mapping")),
             };
-            file.services.push(service(&name, body)?);
+            let body = match extends::resolve(doc, label, &name, body, lookup) {
+                Ok(resolved) => resolved,
+                Err(problem) => {
+                    file.problems.push(problem);
+                    std::borrow::Cow::Borrowed(body)
+                }
+            };
+            file.services.push(service(&name, &body, label)?);
         }
     }
     Ok(file)
@@ -146,7 +244,7 @@ fn network(key: &str, decl: &Value) -> Result<Network, String> {
     Ok(Network { key: key.to_string(), name, external, explicit_name })
 }
 
-fn service(name: &str, body: &Mapping) -> Result<Service, String> {
+fn service(name: &str, body: &Mapping, label: &str) -> Result<Service, String> {
     let at = |field: &str| format!("services.{name}.{field}");
     let mut references = Vec::new();
     match body.get("depends_on") {
@@ -174,10 +272,14 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
             return Err(format!("{}: expected a list or a mapping", at("depends_on")));
         }
     }
+    let mut link_aliases = Vec::new();
     for link in strings(body.get("links"), &at("links"))? {
         // `service:alias`: the alias is the hostname the linking service sees.
-        let target = link.split(':').next().unwrap_or_default().to_string();
-        references.push(Reference { kind: ReferenceKind::Link, service: target, required: true });
+        let (target, alias) = link.split_once(':').unwrap_or((&link, ""));
+        if !alias.is_empty() {
+            link_aliases.push((alias.to_ascii_lowercase(), target.to_string()));
+        }
+        references.push(Reference { kind: ReferenceKind::Link, service: target.to_string(), required: true });
     }
     for source in strings(body.get("volumes_from"), &at("volumes_from"))? {
         if source.starts_with("container:") {
@@ -187,36 +289,112 @@ fn service(name: &str, body: &Mapping) -> Result<Service, String> {
         let target = target.split(':').next().unwrap_or_default().to_string();
         references.push(Reference { kind: ReferenceKind::VolumesFrom, service: target, required: true });
     }
-    let network_mode = match body.get("network_mode") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(scalar(v).ok_or_else(|| format!("{}: expected a string", at("network_mode")))?),
+    let optional_string = |field: &str| match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => scalar(v).map(Some).ok_or_else(|| format!("{}: expected a string", at(field))),
     };
-    if let Some(target) = network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
-        references.push(Reference { kind: ReferenceKind::NetworkMode, service: target.to_string(), required: true });
+    let network_mode = optional_string("network_mode")?;
+    for (field, kind) in [
+        ("network_mode", ReferenceKind::NetworkMode),
+        ("ipc", ReferenceKind::Ipc),
+        ("pid", ReferenceKind::Pid),
+        ("uts", ReferenceKind::Uts),
+        ("cgroup", ReferenceKind::Cgroup),
+    ] {
+        if let Some(target) = optional_string(field)?.as_deref().and_then(|m| m.strip_prefix("service:")) {
+            references.push(Reference { kind, service: target.to_string(), required: true });
+        }
     }
     references.retain(|r| !r.service.is_empty());
 
+    let mut names: Vec<String> = ["container_name", "hostname"]
+        .iter()
+        .map(|f| optional_string(f))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .filter(|n| !n.contains('$'))
+        .collect();
     let networks = match body.get("networks") {
         None | Some(Value::Null) if network_mode.is_none() => vec!["default".to_string()],
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Sequence(_)) => strings(body.get("networks"), &at("networks"))?,
-        Some(Value::Mapping(map)) => map
-            .keys()
-            .map(|k| scalar(k).ok_or_else(|| format!("{}: a key is not a string", at("networks"))))
-            .collect::<Result<_, _>>()?,
+        Some(Value::Mapping(map)) => {
+            let mut keys = Vec::new();
+            for (k, v) in map {
+                keys.push(scalar(k).ok_or_else(|| format!("{}: a key is not a string", at("networks")))?);
+                names.extend(strings(v.get("aliases"), &at("networks.aliases"))?);
+            }
+            keys
+        }
         Some(_) => return Err(format!("{}: expected a list or a mapping", at("networks"))),
     };
-    let image = match body.get("image") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(scalar(v).ok_or_else(|| format!("{}: expected a string", at("image")))?),
-    };
+    let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).filter(|n| n != name).collect();
+    names.sort();
+    names.dedup();
+
+    let image = optional_string("image")?;
+    let mut env_files = Vec::new();
+    match body.get("env_file") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(list)) => {
+            for item in list {
+                let path = match item {
+                    Value::Mapping(m) => m.get("path").and_then(scalar),
+                    v => scalar(v),
+                };
+                env_files.extend(path.map(|p| extends::join(label, &p)));
+            }
+        }
+        Some(v) => env_files.extend(scalar(v).map(|p| extends::join(label, &p))),
+    }
+    let mut commands = Vec::new();
+    for field in ["entrypoint", "command"] {
+        let words = match body.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Sequence(list)) => list.iter().filter_map(scalar).collect(),
+            Some(v) => {
+                scalar(v).map(|s| vec![s]).ok_or_else(|| format!("{}: expected a string or a list", at(field)))?
+            }
+        };
+        commands.push((field, words));
+    }
     Ok(Service {
         name: name.to_string(),
         references,
+        names,
+        link_aliases,
+        environment: environment(body.get("environment"), &at("environment"))?,
+        env_files,
+        commands,
+        profiles: strings(body.get("profiles"), &at("profiles"))?,
         networks,
         image: image.filter(|i| !i.contains('$')).map(|i| normalize_image(&i)),
         builds: body.get("build").is_some_and(|b| !b.is_null()),
     })
+}
+
+/// `environment` as a list (`NAME=value`, `NAME`) or a mapping.
+fn environment(value: Option<&Value>, at: &str) -> Result<Vec<Variable>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Sequence(list)) => list
+            .iter()
+            .map(|item| {
+                let item = scalar(item).ok_or_else(|| format!("{at}: expected NAME=value strings"))?;
+                let (name, value) = item.split_once('=').unwrap_or((&item, ""));
+                Ok(Variable { name: name.to_string(), value: value.to_string() })
+            })
+            .collect(),
+        Some(Value::Mapping(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let name = scalar(k).ok_or_else(|| format!("{at}: a key is not a string"))?;
+                Ok(Variable { name, value: scalar(v).unwrap_or_default() })
+            })
+            .collect(),
+        Some(_) => Err(format!("{at}: expected a list or a mapping")),
+    }
 }
 
 /// `image` with the implicit `:latest` tag made explicit, so `app` and `app:latest` match.
@@ -286,141 +464,4 @@ fn resolve_merge_keys(value: &mut Value) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refs(service: &Service) -> Vec<(ReferenceKind, &str, bool)> {
-        service.references.iter().map(|r| (r.kind, r.service.as_str(), r.required)).collect()
-    }
-
-    #[test]
-    fn every_reference_form_is_read() {
-        let file = parse(
-            r#"
-services:
-  web:
-    build: .
-    image: acme/web
-    depends_on: [db, cache]
-    links: ["auth:login", search]
-    volumes_from: [assets, "logs:ro", "container:sidecar", "container:other:rw", "service:media:rw"]
-    networks: [front, shared]
-  worker:
-    network_mode: "service:web"
-    depends_on:
-      queue:
-        condition: service_healthy
-      metrics:
-        condition: service_started
-        required: false
-  lone:
-    image: "$IMAGE"
-    network_mode: "container:abc"
-networks:
-  front:
-  shared:
-    external: true
-  legacy:
-    external:
-      name: corp_legacy
-  renamed:
-    external: true
-    name: corp_renamed
-  owned:
-    name: corp_owned
-"#,
-        )
-        .unwrap();
-        let web = &file.services[0];
-        use ReferenceKind::*;
-        assert_eq!(
-            refs(web),
-            vec![
-                (DependsOn, "db", true),
-                (DependsOn, "cache", true),
-                (Link, "auth", true),
-                (Link, "search", true),
-                (VolumesFrom, "assets", true),
-                (VolumesFrom, "logs", true),
-                (VolumesFrom, "media", true),
-            ]
-        );
-        assert_eq!(web.networks, vec!["front", "shared"]);
-        assert_eq!(web.image.as_deref(), Some("acme/web:latest"));
-        assert!(web.builds);
-        let worker = &file.services[1];
-        assert_eq!(
-            refs(worker),
-            vec![(DependsOn, "queue", true), (DependsOn, "metrics", false), (NetworkMode, "web", true)]
-        );
-        assert!(worker.networks.is_empty(), "network_mode replaces networks");
-        let lone = &file.services[2];
-        assert!(lone.references.is_empty());
-        assert_eq!(lone.image, None, "interpolated images cannot be matched");
-        let names: Vec<(&str, &str, bool)> =
-            file.networks.iter().map(|n| (n.key.as_str(), n.name.as_str(), n.external)).collect();
-        assert_eq!(
-            names,
-            vec![
-                ("front", "front", false),
-                ("shared", "shared", true),
-                ("legacy", "corp_legacy", true),
-                ("renamed", "corp_renamed", true),
-                ("owned", "corp_owned", false),
-            ]
-        );
-    }
-
-    #[test]
-    fn service_without_networks_joins_default() {
-        let file = parse("services:\n  a:\n    image: x\n").unwrap();
-        assert_eq!(file.services[0].networks, vec!["default"]);
-    }
-
-    #[test]
-    fn nested_merge_keys_resolve_and_local_keys_win() {
-        let file = parse(
-            r#"
-x-restart: &restart
-  restart: always
-  depends_on: [base]
-x-defaults: &defaults
-  <<: *restart
-  image: shared:1
-  depends_on:
-    db:
-      <<: &healthy { condition: service_healthy }
-services:
-  a:
-    <<: *defaults
-  b:
-    <<: [*defaults]
-    image: own:2
-    depends_on: [other]
-"#,
-        )
-        .unwrap();
-        assert_eq!(file.services[0].references[0].service, "db");
-        assert_eq!(file.services[0].image.as_deref(), Some("shared:1"));
-        assert_eq!(file.services[1].references[0].service, "other");
-        assert_eq!(file.services[1].image.as_deref(), Some("own:2"));
-    }
-
-    #[test]
-    fn images_normalize_the_latest_tag_but_keep_registry_ports_and_digests() {
-        assert_eq!(normalize_image("app"), "app:latest");
-        assert_eq!(normalize_image("registry:5000/team/app"), "registry:5000/team/app:latest");
-        assert_eq!(normalize_image("registry:5000/team/app:1.2"), "registry:5000/team/app:1.2");
-        assert_eq!(normalize_image("app@sha256:abc"), "app@sha256:abc");
-    }
-
-    #[test]
-    fn malformed_files_name_the_offending_key() {
-        assert!(parse("services: [a, b]").unwrap_err().contains("services: expected a mapping"));
-        assert!(parse("services:\n  a:\n    depends_on: 3\n").unwrap_err().contains("services.a.depends_on"));
-        assert!(parse("services:\n  a: {links: [{x: 1}]}\n").unwrap_err().contains("services.a.links"));
-        assert!(parse("services:\n  a: [\n").unwrap_err().starts_with("invalid YAML"));
-        assert!(parse("").unwrap_err().contains("empty"));
-        assert!(parse("networks:\n  n:\n    external: maybe-ish\n").unwrap_err().contains("networks.n.external"));
-    }
-}
+mod tests;
