@@ -389,7 +389,7 @@ async fn claim_owned_by_a_live_preview_environment_is_released_only_after_it() {
         "apiVersion": "switchyard.dev/v1alpha1", "kind": "PreviewEnvironment",
         "metadata": {"name": "pr-1"},
         "spec": {"repository": "acme/shop", "pullRequest": 1, "branch": "b", "project": "shop",
-                 "forge": {"serverId": 1}, "deletionPolicy": "Orphan"}
+                 "className": "none", "deletionPolicy": "Orphan"}
     }))
     .expect("env");
     let env = envs.create(&PostParams::default(), &env).await.expect("create env");
