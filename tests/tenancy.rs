@@ -23,6 +23,17 @@ fn client_for(base_url: String) -> HttpForgeClient {
     HttpForgeClient::new(config).expect("client")
 }
 
+/// Forge requests other than the PreviewClass controller's read-only server checks.
+fn environment_requests(world: &World) -> Vec<String> {
+    acting_requests(&world.forge)
+}
+
+fn acting_requests(sim: &switchyard_sim::forge::ForgeSimHandle) -> Vec<String> {
+    let requests = sim.requests();
+    let acting = requests.iter().filter(|r| !(r.method == "GET" && r.route == "/api/orgs/{org}/servers/{server}"));
+    acting.map(|r| format!("{} {}", r.method, r.path)).collect()
+}
+
 /// The Warning Events about `name`, as (reason, message).
 async fn warnings(world: &World, name: &str) -> Vec<(String, String)> {
     let events: Api<Event> = Api::namespaced(world.cp.client(), &world.ns);
@@ -107,11 +118,8 @@ async fn teardown_drops_only_the_recorded_servers_database_after_the_class_moves
         .cloned()
         .collect();
     assert_eq!(survivors.len(), 1, "the other server's same-named database is intact");
-    assert!(
-        other.requests().is_empty(),
-        "the operator never called the other server: {:?}",
-        other.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
-    );
+    let requests = acting_requests(&other);
+    assert!(requests.is_empty(), "the operator acted on nothing of the other server: {requests:?}");
     drop(operator);
     other.shutdown().await;
 }
@@ -168,11 +176,8 @@ async fn broken_classes_and_forbidden_choices_stall_with_a_reason_and_touch_noth
             "{name}: the message names the field: {message}"
         );
     }
-    assert!(
-        world.forge.requests().is_empty(),
-        "no Forge request for any of them: {:?}",
-        world.forge.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>()
-    );
+    let requests = environment_requests(&world);
+    assert!(requests.is_empty(), "no Forge request for any of them: {requests:?}");
     // Fixing the class's Secret un-stalls its environment without a spec change.
     world.secret("no-such-token", "token", TOKEN).await;
     world.wait_ready("secretless").await;
@@ -214,12 +219,71 @@ async fn an_environment_naming_no_class_uses_the_single_default_and_two_defaults
         .unwrap();
     assert!(message.contains(&first) && message.contains(&second), "{message}");
     wait_warning(&world, "classless", "MultipleDefaultClasses").await;
-    assert!(world.forge.requests().is_empty(), "nothing remote while the default is ambiguous");
+    assert!(environment_requests(&world).is_empty(), "nothing remote while the default is ambiguous");
 
     // The admin keeps one default: the environment proceeds on it and records it.
     classes.patch(&second, &PatchParams::default(), &Patch::Merge(&annotate(None))).await.unwrap();
     let env = world.wait_ready("classless").await;
     assert_eq!(env.status.and_then(|s| s.target).map(|t| t.class_name), Some(first.clone()));
     classes.patch(&first, &PatchParams::default(), &Patch::Merge(&annotate(None))).await.unwrap();
+    drop(operator);
+}
+
+#[tokio::test]
+async fn a_class_reports_its_secrets_token_server_and_environments() {
+    let world = World::new("tn-status").await;
+    let operator = world.operator();
+    let ns = world.ns.clone();
+    let classes: Api<switchyard::api::PreviewClass> = Api::all(world.cp.client());
+    let mut no_secret = world.class_spec(1);
+    no_secret["database"]["adminCredentialsSecretRef"]["name"] = json!("nowhere");
+    world.apply_class(&format!("{ns}-nosecret"), no_secret).await;
+    let mut no_server = world.class_spec(1);
+    no_server["forge"]["serverId"] = json!(99);
+    world.apply_class(&format!("{ns}-noserver"), no_server).await;
+    world.secret("stale-token", "token", "not-the-token").await;
+    let mut bad_token = world.class_spec(1);
+    bad_token["forge"]["tokenSecretRef"]["name"] = json!("stale-token");
+    world.apply_class(&format!("{ns}-badtoken"), bad_token).await;
+
+    let condition = |name: String, type_: &'static str| {
+        let classes = classes.clone();
+        async move {
+            let class = classes.get_opt(&name).await.ok()??;
+            let c = switchyard::api::conditions::get(&class.status?.conditions, type_)?.clone();
+            Some((c.status, c.reason, c.message))
+        }
+    };
+    for (name, type_, status, reason) in [
+        (ns.clone(), "Ready", "True", "Ready"),
+        (format!("{ns}-nosecret"), "SecretsResolved", "False", "SecretNotFound"),
+        (format!("{ns}-nosecret"), "Stalled", "True", "SecretNotFound"),
+        (format!("{ns}-noserver"), "ServerExists", "False", "ServerNotFound"),
+        (format!("{ns}-noserver"), "TokenAccepted", "True", "Accepted"),
+        (format!("{ns}-badtoken"), "TokenAccepted", "False", "TokenRejected"),
+    ] {
+        let found = wait_for(TIMEOUT, format!("{name} {type_}={status} {reason}"), || {
+            let fut = condition(name.clone(), type_);
+            async move { fut.await.filter(|(s, r, _)| s == status && r == reason) }
+        })
+        .await
+        .unwrap();
+        assert!(!found.2.contains("not-the-token"), "no secret in the condition: {}", found.2);
+    }
+    // The count follows the environments using the class (refreshed when the class is looked at).
+    let mut manifest = world.manifest("counted", 41);
+    manifest["spec"]["database"] = json!({"strategy": "empty"});
+    world.create(manifest).await;
+    world.wait_ready("counted").await;
+    classes
+        .patch(&ns, &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"labels": {"touched": "yes"}}})))
+        .await
+        .unwrap();
+    wait_for(TIMEOUT, "the class to count one environment", || async {
+        let class = classes.get(&ns).await.ok()?;
+        (class.status?.environments == Some(1)).then_some(())
+    })
+    .await
+    .unwrap();
     drop(operator);
 }

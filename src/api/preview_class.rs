@@ -192,7 +192,8 @@ pub struct ClassDomain {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassLimits {
-    /// Environments of this class existing at once; later ones wait (`ClassAtCapacity`).
+    /// Environments of this class existing at once. Not enforced yet (the queue for
+    /// environments over the limit belongs to the preview lifecycle).
     #[schemars(range(min = 1))]
     pub max_environments: Option<i32>,
     /// `ttl` of environments that set none.
