@@ -118,7 +118,7 @@ fn the_default_class_is_the_single_annotated_one() {
     // What was recorded at the first reconcile wins over whatever is named or default now.
     assert_eq!(select(Some("b"), None, &classes).map(|c| c.metadata.name.clone()), Ok(Some("b".into())));
     assert_eq!(select(None, Some("c"), &classes).err().map(|v| v.reason), Some("ClassNotFound"));
-    assert_eq!(select(None, None, &[b.clone()]).err().map(|v| v.reason), Some("NoDefaultClass"));
+    assert_eq!(select(None, None, std::slice::from_ref(&b)).err().map(|v| v.reason), Some("NoDefaultClass"));
     let twice = vec![a, class("c", strict(), true), b];
     let err = select(None, None, &twice).unwrap_err();
     assert_eq!(err.reason, "MultipleDefaultClasses");
