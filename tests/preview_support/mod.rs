@@ -169,6 +169,11 @@ impl World {
 
     /// The operator with `extra` YAML (top-level sections) appended to its config.
     pub fn operator_with(&self, extra: String) -> Operator {
+        self.operator_as(self.cp.kubeconfig_path(), extra)
+    }
+
+    /// The operator with the credentials of `kubeconfig` and `extra` config.
+    pub fn operator_as(&self, kubeconfig: &std::path::Path, extra: String) -> Operator {
         let (ns, forge, rate, requeue, timeout) = (
             self.ns.clone(),
             self.forge.base_url(),
@@ -176,7 +181,7 @@ impl World {
             self.requeue.clone(),
             self.request_timeout.clone(),
         );
-        Operator::start(self.cp, move |port| {
+        Operator::start_with_kubeconfig(kubeconfig, move |port| {
             format!(
                 r#"server: {{listen: "127.0.0.1:{port}"}}
 leaderElection: {{enabled: false}}
