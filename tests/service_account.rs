@@ -10,9 +10,12 @@ use std::process::Stdio;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, PostParams};
-use preview_support::World;
+use preview_support::{TIMEOUT, World};
 use serde_json::json;
+use switchyard::api::BridgeGrant;
+use switchyard_testenv::wait_for;
 use tokio::io::AsyncWriteExt;
 
 async fn apply_chart_rbac(world: &World) {
@@ -51,9 +54,7 @@ async fn service_account_kubeconfig(world: &World, dir: &std::path::Path) -> std
     let request: TokenRequest =
         serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
     let issued: TokenRequest =
-        sas.create_subresource("token", "switchyard", &PostParams::default(), &request)
-            .await
-            .expect("token request");
+        sas.create_subresource("token", "switchyard", &PostParams::default(), &request).await.expect("token request");
     let token = issued.status.expect("token").token;
     let ca = dir.join("ca.crt");
     std::fs::write(&ca, world.cp.ca_pem()).unwrap();
@@ -78,9 +79,43 @@ async fn every_controller_runs_under_the_charts_service_account_without_a_forbid
     world.create(world.manifest("pr-51", 51)).await;
     let env = world.wait_ready("pr-51").await;
     assert!(env.status.and_then(|s| s.target).is_some());
-    // A claim of its own and a graph exercise the other controllers.
     world.delete("pr-51").await;
     world.wait_gone("pr-51").await;
+
+    // A BridgeGrant with a NetworkPolicy: its Secret, ConfigMap and policy are applied,
+    // then the policy removed and the grant deleted (its finalizer republishes).
+    let grants: Api<BridgeGrant> = Api::namespaced(world.cp.client(), &world.ns);
+    let grant: BridgeGrant = serde_json::from_value(json!({
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "BridgeGrant", "metadata": {"name": "crm"},
+        "spec": {"target": "billing@prod", "from": ["crm@prod"], "commands": ["orders.sync"],
+                 "networkPolicy": {"targetPodLabels": {"app": "billing"}, "callerPodLabels": {"app": "crm"}, "port": 8080}}
+    }))
+    .unwrap();
+    grants.create(&PostParams::default(), &grant).await.expect("grant");
+    let ready = |generation: i64| {
+        let grants = grants.clone();
+        async move {
+            let g = grants.get("crm").await.ok()?;
+            let status = g.status?;
+            (status.observed_generation == Some(generation)
+                && switchyard::api::conditions::is_true(&status.conditions, "Ready"))
+            .then_some(())
+        }
+    };
+    wait_for(TIMEOUT, "the grant to be Ready", || ready(1)).await.unwrap_or_else(|e| panic!("{e}\n{}", operator.log()));
+    let policies: Api<NetworkPolicy> = Api::namespaced(world.cp.client(), &world.ns);
+    assert_eq!(policies.list(&Default::default()).await.unwrap().items.len(), 1);
+    let patch = json!({"spec": {"networkPolicy": null}});
+    grants.patch("crm", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    wait_for(TIMEOUT, "the policy to go", || async {
+        policies.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+    grants.delete("crm", &Default::default()).await.unwrap();
+    wait_for(TIMEOUT, "the grant to be gone", || async { grants.get_opt("crm").await.ok()?.is_none().then_some(()) })
+        .await
+        .unwrap();
     let log = operator.log();
     let forbidden: Vec<&str> =
         log.lines().filter(|l| l.contains("403") || l.to_ascii_lowercase().contains("forbidden")).collect();
