@@ -76,11 +76,12 @@ echo "== installing the CRDs"
 "$KUBECTL" wait --for=condition=Established crd -l '!nonexistent' --all --timeout=60s >/dev/null
 "$KUBECTL" create namespace switchyard-system >/dev/null
 "$KUBECTL" create namespace demo >/dev/null
+# examples/preview-class.yaml lets namespaces with this label use the class.
+"$KUBECTL" label namespace demo switchyard.dev/preview-class=shop >/dev/null
 "$KUBECTL" -n switchyard-system create secret generic redis --from-literal=url="redis://127.0.0.1:$REDIS_PORT" >/dev/null
 "$KUBECTL" -n switchyard-system create secret generic forge --from-literal=token=demo-token >/dev/null
-# What examples/preview-environment.yaml references.
-"$KUBECTL" -n demo create secret generic forge-token --from-literal=token=demo-token >/dev/null
-"$KUBECTL" -n demo create secret generic mysql-admin --from-literal=url="$MYSQL_URL" >/dev/null
+# What examples/preview-class.yaml (admin-owned) and preview-environment.yaml reference.
+"$KUBECTL" -n switchyard-system create secret generic mysql-admin --from-literal=url="$MYSQL_URL" >/dev/null
 "$KUBECTL" -n demo create secret generic shop-secrets --from-literal=stripe=sk_demo >/dev/null
 
 echo "== starting the operator"

@@ -65,6 +65,18 @@ pools:
   - name: volumes
     type: Volume
     resources: [{{name: vol-a, capacity: 2}}]
+  - name: team-b-ports
+    type: Port
+    range: {{start: 9000, end: 9010}}
+    namespaces: [team-b]
+  - name: labelled-ports
+    type: Port
+    range: {{start: 9100, end: 9110}}
+    namespaceSelector: {{matchLabels: {{team: b}}}}
+  - name: own-ports
+    type: Port
+    range: {{start: 9200, end: 9210}}
+    namespaces: [team-b, {ns}]
 "#
             )
         })
@@ -362,6 +374,29 @@ async fn shared_value_admits_up_to_its_capacity() {
 }
 
 #[tokio::test]
+async fn a_pool_serves_only_the_namespaces_it_names() {
+    let s = Setup::new("pool-ns", 4).await;
+    let _op = s.operator();
+    s.create("by-name", json!({"type": "Port", "pool": "team-b-ports"})).await;
+    s.create("by-label", json!({"type": "Port", "pool": "labelled-ports"})).await;
+    s.create("mine", json!({"type": "Port", "pool": "own-ports"})).await;
+    for name in ["by-name", "by-label"] {
+        let message = wait_for(TIMEOUT, format!("{name} Stalled with NamespaceNotAllowed"), || async {
+            let claim = s.claims().get(name).await.ok()?;
+            let status = claim.status?;
+            let stalled = conditions::get(&status.conditions, conditions::STALLED)?.clone();
+            (stalled.status == "True" && stalled.reason == "NamespaceNotAllowed" && status.value.is_none())
+                .then_some(stalled.message)
+        })
+        .await
+        .expect("stalled");
+        assert!(message.starts_with("spec.pool:") && message.contains(&s.ns), "{message}");
+    }
+    let (value, _) = s.wait_phase("mine", ClaimPhase::Bound).await;
+    assert_eq!(value.as_deref(), Some("9200"), "a namespace the pool names is served");
+}
+
+#[tokio::test]
 async fn unknown_pool_and_out_of_range_value_stall_with_a_reason() {
     let s = Setup::new("stall", 4).await;
     let _op = s.operator();
@@ -389,7 +424,7 @@ async fn claim_owned_by_a_live_preview_environment_is_released_only_after_it() {
         "apiVersion": "switchyard.dev/v1alpha1", "kind": "PreviewEnvironment",
         "metadata": {"name": "pr-1"},
         "spec": {"repository": "acme/shop", "pullRequest": 1, "branch": "b", "project": "shop",
-                 "forge": {"serverId": 1}, "deletionPolicy": "Orphan"}
+                 "className": "none", "deletionPolicy": "Orphan"}
     }))
     .expect("env");
     let env = envs.create(&PostParams::default(), &env).await.expect("create env");

@@ -24,9 +24,8 @@ fn valid(kind: &str) -> Value {
     let spec = match kind {
         "PreviewEnvironment" => json!({
             "repository": "acme/shop", "pullRequest": 7, "branch": "feature/x", "project": "shop",
-            "forge": {"serverId": 1},
-            "database": {"strategy": "clone", "snapshot": "shop_snap",
-                         "adminCredentialsSecretRef": {"name": "mysql-admin", "key": "url"}},
+            "className": "team-a",
+            "database": {"strategy": "clone", "snapshot": "shop_snap"},
             "env": [{"name": "APP_ENV", "value": "preview"}],
             "workers": [{"name": "default"}],
             "ttl": "24h"
@@ -89,15 +88,27 @@ async fn every_example_is_accepted() {
             } else {
                 resource(&kind)
             };
-            let api: Api<DynamicObject> = Api::namespaced_with(cp.client(), &ns, &ar);
+            // A PreviewClass is cluster-scoped: created, checked, removed (other tests share the plane).
+            let cluster_scoped = kind == "PreviewClass";
+            let api: Api<DynamicObject> = if cluster_scoped {
+                Api::all_with(cp.client(), &ar)
+            } else {
+                Api::namespaced_with(cp.client(), &ns, &ar)
+            };
             let obj: DynamicObject = serde_json::from_value(value).expect("object");
-            api.create(&PostParams::default(), &obj)
+            let created = api
+                .create(&PostParams::default(), &obj)
                 .await
                 .unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
+            if cluster_scoped {
+                api.delete(&created.metadata.name.unwrap_or_default(), &Default::default()).await.expect("delete");
+            }
             kinds.insert(kind);
         }
     }
-    for kind in ["PreviewEnvironment", "SharedResourceClaim", "RepoDependencyGraph", "Branch", "BridgeGrant"] {
+    for kind in
+        ["PreviewClass", "PreviewEnvironment", "SharedResourceClaim", "RepoDependencyGraph", "Branch", "BridgeGrant"]
+    {
         assert!(kinds.contains(kind), "no example of {kind}");
     }
 }
@@ -113,7 +124,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         ("PreviewEnvironment", "/spec/pullRequest", json!(0), "spec.pullRequest"),
         ("PreviewEnvironment", "/spec/headSha", json!("XYZ"), "spec.headSha"),
         ("PreviewEnvironment", "/spec/project", json!("Shop!"), "spec.project"),
-        ("PreviewEnvironment", "/spec/forge/serverId", json!(-1), "spec.forge.serverId"),
+        ("PreviewEnvironment", "/spec/className", json!("Team_A"), "spec.className"),
         ("PreviewEnvironment", "/spec/domainTemplate", json!("static.example.com"), "spec.domainTemplate"),
         (
             "PreviewEnvironment",
@@ -126,12 +137,6 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static str)> {
             "/spec/site",
             json!({"isolated": false, "isolatedUser": "pr7"}),
             "spec.site.isolatedUser",
-        ),
-        (
-            "PreviewEnvironment",
-            "/spec/database/adminCredentialsSecretRef",
-            Value::Null,
-            "spec.database.adminCredentialsSecretRef",
         ),
         ("PreviewEnvironment", "/spec/database/snapshot", Value::Null, "spec.database.snapshot"),
         (
@@ -249,6 +254,26 @@ async fn immutable_fields_cannot_change() {
             .expect_err("immutable field changed");
         assert!(err.to_string().contains(&format!("{field} is immutable")), "{err}");
     }
+    // The class cannot be changed, removed, or added to an environment that had none.
+    for value in [json!("team-b"), Value::Null] {
+        let patch = json!({"spec": {"className": value}});
+        let err = api
+            .patch("x", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .expect_err("className changed");
+        assert!(err.to_string().contains("className is immutable"), "{err}");
+    }
+    let mut classless = valid("PreviewEnvironment");
+    classless["metadata"]["name"] = json!("classless");
+    classless["spec"].as_object_mut().unwrap().remove("className");
+    let classless: PreviewEnvironment = serde_json::from_value(classless).expect("typed");
+    api.create(&PostParams::default(), &classless).await.expect("create without a class");
+    let patch = json!({"spec": {"className": "team-b"}});
+    let err = api
+        .patch("classless", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect_err("className added");
+    assert!(err.to_string().contains("className is immutable"), "{err}");
 }
 
 #[tokio::test]

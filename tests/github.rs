@@ -151,7 +151,7 @@ github:
     - repository: {REPO}
       namespace: {ns}
       project: hello
-      serverId: 1
+      className: {ns}
       spec:
         domainTemplate: "pr-{{number}}.preview.example.com"
         site: {{phpVersion: php83}}
@@ -229,7 +229,7 @@ async fn pull_request_commands_and_events_create_redeploy_and_delete_the_environ
     assert_eq!(env.spec.branch, "changes");
     assert_eq!(env.spec.head_sha.as_deref(), Some(PAYLOAD_HEAD));
     assert_eq!(env.spec.project, "hello");
-    assert_eq!(env.spec.forge.server_id, 1);
+    assert_eq!(env.spec.class_name.as_deref(), Some(s.ns.as_str()), "the repository entry's class");
     assert_eq!(env.spec.site.php_version, "php83");
     assert_eq!(env.spec.domain_template.as_deref(), Some("pr-{number}.preview.example.com"));
     let labels = env.metadata.labels.clone().unwrap_or_default();
@@ -534,7 +534,7 @@ async fn a_preview_comment_brings_up_a_real_environment_and_closing_the_pr_remov
     - repository: {REPO}
       namespace: {ns}
       project: hello
-      serverId: 1
+      className: {ns}
       spec:
         database: {{strategy: empty}}
         workers: [{{name: default}}]

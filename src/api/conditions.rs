@@ -94,6 +94,7 @@ macro_rules! conditioned {
 }
 
 conditioned!(super::BridgeGrantStatus);
+conditioned!(super::PreviewClassStatus);
 conditioned!(super::PreviewEnvironmentStatus);
 conditioned!(super::RepoDependencyGraphStatus);
 // A stalled claim still shows a phase (Pending when it never had one).

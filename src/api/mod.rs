@@ -1,4 +1,4 @@
-//! The five custom resources of `switchyard.dev/v1alpha1`, one file per kind, and
+//! The custom resources of `switchyard.dev/v1alpha1`, one file per kind, and
 //! the small types they share.
 //!
 //! Everything here becomes CRD schema: doc comments are what `kubectl explain`
@@ -12,6 +12,7 @@
 pub mod branch;
 pub mod bridge_grant;
 pub mod conditions;
+pub mod preview_class;
 pub mod preview_environment;
 pub mod pull_request_comment;
 pub mod repo_dependency_graph;
@@ -19,6 +20,7 @@ pub mod shared_resource_claim;
 
 pub use branch::{Branch, BranchSpec, BranchStatus};
 pub use bridge_grant::{BridgeGrant, BridgeGrantSpec, BridgeGrantStatus};
+pub use preview_class::{PreviewClass, PreviewClassSpec, PreviewClassStatus};
 pub use preview_environment::{PreviewEnvironment, PreviewEnvironmentSpec, PreviewEnvironmentStatus};
 pub use repo_dependency_graph::{RepoDependencyGraph, RepoDependencyGraphSpec, RepoDependencyGraphStatus};
 pub use shared_resource_claim::{SharedResourceClaim, SharedResourceClaimSpec, SharedResourceClaimStatus};
@@ -38,6 +40,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     vec![
         Branch::crd(),
         BridgeGrant::crd(),
+        PreviewClass::crd(),
         PreviewEnvironment::crd(),
         RepoDependencyGraph::crd(),
         SharedResourceClaim::crd(),

@@ -31,6 +31,7 @@ use super::{DeletionPolicy, LocalObjectRef, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.domain) && has(self.domainTemplate))").message("domain and domainTemplate are mutually exclusive").field_path(".domain"))]
 #[x_kube(validation = Rule::new("!has(self.graphRef) || has(self.stack)").message("graphRef requires stack: gating compares environments of the same stack").field_path(".stack"))]
+#[x_kube(validation = Rule::new("has(self.className) == has(oldSelf.className)").message("className is immutable").field_path(".className"))]
 pub struct PreviewEnvironmentSpec {
     /// GitHub repository in `owner/name` form. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("repository is immutable"))]
@@ -56,8 +57,13 @@ pub struct PreviewEnvironmentSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("project is immutable (it names the database)"))]
     pub project: String,
 
-    /// The Forge server and credentials to create the site on.
-    pub forge: ForgeTarget,
+    /// The PreviewClass (cluster-scoped, set up by platform admins) that says which Forge
+    /// server, organization, token and database credentials the environment uses and
+    /// what it may choose; the class annotated `switchyard.dev/is-default-class: "true"`
+    /// when absent. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("className is immutable"))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253))]
+    pub class_name: Option<String>,
 
     /// Full domain of the site. Mutually exclusive with `domainTemplate`; when both are
     /// absent the domain is `pr-<n>.<base domain from the operator config>`.
@@ -100,7 +106,8 @@ pub struct PreviewEnvironmentSpec {
     #[serde(default)]
     pub deploy: DeploySettings,
 
-    /// Lifetime after creation (`72h`); the operator deletes the object when it expires.
+    /// Lifetime after creation (`72h`), at most the class's `limits.maxTtl`; the class's
+    /// `limits.defaultTtl` when absent. The operator deletes the object when it expires.
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("ttl must be at least 1m"))]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub ttl: Option<String>,
@@ -116,21 +123,6 @@ pub struct PreviewEnvironmentSpec {
 
     /// A RepoDependencyGraph in this namespace that gates this environment.
     pub graph_ref: Option<LocalObjectRef>,
-}
-
-/// The Forge server and credentials an environment lives on.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ForgeTarget {
-    /// Forge server id.
-    #[schemars(range(min = 1))]
-    pub server_id: i64,
-    /// Forge organization slug; defaults to the operator config's organization.
-    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]*$"))]
-    pub organization: Option<String>,
-    /// Secret key holding the Forge API token; defaults to the operator config's token.
-    pub token_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Forge site type.
@@ -162,11 +154,11 @@ pub struct SiteSettings {
         "php80", "php81", "php82", "php83", "php84", "php85"
     ]))]
     pub php_version: String,
-    /// Web directory relative to the site root.
-    #[serde(default = "default_web_directory")]
+    /// Web directory relative to the site root; the class's default (else `/public`) when absent.
     #[schemars(regex(pattern = r"^/[^\s]*$"))]
-    pub web_directory: String,
-    /// Run the site as its own isolated Linux user.
+    pub web_directory: Option<String>,
+    /// Run the site as its own isolated Linux user; `false` only where the class's
+    /// `site.isolation` is `Optional`.
     #[serde(default = "default_true")]
     pub isolated: bool,
     /// Isolated user name; derived from the PR number and project when absent.
@@ -180,7 +172,7 @@ impl Default for SiteSettings {
         Self {
             type_: SiteType::default(),
             php_version: default_php(),
-            web_directory: default_web_directory(),
+            web_directory: None,
             isolated: true,
             isolated_user: None,
         }
@@ -189,9 +181,6 @@ impl Default for SiteSettings {
 
 fn default_php() -> String {
     "php84".into()
-}
-fn default_web_directory() -> String {
-    "/public".into()
 }
 fn default_true() -> bool {
     true
@@ -215,25 +204,24 @@ pub enum CloneStrategy {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.strategy == 'empty' || has(self.snapshot)").message("snapshot is required unless strategy is empty").field_path(".snapshot"))]
-#[x_kube(validation = Rule::new("self.strategy != 'clone' || has(self.adminCredentialsSecretRef)").message("adminCredentialsSecretRef is required for strategy clone").field_path(".adminCredentialsSecretRef"))]
 pub struct DatabaseSettings {
-    /// Name of the snapshot database on the same server to copy from.
+    /// Name of the snapshot database on the same server to copy from; one of the class's `database.snapshots`.
     #[schemars(regex(pattern = r"^[A-Za-z0-9_]{1,63}$"))]
     pub snapshot: Option<String>,
-    /// How the database is filled from the snapshot.
+    /// How the database is filled from the snapshot (`clone` uses the class's admin credentials).
     #[serde(default)]
     pub strategy: CloneStrategy,
-    /// Secret with a MySQL admin URL (`mysql://user:pass@host:port`) used by `clone`.
-    pub admin_credentials_secret_ref: Option<SecretKeyRef>,
 }
 
 /// The environment's Redis database.
+#[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSettings {
-    /// Name of a `RedisDatabase` pool in the operator config.
+    /// Name of a `RedisDatabase` pool in the operator config; the class's `redis.pool`
+    /// when absent, and only that one when set.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
-    pub pool: String,
+    pub pool: Option<String>,
 }
 
 /// One `.env` entry.
@@ -317,7 +305,8 @@ impl Default for TlsSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploySettings {
-    /// Deployment script; Forge's default script when absent.
+    /// Deployment script; the class's script when absent. Set only where the class allows
+    /// custom scripts (`deploy.allowCustomScript`).
     #[schemars(length(max = 65536))]
     pub script: Option<String>,
     /// Let Forge deploy on every push to the branch.
@@ -342,6 +331,9 @@ pub struct PreviewEnvironmentStatus {
     pub observed_generation: Option<i64>,
     /// Public URL of the preview.
     pub url: Option<String>,
+    /// Where the environment acts, recorded before its first remote object: teardown
+    /// acts only there, even if the class changed since.
+    pub target: Option<RecordedTarget>,
     /// Domain of the site.
     pub domain: Option<String>,
     /// Forge site id.
@@ -383,6 +375,22 @@ pub struct PreviewEnvironmentStatus {
     /// The pull request comment that reports this environment (GitHub integration);
     /// written only by the comment controller, under its own field manager.
     pub pull_request_comment: Option<super::pull_request_comment::PullRequestComment>,
+}
+
+/// The class, Forge API, organization and server an environment was first reconciled
+/// against.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedTarget {
+    /// The PreviewClass.
+    pub class_name: String,
+    /// The Forge API base URL.
+    pub base_url: String,
+    /// The Forge organization.
+    pub organization: String,
+    /// The Forge server id.
+    pub server_id: i64,
 }
 
 /// A deployment as observed on Forge.

@@ -20,7 +20,7 @@ use crate::api::shared_resource_claim::ResourceType;
 use crate::logic::{dns, duration, pull_request_environment};
 
 pub use crate::api::NamespacedSecretKeyRef;
-pub use crate::logic::allocation::{NamedResource, Pool, PoolKind, PortRange};
+pub use crate::logic::allocation::{Claimants, NamedResource, Pool, PoolKind, PortRange};
 pub use crate::logic::branch_url::Policy as BranchPolicy;
 pub use crate::logic::pull_request_actions::ForkPolicy;
 pub use crate::logic::pull_request_environment::RepositoryTemplate;
@@ -461,7 +461,9 @@ impl raw::Pool {
             ResourceType::Volume => PoolKind::Volume { resources: self.resources? },
             ResourceType::Network => PoolKind::Network { resources: self.resources? },
         };
-        Some(Pool { name: self.name, kind })
+        let claimants = (self.namespaces.is_some() || self.namespace_selector.is_some())
+            .then(|| Claimants { namespaces: self.namespaces.unwrap_or_default(), selector: self.namespace_selector });
+        Some(Pool { name: self.name, kind, claimants })
     }
 }
 

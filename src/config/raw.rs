@@ -109,6 +109,11 @@ pub struct Pool {
     pub prefix: Option<String>,
     /// Volume and Network (required, not empty): the named resources and their capacity.
     pub resources: Option<Vec<NamedResource>>,
+    /// Namespaces whose claims may take from the pool (any type); with
+    /// `namespaceSelector`, either admits. Neither: every namespace may.
+    pub namespaces: Option<Vec<String>>,
+    /// Namespaces (by label) whose claims may take from the pool.
+    pub namespace_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// `github:`, the GitHub integration.

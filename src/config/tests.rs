@@ -31,13 +31,12 @@ github:
   webhookSecretRef: {namespace: sy, name: gh, key: webhook}
   pollInterval: 0s
   repositories:
-    - {repository: acme/shop, namespace: previews, project: shop, serverId: 1, spec: {site: {phpVersion: php84}}}
-    - {repository: ACME/shop, namespace: Previews, project: Shop, serverId: 0}
-    - {repository: acme/web, namespace: other, project: web, serverId: 1}
+    - {repository: acme/shop, namespace: previews, project: shop, className: team-a, spec: {site: {phpVersion: php84}}}
+    - {repository: ACME/shop, namespace: Previews, project: Shop, className: Team_A}
+    - {repository: acme/web, namespace: other, project: web}
     - repository: acme/api
       namespace: previews
       project: api
-      serverId: 1
       spec: {pullRequest: 3, site: {phpVersion: 8}}
 controller: {namespace: previews}
 "#;
@@ -47,7 +46,7 @@ controller: {namespace: previews}
         "github.repositories[1].repository",
         "github.repositories[1].namespace",
         "github.repositories[1].project",
-        "github.repositories[1].serverId",
+        "github.repositories[1].className",
         "github.repositories[2].namespace",
         "github.repositories[3].spec.pullRequest",
         "github.repositories[3].spec",

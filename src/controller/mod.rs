@@ -5,6 +5,7 @@
 
 pub mod branch;
 pub mod bridge_grant;
+pub mod preview_class;
 pub mod preview_environment;
 pub mod pull_request_comment;
 pub mod repo_dependency_graph;
@@ -96,6 +97,7 @@ pub fn all(
     }
     if runs(K::PreviewEnvironment) {
         controllers.push(preview_environment::run(ctx.clone(), shutdown.clone()));
+        controllers.push(preview_class::run(ctx.clone(), shutdown.clone()));
     }
     if runs(K::RepoDependencyGraph) {
         controllers.push(repo_dependency_graph::run(ctx.clone(), shutdown.clone()));

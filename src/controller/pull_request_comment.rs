@@ -67,11 +67,13 @@ impl Reconciler for CommentContext {
 
 async fn reconcile(env: &PreviewEnvironment, cctx: &CommentContext) -> Result<Action, Error> {
     let gh = &cctx.github;
-    // Environments of repositories the config does not name are not ours to report.
-    if gh.config.template(&env.spec.repository).is_none() {
+    // Environments of repositories the config does not name are not ours to report,
+    // nor are those outside the namespace the config maps the repository to: anyone
+    // may write `spec.repository`, and the comment is posted with the operator's token.
+    let namespace = env.namespace().unwrap_or_default();
+    if gh.config.template(&env.spec.repository).is_none_or(|t| t.namespace != namespace) {
         return Ok(Action::await_change());
     }
-    let namespace = env.namespace().unwrap_or_default();
     let name = env.name_any();
     let body = render(env);
     let hash = body_hash(&body);

@@ -35,6 +35,23 @@ pub struct Pool {
     pub name: String,
     /// What it hands out, with exactly the settings of that resource type.
     pub kind: PoolKind,
+    /// Who may claim from it; anyone when absent.
+    pub claimants: Option<Claimants>,
+}
+
+/// The namespaces whose claims a pool serves (`namespaces` and/or `namespaceSelector`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claimants {
+    pub namespaces: Vec<String>,
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+impl Claimants {
+    /// Whether a claim in `namespace` (with `labels`) may take from the pool.
+    pub fn allow(&self, namespace: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.namespaces.iter().any(|n| n == namespace)
+            || self.selector.as_ref().is_some_and(|s| crate::logic::preview::class::selector_matches(s, labels))
+    }
 }
 
 /// One variant per resource type, each carrying the settings only it has.
@@ -421,7 +438,7 @@ mod tests {
             ResourceType::Volume => PoolKind::Volume { resources },
             ResourceType::Network => PoolKind::Network { resources },
         };
-        Pool { name: "p".into(), kind }
+        Pool { name: "p".into(), kind, claimants: None }
     }
 
     fn request(uid: &str, mode: ClaimMode, value: Option<&str>) -> Request {

@@ -24,10 +24,11 @@ pub struct RepositoryTemplate {
     pub namespace: String,
     /// `spec.project` of the environments.
     pub project: String,
-    /// `spec.forge.serverId` of the environments.
-    pub server_id: i64,
+    /// `spec.className` of the environments: the PreviewClass (server, organization,
+    /// token) they use; the default class when absent.
+    pub class_name: Option<String>,
     /// The rest of the PreviewEnvironment spec; `repository`, `pullRequest`, `branch`,
-    /// `headSha`, `project` and `forge.serverId` are set by the operator.
+    /// `headSha`, `project` and `className` are set by the operator.
     #[serde(default)]
     pub spec: Map<String, Value>,
 }
@@ -42,7 +43,7 @@ pub const REPOSITORY_ANNOTATION: &str = "switchyard.dev/github-repository";
 pub const FIELD_MANAGER: &str = "switchyard-github";
 
 /// Spec fields the operator fills from the pull request; a template must not set them.
-const OPERATOR_FIELDS: [&str; 5] = ["repository", "pullRequest", "branch", "headSha", "project"];
+const OPERATOR_FIELDS: [&str; 6] = ["repository", "pullRequest", "branch", "headSha", "project", "className"];
 
 fn short_hash(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..4])
@@ -105,11 +106,8 @@ pub fn build_spec(
     spec.insert("branch".into(), json!(pr.head_ref));
     spec.insert("headSha".into(), json!(pr.head_sha));
     spec.insert("project".into(), json!(template.project));
-    match spec.entry("forge").or_insert_with(|| json!({})) {
-        Value::Object(forge) => {
-            forge.insert("serverId".into(), json!(template.server_id));
-        }
-        _ => return Err("forge: must be an object".into()),
+    if let Some(class) = &template.class_name {
+        spec.insert("className".into(), json!(class));
     }
     serde_json::from_value(Value::Object(spec)).map_err(|e| e.to_string())
 }
@@ -170,16 +168,15 @@ pub fn template_problems(template: &RepositoryTemplate) -> Vec<String> {
             template.project
         ));
     }
-    if template.server_id < 1 {
-        out.push(format!("serverId: {} must be at least 1", template.server_id));
+    if let Some(class) = &template.class_name
+        && !(class.len() <= 253 && class.split('.').all(dns::is_label))
+    {
+        out.push(format!("className: {class:?} must be a PreviewClass name"));
     }
     for field in OPERATOR_FIELDS {
         if template.spec.contains_key(field) {
             out.push(format!("spec.{field}: set by the operator from the pull request; remove it"));
         }
-    }
-    if template.spec.get("forge").and_then(Value::as_object).is_some_and(|f| f.contains_key("serverId")) {
-        out.push("spec.forge.serverId: set it as serverId of the repository entry".into());
     }
     if let Some(schema) = spec_schema() {
         let mut unknown = Vec::new();
@@ -231,7 +228,7 @@ mod tests {
             repository: "Codertocat/Hello-World".into(),
             namespace: "previews".into(),
             project: "hello".into(),
-            server_id: 7,
+            class_name: Some("team-a".into()),
             spec: spec.as_object().cloned().unwrap_or_default(),
         }
     }
@@ -272,7 +269,6 @@ mod tests {
         let t = template(json!({
             "domainTemplate": "pr-{number}.preview.example.com",
             "site": {"phpVersion": "php83"},
-            "forge": {"organization": "acme"},
         }));
         let spec = build_spec(&t, "Codertocat/Hello-World", 2, &head()).unwrap();
         assert_eq!(spec.repository, "Codertocat/Hello-World");
@@ -280,8 +276,7 @@ mod tests {
         assert_eq!(spec.branch, "changes");
         assert_eq!(spec.head_sha.as_deref(), Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821"));
         assert_eq!(spec.project, "hello");
-        assert_eq!(spec.forge.server_id, 7);
-        assert_eq!(spec.forge.organization.as_deref(), Some("acme"));
+        assert_eq!(spec.class_name.as_deref(), Some("team-a"));
         assert_eq!(spec.site.php_version, "php83");
         assert_eq!(spec.domain_template.as_deref(), Some("pr-{number}.preview.example.com"));
     }
@@ -290,9 +285,9 @@ mod tests {
     fn templates_that_set_operator_fields_misspell_keys_or_have_bad_types_are_refused() {
         assert!(template_problems(&template(json!({"site": {"phpVersion": "php84"}}))).is_empty());
         let problems = template_problems(&template(json!({
-            "branch": "main", "forge": {"serverId": 3}, "domainTemplat": "x", "site": {"phpVersions": "php84"},
+            "branch": "main", "className": "other", "forge": {"serverId": 3}, "domainTemplat": "x", "site": {"phpVersions": "php84"},
         })));
-        for key in ["spec.branch", "spec.forge.serverId", "spec.domainTemplat", "spec.site.phpVersions"] {
+        for key in ["spec.branch", "spec.className", "spec.forge", "spec.domainTemplat", "spec.site.phpVersions"] {
             assert!(problems.iter().any(|p| p.starts_with(key)), "missing {key} in {problems:?}");
         }
         let typed = template_problems(&template(json!({"workers": "many"})));
@@ -301,11 +296,11 @@ mod tests {
             repository: "no-slash".into(),
             namespace: "Previews".into(),
             project: "9x".into(),
-            server_id: 0,
+            class_name: Some("Not_A_Name".into()),
             ..template(json!({}))
         };
         let problems = template_problems(&bad);
-        for key in ["repository", "namespace", "project", "serverId"] {
+        for key in ["repository", "namespace", "project", "className"] {
             assert!(problems.iter().any(|p| p.starts_with(key)), "missing {key} in {problems:?}");
         }
     }

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 use switchyard::api::conditions;
-use switchyard::api::{PreviewEnvironment, PreviewEnvironmentStatus};
+use switchyard::api::{PreviewClass, PreviewEnvironment, PreviewEnvironmentStatus};
 use switchyard_sim::forge::{ForgeSim, ForgeSimConfig, ForgeSimHandle, TokenSpec};
 use switchyard_sim::testsupport::mariadb::MariaDb;
 use switchyard_testenv::redis::RedisProcess;
@@ -71,6 +71,7 @@ impl World {
         world.secret("forge", "token", TOKEN).await;
         world.secret("redis", "url", &world.redis.url()).await;
         world.secret("mysql-admin", "url", &world.mariadb.url()).await;
+        world.apply_class(&world.ns, world.class_spec(1)).await;
         world.secret("app-secrets", "mail-password", "m@il pass").await;
         world.seed_snapshot().await;
         world
@@ -83,6 +84,36 @@ impl World {
             .create(&PostParams::default(), &secret)
             .await
             .expect("secret");
+    }
+
+    /// The spec of a PreviewClass for this world's namespace on Forge server `server`,
+    /// its Secrets in the world's namespace (standing in for an admin namespace).
+    pub fn class_spec(&self, server: i64) -> serde_json::Value {
+        let ns = &self.ns;
+        json!({
+            "forge": {"baseUrl": self.forge.base_url(), "organization": "demo", "serverId": server,
+                      "tokenSecretRef": {"namespace": ns, "name": "forge", "key": "token"}},
+            "namespaces": [ns],
+            "site": {"isolation": "Optional"},
+            "deploy": {"allowCustomScript": true},
+            "database": {"adminCredentialsSecretRef": {"namespace": ns, "name": "mysql-admin", "key": "url"},
+                         "snapshots": [SNAPSHOT]},
+            "redis": {"pool": "redis"}
+        })
+    }
+
+    /// Creates or replaces PreviewClass `name` (cluster-scoped, so named after the
+    /// world's namespace to keep parallel tests apart).
+    pub async fn apply_class(&self, name: &str, spec: serde_json::Value) {
+        let class: PreviewClass = serde_json::from_value(json!({
+            "apiVersion": "switchyard.dev/v1alpha1", "kind": "PreviewClass",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .expect("class");
+        Api::<PreviewClass>::all(self.cp.client())
+            .patch(name, &PatchParams::apply("switchyard-tests").force(), &Patch::Apply(&class))
+            .await
+            .expect("apply class");
     }
 
     pub async fn mysql(&self) -> mysql_async::Conn {
@@ -138,6 +169,11 @@ impl World {
 
     /// The operator with `extra` YAML (top-level sections) appended to its config.
     pub fn operator_with(&self, extra: String) -> Operator {
+        self.operator_as(self.cp.kubeconfig_path(), extra)
+    }
+
+    /// The operator with the credentials of `kubeconfig` and `extra` config.
+    pub fn operator_as(&self, kubeconfig: &std::path::Path, extra: String) -> Operator {
         let (ns, forge, rate, requeue, timeout) = (
             self.ns.clone(),
             self.forge.base_url(),
@@ -145,7 +181,7 @@ impl World {
             self.requeue.clone(),
             self.request_timeout.clone(),
         );
-        Operator::start(self.cp, move |port| {
+        Operator::start_with_kubeconfig(kubeconfig, move |port| {
             format!(
                 r#"server: {{listen: "127.0.0.1:{port}"}}
 leaderElection: {{enabled: false}}
@@ -178,9 +214,8 @@ pools:
             "spec": {
                 "repository": "acme/shop", "pullRequest": number, "branch": format!("feature-{number}"),
                 "headSha": "abc1234", "project": "shop",
-                "forge": {"serverId": 1},
-                "database": {"snapshot": SNAPSHOT, "strategy": "clone",
-                             "adminCredentialsSecretRef": {"name": "mysql-admin", "key": "url"}},
+                "className": self.ns,
+                "database": {"snapshot": SNAPSHOT, "strategy": "clone"},
                 "redis": {"pool": "redis"},
                 "env": [
                     {"name": "MAIL_HOST", "value": "smtp.example.com"},

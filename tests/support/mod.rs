@@ -21,6 +21,11 @@ pub struct Operator {
 impl Operator {
     /// Starts `switchyard run` with the config `config(port)` returns for its HTTP port.
     pub fn start(cp: &ControlPlane, config: impl Fn(u16) -> String) -> Self {
+        Self::start_with_kubeconfig(cp.kubeconfig_path(), config)
+    }
+
+    /// Like [`Operator::start`], with the credentials of `kubeconfig` (a ServiceAccount's, say).
+    pub fn start_with_kubeconfig(kubeconfig: &std::path::Path, config: impl Fn(u16) -> String) -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.yaml");
@@ -30,7 +35,7 @@ impl Operator {
         let child = command
             .args(["run", "--config"])
             .arg(&config_path)
-            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("operator.log")).expect("log file"))

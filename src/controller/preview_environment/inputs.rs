@@ -1,24 +1,26 @@
-//! The load step: everything a reconcile reads before it acts — names, the Forge
-//! client and the Secrets the spec references. A missing or unusable input is
+//! The load step: everything a reconcile reads before it acts — the PreviewClass
+//! and what it allows, names, the Forge client and the Secrets. A missing or unusable input is
 //! `Error::Invalid` (the environment stalls until the spec or the Secret changes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use base64::Engine;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
 use super::PreviewContext;
 use super::children::{self, APP_KEY_KEY, DB_PASSWORD_KEY};
 use crate::api::SecretKeyRef;
-use crate::api::preview_environment::{CloneStrategy, PreviewEnvironment};
+use crate::api::preview_class::{ClassSecretKeyRef, PreviewClass, PreviewClassSpec};
+use crate::api::preview_environment::{CloneStrategy, PreviewEnvironment, RecordedTarget};
 use crate::api::shared_resource_claim::ResourceType;
 use crate::controller::Error;
 use crate::controller::kit::k8s::{is_conflict, read_secret_key, secret_key};
 use crate::forge::ForgeApi;
 use crate::logic::preview::Names;
+use crate::logic::preview::class::{self, Violation};
 
 /// Generated credentials, kept in a Secret owned by the environment so they
 /// survive restarts. Never printed.
@@ -35,7 +37,13 @@ impl std::fmt::Debug for Credentials {
 
 /// What one reconcile works from.
 pub struct Inputs {
+    /// The environment with its class's settings and defaults filled in
+    /// (`logic::preview::class::effective_spec`): what the steps read.
+    pub effective: PreviewEnvironment,
     pub names: Names,
+    /// Where the environment acts: recorded in status at the first reconcile, and
+    /// from then on used instead of what the class says now.
+    pub target: RecordedTarget,
     pub server: u64,
     pub forge: Arc<dyn ForgeApi>,
     /// The spec's `.env` entries with Secret values resolved.
@@ -47,17 +55,11 @@ pub struct Inputs {
     pub credentials_secret: String,
 }
 
-/// Names of the Secrets in the environment's namespace that it reads.
+/// Names of the Secrets in the environment's namespace that it reads (the class's
+/// Secrets live in namespaces only admins write, and are read when a reconcile runs).
 pub fn secret_names(env: &PreviewEnvironment) -> BTreeSet<String> {
-    let spec = &env.spec;
     let mut names = BTreeSet::new();
-    if let Some(r) = &spec.forge.token_secret_ref {
-        names.insert(r.name.clone());
-    }
-    if let Some(r) = spec.database.as_ref().and_then(|d| d.admin_credentials_secret_ref.as_ref()) {
-        names.insert(r.name.clone());
-    }
-    for e in &spec.env {
+    for e in &env.spec.env {
         if let Some(from) = &e.value_from {
             names.insert(from.secret_key_ref.name.clone());
         }
@@ -65,49 +67,108 @@ pub fn secret_names(env: &PreviewEnvironment) -> BTreeSet<String> {
     names
 }
 
+/// The class name an environment uses, if it is known without a lookup.
+pub fn class_name(env: &PreviewEnvironment) -> Option<&str> {
+    env.status
+        .as_ref()
+        .and_then(|s| s.target.as_ref())
+        .map(|t| t.class_name.as_str())
+        .or(env.spec.class_name.as_deref())
+}
+
+fn violated(v: Violation) -> Error {
+    Error::invalid(v.reason, v.message)
+}
+
+/// The PreviewClass the environment uses (recorded, named or default) and its name.
+pub async fn class_of(env: &PreviewEnvironment, client: &kube::Client) -> Result<(String, PreviewClassSpec), Error> {
+    let api: Api<PreviewClass> = Api::all(client.clone());
+    let recorded = env.status.as_ref().and_then(|s| s.target.as_ref()).map(|t| t.class_name.as_str());
+    let classes = match recorded.or(env.spec.class_name.as_deref()) {
+        Some(name) => api.get_opt(name).await?.into_iter().collect(),
+        None => api.list(&Default::default()).await?.items,
+    };
+    let class = class::select(recorded, env.spec.class_name.as_deref(), &classes).map_err(violated)?;
+    Ok((class.name_any(), class.spec.clone()))
+}
+
+/// Reads a class's Secret key; a missing one stalls the environment like its own would.
+async fn read_class_key(client: &kube::Client, r: &ClassSecretKeyRef, what: &str) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    read_key(&api, &SecretKeyRef { name: r.name.clone(), key: r.key.clone() }, what).await
+}
+
+/// The Forge client for `target`, with the class's token.
+async fn forge_for(
+    pctx: &PreviewContext,
+    class: &PreviewClassSpec,
+    target: &RecordedTarget,
+) -> Result<Arc<dyn ForgeApi>, Error> {
+    let forge_config = pctx.ctx.config.forge.as_ref().ok_or_else(|| {
+        Error::invalid("ForgeNotConfigured", "the operator config has no forge section; previews cannot be created")
+    })?;
+    let token = read_class_key(&pctx.ctx.client, &class.forge.token_secret_ref, "Forge token").await?;
+    let mut settings = forge_config.clone();
+    settings.base_url = target.base_url.clone();
+    pctx.ctx.services.forge(&settings, &target.organization, token)
+}
+
+/// What teardown needs: the recorded target's Forge client, or `None` when the
+/// environment never recorded one (then it never acted on Forge).
+pub async fn for_teardown(
+    env: &PreviewEnvironment,
+    pctx: &PreviewContext,
+) -> Result<Option<(Arc<dyn ForgeApi>, RecordedTarget)>, Error> {
+    let Some(target) = env.status.as_ref().and_then(|s| s.target.clone()) else { return Ok(None) };
+    let (_, class) = class_of(env, &pctx.ctx.client).await?;
+    Ok(Some((forge_for(pctx, &class, &target).await?, target)))
+}
+
 pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inputs, Error> {
     let config = &pctx.ctx.config;
+    let client = &pctx.ctx.client;
     let forge_config = config.forge.as_ref().ok_or_else(|| {
         Error::invalid("ForgeNotConfigured", "the operator config has no forge section; previews cannot be created")
     })?;
-    let names = Names::derive(&env.spec, forge_config.base_domain.as_deref())
+    let ns = env.namespace().unwrap_or_default();
+    let (class_name, class) = class_of(env, client).await?;
+    let labels = if class.namespaces.contains(&ns) || class.namespace_selector.is_none() {
+        BTreeMap::new()
+    } else {
+        Api::<Namespace>::all(client.clone()).get_metadata(&ns).await?.metadata.labels.unwrap_or_default()
+    };
+    let spec = class::effective_spec(&class_name, &class, &ns, &labels, &env.spec).map_err(violated)?;
+    let mut effective = env.clone();
+    effective.spec = spec;
+    let names = Names::derive(&effective.spec, forge_config.base_domain.as_deref())
         .map_err(|e| Error::invalid("InvalidName", e.to_string()))?;
-    if let Some(redis) = &env.spec.redis {
-        match config.pool(&redis.pool) {
+    class::domain_allowed(&class_name, &class, &names.domain).map_err(violated)?;
+    if let Some(pool) = effective.spec.redis.as_ref().and_then(|r| r.pool.as_deref()) {
+        match config.pool(pool) {
             Some(p) if p.type_() == ResourceType::RedisDatabase => {}
             Some(_) => {
-                return Err(Error::invalid(
-                    "RedisPoolInvalid",
-                    format!("pool {} is not a RedisDatabase pool", redis.pool),
-                ));
+                return Err(Error::invalid("RedisPoolInvalid", format!("pool {pool} is not a RedisDatabase pool")));
             }
             None => {
                 return Err(Error::invalid(
                     "RedisPoolNotFound",
-                    format!("no pool named {} in the operator config", redis.pool),
+                    format!("no pool named {pool} in the operator config"),
                 ));
             }
         }
     }
-    let ns = env.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(pctx.ctx.client.clone(), &ns);
-
-    let token = match &env.spec.forge.token_secret_ref {
-        Some(r) => read_key(&secrets, r, "Forge token").await?,
-        None => {
-            let r = forge_config.token_secret_ref.as_ref().ok_or_else(|| {
-                Error::invalid(
-                    "ForgeTokenMissing",
-                    "spec.forge.tokenSecretRef is unset and the operator config names no token",
-                )
-            })?;
-            let api: Api<Secret> = Api::namespaced(pctx.ctx.client.clone(), &r.namespace);
-            read_key(&api, &SecretKeyRef { name: r.name.clone(), key: r.key.clone() }, "Forge token").await?
-        }
+    let target = match env.status.as_ref().and_then(|s| s.target.clone()) {
+        Some(recorded) => recorded,
+        None => RecordedTarget {
+            class_name: class_name.clone(),
+            base_url: class.forge.base_url.clone().unwrap_or_else(|| forge_config.base_url.clone()),
+            organization: class.forge.organization.clone(),
+            server_id: class.forge.server_id,
+        },
     };
-    let organization = env.spec.forge.organization.clone().unwrap_or_else(|| forge_config.organization.clone());
-    let forge = pctx.ctx.services.forge(forge_config, &organization, token)?;
+    let forge = forge_for(pctx, &class, &target).await?;
 
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut entries = BTreeMap::new();
     for e in &env.spec.env {
         let value = match (&e.value, &e.value_from) {
@@ -117,13 +178,13 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
         };
         entries.insert(e.name.clone(), value);
     }
-    let admin_url = match env.spec.database.as_ref() {
-        Some(db) if db.strategy == CloneStrategy::Clone => match &db.admin_credentials_secret_ref {
-            Some(r) => Some(read_key(&secrets, r, "database admin credentials").await?),
+    let admin_url = match effective.spec.database.as_ref() {
+        Some(db) if db.strategy == CloneStrategy::Clone => match &class.database.admin_credentials_secret_ref {
+            Some(r) => Some(read_class_key(client, r, "database admin credentials").await?),
             None => {
                 return Err(Error::invalid(
                     "AdminCredentialsMissing",
-                    "strategy clone needs adminCredentialsSecretRef",
+                    format!("strategy clone needs database.adminCredentialsSecretRef in PreviewClass {class_name}"),
                 ));
             }
         },
@@ -132,8 +193,10 @@ pub async fn load(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Inp
     let credentials_secret = children::credentials_secret_name(env);
     let credentials = credentials(&secrets, env, &credentials_secret).await?;
     Ok(Inputs {
+        effective,
         names,
-        server: u64::try_from(env.spec.forge.server_id).unwrap_or(0),
+        server: u64::try_from(target.server_id).unwrap_or(0),
+        target,
         forge,
         dotenv: entries,
         admin_url,

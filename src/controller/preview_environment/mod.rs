@@ -26,6 +26,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -35,6 +36,7 @@ use kube::{Api, ResourceExt};
 use super::kit::{self, Reconciler};
 use super::{Context, Error, publish};
 use crate::api::RepoDependencyGraph;
+use crate::api::preview_class::PreviewClass;
 use crate::api::preview_environment::PreviewEnvironment;
 use crate::api::shared_resource_claim::SharedResourceClaim;
 use crate::logic::duration;
@@ -56,13 +58,18 @@ pub struct PreviewContext {
 pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let envs = ctx.watched::<PreviewEnvironment>();
-        let (claims, secrets, graphs) =
-            (ctx.watched::<SharedResourceClaim>(), ctx.watched::<Secret>(), ctx.watched::<RepoDependencyGraph>());
+        let (claims, graphs) = (ctx.watched::<SharedResourceClaim>(), ctx.watched::<RepoDependencyGraph>());
+        // Metadata only (`PartialObjectMeta`): no Secret's data is cached.
+        let secrets: Api<PartialObjectMeta<Secret>> = match &ctx.config.controller.namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let classes: Api<PreviewClass> = Api::all(ctx.client.clone());
         let envs_again = envs.clone();
         let controller = Controller::new(envs, watcher::Config::default().any_semantic());
         let store = controller.store();
         let pctx = Arc::new(PreviewContext { ctx, store: store.clone() });
-        let (stack_store, graph_store) = (store.clone(), store.clone());
+        let (stack_store, graph_store, class_store) = (store.clone(), store.clone(), store.clone());
         let controller = controller
             .owns(claims, watcher::Config::default().any_semantic())
             // Another environment of the stack changed (Ready, deleted): gated ones may proceed.
@@ -81,14 +88,28 @@ pub fn run(ctx: Arc<Context>, shutdown: Shared<BoxFuture<'static, ()>>) -> BoxFu
                     .map(|e| ObjectRef::from_obj(&*e))
                     .collect::<Vec<_>>()
             })
-            // A Secret an environment reads changed: a Stalled one may now proceed.
+            // A class changed (created, its Secrets fixed, marked default): its environments look again.
+            .watches(classes, watcher::Config::default().any_semantic(), move |class| {
+                let name = class.name_any();
+                class_store
+                    .state()
+                    .into_iter()
+                    .filter(|env| inputs::class_name(env).is_none_or(|n| n == name))
+                    .map(|env| ObjectRef::from_obj(&*env))
+                    .collect::<Vec<_>>()
+            })
+            // A Secret changed: environments that read it, and those stalled on a
+            // missing Secret (a class's, in an admin namespace), may now proceed. Only
+            // Secret metadata is watched: the operator caches no Secret data.
             .watches(secrets, watcher::Config::default().any_semantic(), move |secret| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
                 store
                     .state()
                     .into_iter()
-                    .filter(|env| env.namespace() == ns && inputs::secret_names(env).contains(&name))
+                    .filter(|env| {
+                        (env.namespace() == ns && inputs::secret_names(env).contains(&name)) || stalled_on_a_secret(env)
+                    })
                     .map(|env| ObjectRef::from_obj(&*env))
                     .collect::<Vec<_>>()
             });
@@ -108,6 +129,13 @@ impl Reconciler for PreviewContext {
     }
 }
 
+/// Whether the environment waits for a Secret to appear or gain its key.
+fn stalled_on_a_secret(env: &PreviewEnvironment) -> bool {
+    let conditions = env.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    crate::api::conditions::get(conditions, "Stalled")
+        .is_some_and(|c| c.status == "True" && c.reason.starts_with("Secret"))
+}
+
 /// When the environment expires, from its creation time and `spec.ttl`. A ttl
 /// that does not parse is the user's to fix (the schema's pattern should have
 /// refused it): the environment stalls rather than living forever unnoticed.
@@ -121,10 +149,17 @@ fn expires_at(env: &PreviewEnvironment) -> Result<Option<Timestamp>, Error> {
 }
 
 impl PreviewContext {
-    async fn apply(&self, api: &Api<PreviewEnvironment>, env: &PreviewEnvironment) -> Result<Action, Error> {
-        let expiry = match expires_at(env) {
+    /// Deletes `env` when the ttl of `effective` (the spec, or with the class's
+    /// default ttl) has passed; `Some` is what the reconcile returns.
+    async fn expire(
+        &self,
+        api: &Api<PreviewEnvironment>,
+        env: &PreviewEnvironment,
+        effective: &PreviewEnvironment,
+    ) -> Result<Result<Option<Timestamp>, Action>, Error> {
+        let expiry = match expires_at(effective) {
             Ok(expiry) => expiry,
-            Err(Error::Invalid { reason, message }) => return self.stall(api, env, reason, message).await,
+            Err(Error::Invalid { reason, message }) => return Ok(Err(self.stall(api, env, reason, message).await?)),
             Err(e) => return Err(e),
         };
         if let Some(at) = expiry
@@ -133,15 +168,31 @@ impl PreviewContext {
             let note = format!("ttl passed at {at}; deleting");
             publish(&self.ctx, env, EventType::Normal, "Expired", "Expire", note).await;
             api.delete(&env.name_any(), &DeleteParams::default()).await?;
-            return Ok(Action::await_change());
+            return Ok(Err(Action::await_change()));
+        }
+        Ok(Ok(expiry))
+    }
+
+    async fn apply(&self, api: &Api<PreviewEnvironment>, env: &PreviewEnvironment) -> Result<Action, Error> {
+        // The environment's own ttl expires it even when its class no longer resolves.
+        if let Err(done) = self.expire(api, env, env).await? {
+            return Ok(done);
         }
         let inputs = match inputs::load(env, self).await {
             Ok(inputs) => inputs,
             Err(Error::Invalid { reason, message }) => return self.stall(api, env, reason, message).await,
             Err(e) => return Err(e),
         };
-        let mut pass = pass::Pass::new(env, self, &inputs, self.ctx.requeue_interval());
+        let expiry = match self.expire(api, env, &inputs.effective).await? {
+            Ok(expiry) => expiry,
+            Err(done) => return Ok(done),
+        };
+        let mut pass = pass::Pass::new(&inputs.effective, self, &inputs, self.ctx.requeue_interval());
         pass.status.expires_at = expiry.map(Time);
+        if env.status.as_ref().and_then(|s| s.target.as_ref()).is_none() {
+            // Where it acts is on record before anything remote exists (teardown reads it).
+            pass.save().await?;
+        }
         match pass.converge().await {
             Ok(mut next) => {
                 // Come back at expiry at the latest.

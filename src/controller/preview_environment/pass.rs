@@ -80,6 +80,7 @@ impl<'a> Pass<'a> {
         status.observed_generation = env.metadata.generation;
         status.domain = Some(inputs.names.domain.clone());
         status.credentials_secret = Some(inputs.credentials_secret.clone());
+        status.target = Some(inputs.target.clone());
         Self {
             env,
             cluster,

@@ -5,6 +5,9 @@
 //! provably this environment's is deleted: a site with its owner tag, database
 //! names it recorded in status before creating them.
 //!
+//! Teardown acts on the Forge API, organization and server recorded in status
+//! (`status.target`) at the first reconcile, never on what the class says now.
+//!
 //! With `deletionPolicy: Orphan` nothing remote is touched; an Event names what was left.
 
 use kube::runtime::controller::Action;
@@ -44,8 +47,15 @@ pub async fn run(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Acti
     if let Gate::Wait(wait) = pctx.delete_gate(env).await? {
         return Err(Error::Waiting(format!("not deleting yet: {}", wait.message)));
     }
-    let inputs = match inputs::load(env, pctx).await {
-        Ok(i) => i,
+    // Only where the environment recorded acting, with that class's token: a class
+    // changed since (another server, organization) does not redirect the teardown.
+    let (forge, target) = match inputs::for_teardown(env, pctx).await {
+        Ok(Some(found)) => found,
+        // Nothing recorded: the environment never acted on Forge.
+        Ok(None) => {
+            pctx.release_redis(env).await?;
+            return Ok(Action::await_change());
+        }
         // Without a token nothing can be deleted: keep the finalizer and say why.
         Err(Error::Invalid { reason, message }) => {
             pctx.event(env, true, reason, "Delete", format!("cannot tear down yet: {message}")).await;
@@ -53,7 +63,19 @@ pub async fn run(env: &PreviewEnvironment, pctx: &PreviewContext) -> Result<Acti
         }
         Err(e) => return Err(e),
     };
-    tear_down(env, pctx, inputs.forge.as_ref(), inputs.server, &inputs.names).await
+    let names = recorded_names(env).map_err(|e| Error::invalid("InvalidName", e.to_string()))?;
+    tear_down(env, pctx, forge.as_ref(), u64::try_from(target.server_id).unwrap_or(0), &names).await
+}
+
+/// The names the environment acted under, from what its status recorded (the
+/// domain) and what never changes (repository, pull request, project).
+fn recorded_names(env: &PreviewEnvironment) -> Result<Names, crate::logic::preview::NameError> {
+    let mut spec = env.spec.clone();
+    if let Some(domain) = env.status.as_ref().and_then(|s| s.domain.clone()) {
+        spec.domain = Some(domain);
+        spec.domain_template = None;
+    }
+    Names::derive(&spec, Some("unrecorded.invalid"))
 }
 
 /// Removes the remote objects and, once Forge shows none of them, the Redis claim.

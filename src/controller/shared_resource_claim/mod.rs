@@ -183,6 +183,20 @@ async fn apply(
         return stall(api, claim, cctx, invalid.reason(), invalid.to_string()).await;
     }
     let Some(pool) = pool else { return Ok(Action::await_change()) };
+    if let Some(claimants) = &pool.claimants {
+        let ns = claim.namespace().unwrap_or_default();
+        let labels = match &claimants.selector {
+            Some(_) if !claimants.namespaces.contains(&ns) => {
+                let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cctx.ctx.client.clone());
+                namespaces.get_metadata(&ns).await?.metadata.labels.unwrap_or_default()
+            }
+            _ => Default::default(),
+        };
+        if !claimants.allow(&ns, &labels) {
+            let message = format!("spec.pool: pool {pool_name} does not serve claims from namespace {ns}");
+            return stall(api, claim, cctx, "NamespaceNotAllowed", message).await;
+        }
+    }
     // The schema's pattern and CEL rule reject a bad ttl; one stored before they existed is surfaced.
     let ttl = match claim.spec.ttl.as_deref().map(duration::parse).transpose() {
         Ok(ttl) => ttl,

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::api::preview_environment::{PreviewEnvironmentSpec, QueueWorker};
 use crate::logic::dns;
 
+pub mod class;
 mod decide;
 pub mod status;
 
@@ -263,12 +264,12 @@ pub fn plan_workers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::preview_environment::{ForgeTarget, SiteSettings};
+    use crate::api::preview_environment::SiteSettings;
 
     fn spec(project: &str, number: i64) -> PreviewEnvironmentSpec {
         serde_json::from_value(serde_json::json!({
             "repository": "acme/shop", "pullRequest": number, "branch": "feature/Checkout",
-            "project": project, "forge": {"serverId": 1}
+            "project": project
         }))
         .unwrap()
     }
@@ -322,7 +323,6 @@ mod tests {
         assert_eq!(names.site_user(), "forge");
         s.site = SiteSettings { isolated_user: Some("forge".into()), ..SiteSettings::default() };
         assert_eq!(Names::derive(&s, Some("x.dev")), Err(NameError::ReservedUser("forge".into())));
-        let _ = ForgeTarget { server_id: 1, organization: None, token_secret_ref: None };
     }
 
     #[test]

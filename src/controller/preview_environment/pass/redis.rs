@@ -14,7 +14,7 @@ impl Pass<'_> {
             self.status.redis_database = None;
             return Ok(Outcome::Done("no Redis database".into()));
         };
-        let claim = self.cluster.redis_claim(self.env, &settings.pool).await?;
+        let claim = self.cluster.redis_claim(self.env, settings.pool.as_deref().unwrap_or_default()).await?;
         let name = kube::ResourceExt::name_any(&claim);
         self.status.redis_claim = Some(name.clone());
         let status = claim.status.unwrap_or_default();

@@ -87,7 +87,7 @@ impl Pass<'_> {
         let site_type = serde_json::to_value(spec.site.type_).ok().and_then(|v| v.as_str().map(String::from));
         let mut req =
             CreateSite::custom_domain(&self.inputs.names.domain, site_type.unwrap_or_else(|| "laravel".into()));
-        req.web_directory = Some(spec.site.web_directory.clone());
+        req.web_directory = spec.site.web_directory.clone();
         req.php_version = Some(spec.site.php_version.clone());
         req.is_isolated = Some(spec.site.isolated);
         req.isolated_user = self.inputs.names.isolated_user.clone();

@@ -7,11 +7,7 @@ use crate::api::preview_environment::{CloneStrategy, DatabaseSettings};
 
 fn dump_spec() -> PreviewEnvironmentSpec {
     let mut s = spec();
-    s.database = Some(DatabaseSettings {
-        snapshot: Some("shop_snapshot".into()),
-        strategy: CloneStrategy::Dump,
-        admin_credentials_secret_ref: None,
-    });
+    s.database = Some(DatabaseSettings { snapshot: Some("shop_snapshot".into()), strategy: CloneStrategy::Dump });
     s
 }
 

@@ -101,7 +101,7 @@ pub fn spec() -> PreviewEnvironmentSpec {
         "branch": "feature/checkout",
         "headSha": "abc1234",
         "project": "shop",
-        "forge": {"serverId": SERVER},
+        "className": "team-a",
         "database": {"strategy": "empty"},
         "env": [{"name": "MAIL_MAILER", "value": "log"}],
         "workers": [{"name": "default"}, {"name": "mail", "queue": "mail", "processes": 2}],
@@ -182,7 +182,14 @@ impl Harness {
         let dotenv: BTreeMap<String, String> =
             self.env.spec.env.iter().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect();
         Inputs {
+            effective: self.env.clone(),
             names: self.names(),
+            target: crate::api::preview_environment::RecordedTarget {
+                class_name: "team-a".into(),
+                base_url: "http://forge.invalid/api".into(),
+                organization: "acme".into(),
+                server_id: SERVER as i64,
+            },
             server: SERVER,
             forge: self.forge.clone(),
             dotenv,

@@ -158,7 +158,7 @@ async fn an_installing_database_waits_with_database_provisioning_and_holds_the_e
 #[tokio::test]
 async fn a_pending_redis_claim_holds_the_env_file_with_waiting_for_redis() {
     let mut s = spec();
-    s.redis = Some(crate::api::preview_environment::RedisSettings { pool: "redis-main".into() });
+    s.redis = Some(crate::api::preview_environment::RedisSettings { pool: Some("redis-main".into()) });
     let mut h = Harness::new(s);
     for _ in 0..3 {
         h.pass().await.requeue();

@@ -8,7 +8,7 @@ use crate::api::preview_environment::RedisSettings;
 
 fn with_redis() -> PreviewEnvironmentSpec {
     let mut s = spec();
-    s.redis = Some(RedisSettings { pool: "redis-main".into() });
+    s.redis = Some(RedisSettings { pool: Some("redis-main".into()) });
     s
 }
 
