@@ -99,4 +99,54 @@ mod tests {
         assert_eq!(call(&mount, "crm@prod", &key('b'), "1").unwrap_err(), VerifyError::BadSignature);
         assert!(call(&mount, "shop@eu", &key('a'), "2").is_ok());
     }
+
+    /// Grant `a` lets shop@* run orders.sync; grant `p` lets only shop@prod run orders.delete.
+    fn wildcard_and_exact_grants(a: &BridgeSecret, p: &BridgeSecret) -> MountedBridge {
+        let target = Identifier::parse("billing@prod").unwrap();
+        let sa = spec(&["shop@*"]);
+        let mut sp = spec(&["shop@prod"]);
+        sp.commands = vec!["orders.delete".into()];
+        let allowlist = effective_allowlist(&target, [("a", &sa), ("p", &sp)]).allowlist;
+        let mut files = BTreeMap::from([(CONFIG_MAP_KEY.to_string(), allowlist.to_json().into_bytes())]);
+        for (grant, secret) in [("a", a), ("p", p)] {
+            for (k, v) in secret.to_string_data() {
+                files.insert(secret_file(grant, &k), v.into_bytes());
+            }
+        }
+        load(&files)
+    }
+
+    #[test]
+    fn attack_a_wildcard_grants_key_claiming_an_exact_caller_gets_only_its_own_grants_commands() {
+        let (a, p) = (BridgeSecret::initial(key('a'), t0()), BridgeSecret::initial(key('p'), t0()));
+        let mount = wildcard_and_exact_grants(&a, &p);
+        let delete = "/api/v1/bridge/orders.delete";
+        let request = RequestParts { method: "POST", path: delete, body: b"{}" };
+        let claimed = Identifier::parse("shop@prod").unwrap();
+        let forged = signing::sign(&key('a'), None, &claimed, request, T0, "x").unwrap();
+        let err = mount.verify(request, &Headers::from_pairs(forged.to_pairs()), &mut ReplayCache::default(), T0);
+        assert_eq!(err.unwrap_err().kind(), "CommandNotAllowed", "shop@*'s key must not unlock shop@prod's grant");
+        let genuine = signing::sign(&key('p'), None, &claimed, request, T0, "y").unwrap();
+        let ok = mount.verify(request, &Headers::from_pairs(genuine.to_pairs()), &mut ReplayCache::default(), T0);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn attack_a_captured_request_replayed_under_another_tag_is_refused() {
+        let (a, p) = (BridgeSecret::initial(key('a'), t0()), BridgeSecret::initial(key('p'), t0()));
+        let mount = wildcard_and_exact_grants(&a, &p);
+        let request = RequestParts { method: "POST", path: PATH, body: b"{}" };
+        let eu = Identifier::parse("shop@eu").unwrap();
+        let captured = signing::sign(&key('a'), None, &eu, request, T0, "once").unwrap();
+        let mut replay = ReplayCache::default();
+        assert!(mount.verify(request, &Headers::from_pairs(captured.to_pairs()), &mut replay, T0).is_ok());
+        let mut pairs = captured.to_pairs();
+        for (name, value) in &mut pairs {
+            if *name == signing::HEADER_CALLER {
+                *value = "shop@us".into();
+            }
+        }
+        let err = mount.verify(request, &Headers::from_pairs(pairs), &mut replay, T0 + 1).unwrap_err();
+        assert_eq!(err.kind(), "BadSignature", "the caller must be covered by the signature");
+    }
 }
