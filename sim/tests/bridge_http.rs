@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchyard_bridge::allowlist::{Allowlist, CONFIG_MAP_KEY, CallerEntry, FORMAT_VERSION};
+use switchyard_bridge::allowlist::{Allowlist, CONFIG_MAP_KEY, CallerEntry, FORMAT_VERSION, GrantEntry, Protocol};
 use switchyard_bridge::endpoint::secret_file;
 use switchyard_bridge::identifier::{CallerPattern, Identifier};
 use switchyard_bridge::secret::{BridgeSecret, SecretKey};
@@ -24,6 +24,9 @@ fn verifier() -> Verifier {
         let allowed = request.mount.get("allow").map(|c| String::from_utf8_lossy(c).trim().to_string());
         match (caller, allowed) {
             (Some(caller), Some(allowed)) if caller == allowed => Ok(Accepted {
+                protocol: "signed".into(),
+                grant: "g".into(),
+                module: None,
                 caller,
                 command: request.path_and_query.rsplit('/').next().unwrap_or_default().to_string(),
                 key_version: Some(1),
@@ -109,6 +112,16 @@ fn write_mount(dir: &Path) {
         target: Identifier::parse("billing@prod").unwrap(),
         bridge_path: "/api/v1/bridge".into(),
         callers: BTreeMap::from([(CallerPattern::parse("shop@*").unwrap(), entry)]),
+        grants: BTreeMap::from([(
+            "g".to_string(),
+            GrantEntry {
+                protocol: Protocol::Signed,
+                from: [CallerPattern::parse("shop@*").unwrap()].into(),
+                commands: ["invoices.create".into()].into(),
+                modules: None,
+                replay_window_seconds: None,
+            },
+        )]),
         revoked: BTreeMap::new(),
     };
     std::fs::write(dir.join(CONFIG_MAP_KEY), allowlist.to_json()).unwrap();
