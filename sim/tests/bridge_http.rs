@@ -65,7 +65,7 @@ async fn mount_is_read_again_on_every_request_and_outcomes_are_logged() {
     let body: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(
         body,
-        serde_json::json!({"ok": true, "command": "orders.sync?x=1", "caller": "shop@prod", "keyVersion": 1, "echo": "{\"n\":1}"})
+        serde_json::json!({"ok": true, "protocol": "signed", "grant": "g", "module": null, "command": "orders.sync?x=1", "caller": "shop@prod", "keyVersion": 1, "echo": "{\"n\":1}"})
     );
 
     std::fs::write(dir.path().join("allow"), "crm@prod\n").unwrap();
@@ -172,7 +172,7 @@ async fn cli_instance_serves_the_bridge_enforcing_the_mounted_allowlist_and_secr
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"ok": true, "command": "invoices.create", "caller": "shop@eu", "keyVersion": 1, "echo": BODY})
+        json!({"ok": true, "protocol": "signed", "grant": "g", "module": null, "command": "invoices.create", "caller": "shop@eu", "keyVersion": 1, "echo": BODY})
     );
     let (status, body) = send(&client, &url, &allowed).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("Replayed")), "one replay cache for the process: {body}");
