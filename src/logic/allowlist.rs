@@ -98,6 +98,17 @@ pub fn default_config_map_name(target: &Identifier) -> String {
     format!("bridge-allowlist-{}-{}-{hash}", clean(target.code()), clean(target.tag()))
 }
 
+/// `spec.replayWindow` in whole seconds, as published for `razy` grants (`None` for `signed`).
+pub fn replay_window_seconds(spec: &BridgeGrantSpec) -> Result<Option<u64>, String> {
+    if spec.protocol != BridgeProtocol::Razy {
+        return Ok(None);
+    }
+    let Some(text) = &spec.replay_window else {
+        return Ok(Some(switchyard_bridge::razy::DEFAULT_REPLAY_WINDOW_SECS));
+    };
+    Ok(Some(crate::logic::duration::parse(text)?.as_secs()))
+}
+
 /// Computes the effective allowlist of `target` from every grant naming it.
 ///
 /// `grants` is (grant name, spec) for the grants of one target, in any order. Grants
@@ -152,7 +163,7 @@ pub fn effective_allowlist<'a>(
             problems.push(GrantProblem::InvalidModule { grant: name.into(), message });
             continue;
         }
-        let replay_window_seconds = match crate::logic::bridge_grant::replay_window_seconds(spec) {
+        let replay_window_seconds = match replay_window_seconds(spec) {
             Ok(window) => window,
             Err(e) => {
                 problems

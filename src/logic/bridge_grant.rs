@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::bridge_grant::{BridgeGrantSpec, BridgeNetworkPolicy, BridgeProtocol};
+use crate::api::bridge_grant::{BridgeGrantSpec, BridgeNetworkPolicy};
 use crate::logic::allowlist::{self, ANY_COMMAND};
 use crate::logic::bridge_secret::RotationPolicy;
 use crate::logic::identifier::{CallerPattern, Identifier};
@@ -53,7 +53,8 @@ pub fn validate(spec: &BridgeGrantSpec) -> Result<ValidGrant, InvalidGrant> {
     if let Some(bad) = spec.modules.iter().flatten().find(|m| !allowlist::is_valid_module(m)) {
         return Err(invalid("InvalidModule", format!("spec.modules: {bad:?} is not vendor/module")));
     }
-    replay_window_seconds(spec).map_err(|e| invalid("InvalidReplayWindow", format!("spec.replayWindow: {e}")))?;
+    allowlist::replay_window_seconds(spec)
+        .map_err(|e| invalid("InvalidReplayWindow", format!("spec.replayWindow: {e}")))?;
     let policy =
         RotationPolicy::from_spec(&spec.secret).map_err(|e| invalid("InvalidRotation", format!("spec.secret: {e}")))?;
     if policy.interval.is_zero() || policy.overlap >= policy.interval {
@@ -64,17 +65,6 @@ pub fn validate(spec: &BridgeGrantSpec) -> Result<ValidGrant, InvalidGrant> {
     }
     let config_map = spec.allowlist_config_map.clone().unwrap_or_else(|| allowlist::default_config_map_name(&target));
     Ok(ValidGrant { target, policy, config_map })
-}
-
-/// `spec.replayWindow` in whole seconds, as published for `razy` grants (`None` for `signed`).
-pub fn replay_window_seconds(spec: &BridgeGrantSpec) -> Result<Option<u64>, String> {
-    if spec.protocol != BridgeProtocol::Razy {
-        return Ok(None);
-    }
-    let Some(text) = &spec.replay_window else {
-        return Ok(Some(switchyard_bridge::razy::DEFAULT_REPLAY_WINDOW_SECS));
-    };
-    Ok(Some(crate::logic::duration::parse(text)?.as_secs()))
 }
 
 /// Name of the NetworkPolicy of grant `grant`: `<grant>-bridge`, shortened with a
@@ -120,7 +110,7 @@ pub fn requeue_after(next_change: Timestamp, now: Timestamp, max: Duration) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::bridge_grant::SecretRotation;
+    use crate::api::bridge_grant::{BridgeProtocol, SecretRotation};
 
     fn spec() -> BridgeGrantSpec {
         BridgeGrantSpec {
