@@ -166,3 +166,89 @@ pub fn verify_and_authorize<'k>(
     allowlist.authorize_grant(entry, &call.caller, Some(&call.module), &call.command)?;
     Ok(RazyAuthorized { call, grant: grant.into(), key_version })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::allowlist::{FORMAT_VERSION, GrantEntry};
+    use crate::identifier::CallerPattern;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn grant(from: &str, commands: &[&str]) -> GrantEntry {
+        GrantEntry {
+            protocol: Protocol::Razy,
+            from: BTreeSet::from([CallerPattern::parse(from).unwrap()]),
+            commands: commands.iter().map(|c| c.to_string()).collect(),
+            modules: Some(BTreeSet::from(["acme/stock".to_string()])),
+            replay_window_seconds: None,
+        }
+    }
+
+    fn allowlist() -> Allowlist {
+        Allowlist {
+            version: FORMAT_VERSION,
+            target: Identifier::parse("billing@prod").unwrap(),
+            bridge_path: "/api/v1/bridge".into(),
+            callers: BTreeMap::new(),
+            grants: BTreeMap::from([
+                ("any".to_string(), grant("Shop@*", &["getData"])),
+                ("prod".to_string(), grant("Shop@prod", &["deleteAll"])),
+            ]),
+            revoked: BTreeMap::new(),
+        }
+    }
+
+    fn key(fill: char) -> SecretKey {
+        SecretKey::from_text(&fill.to_string().repeat(43)).unwrap()
+    }
+
+    fn check(body: &[u8], signed_by: &SecretKey, replay: &mut ReplayCache) -> Result<RazyAuthorized, VerifyError> {
+        let (any, prod) = (key('a'), key('p'));
+        let headers = Headers::from_pairs([(HEADER_RAZY_SIGNATURE, signature(signed_by, body))]);
+        let keys_of = |g: &str| vec![VerificationKey { version: Some(1), key: if g == "any" { &any } else { &prod } }];
+        verify_and_authorize(body, &headers, &allowlist(), keys_of, replay, T0)
+    }
+
+    #[test]
+    fn the_designs_body_is_built_in_order_and_verified_by_its_grant() {
+        let caller = Identifier::parse("Shop@eu").unwrap();
+        let body = body(&caller, "acme/stock", "getData", r#" {"sku":"A-1"} "#).unwrap();
+        assert_eq!(
+            body,
+            br#"{"caller_dist":"Shop@eu","module":"acme/stock","command":"getData","args":{"sku":"A-1"}}"#
+        );
+        let ok = check(&body, &key('a'), &mut ReplayCache::default()).unwrap();
+        assert_eq!((ok.grant.as_str(), ok.call.command.as_str()), ("any", "getData"));
+    }
+
+    #[test]
+    fn attacks_are_refused() {
+        let prod = Identifier::parse("Shop@prod").unwrap();
+        // The wildcard grant's key claiming Shop@prod does not get Shop@prod's command.
+        let forged = body(&prod, "acme/stock", "deleteAll", "{}").unwrap();
+        let err = check(&forged, &key('a'), &mut ReplayCache::default()).unwrap_err();
+        assert_eq!(err.kind(), "CommandNotAllowed");
+        assert!(check(&forged, &key('p'), &mut ReplayCache::default()).is_ok());
+        // A body changed after signing.
+        let genuine = body(&prod, "acme/stock", "getData", "{}").unwrap();
+        let headers = Headers::from_pairs([(HEADER_RAZY_SIGNATURE, signature(&key('a'), &genuine))]);
+        let changed = body(&Identifier::parse("Shop@eu").unwrap(), "acme/stock", "getData", "{}").unwrap();
+        let (a, p) = (key('a'), key('p'));
+        let keys_of = |g: &str| vec![VerificationKey { version: None, key: if g == "any" { &a } else { &p } }];
+        let err = verify_and_authorize(&changed, &headers, &allowlist(), keys_of, &mut ReplayCache::default(), T0);
+        assert_eq!(err.unwrap_err(), VerifyError::BadSignature);
+        // The same body again within the window.
+        let mut replay = ReplayCache::default();
+        assert!(check(&genuine, &key('a'), &mut replay).is_ok());
+        assert_eq!(check(&genuine, &key('a'), &mut replay).unwrap_err().kind(), "Replayed");
+        // A module the grant does not name.
+        let other = body(&prod, "acme/billing", "getData", "{}").unwrap();
+        assert_eq!(check(&other, &key('a'), &mut ReplayCache::default()).unwrap_err().kind(), "ModuleNotAllowed");
+        // Not the design's body.
+        let err = check(br#"{"caller_dist":"Shop@eu"}"#, &key('a'), &mut ReplayCache::default()).unwrap_err();
+        assert_eq!(err.kind(), "MalformedBody");
+    }
+}
