@@ -182,7 +182,7 @@ fn sign(args: SignArgs) -> Result<ExitCode, String> {
 /// The URL of `command` on the target and the path (with query) that gets signed.
 fn command_url(base: &str, bridge_path: &str, command: &str) -> Result<(reqwest::Url, String), String> {
     if !allowlist::is_valid_command(command) {
-        return Err(format!("--command {command:?} is not a lowercase command name"));
+        return Err(format!("--command {command:?} is not a command name"));
     }
     let mut url = reqwest::Url::parse(base).map_err(|e| format!("--url {base:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {

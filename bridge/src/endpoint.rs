@@ -30,18 +30,41 @@
 //!
 //! Read it again for every request (or whenever it changes): the kubelet rewrites
 //! mounted ConfigMaps and Secrets in place, so rotations and revocations reach the
-//! endpoint without a restart. A caller's signature is checked against the secrets of
-//! the grants whose allowlist entry matches it, and only those: a secret proves which
-//! grant a request comes through, not just that it comes from some grant.
+//! endpoint without a restart. A request is checked against the secrets of the
+//! grants (of its profile) that admit its caller; the grant whose secret verifies it
+//! is the grant it comes through, and only that grant's commands and modules count.
+//! A Secret directory no grant of the allowlist names is never read: a deleted
+//! grant's secret is dead the moment the allowlist drops it.
+//!
+//! [`MountedBridge::verify`] takes both profiles: `POST /__internal/bridge`
+//! ([`crate::razy::RAZY_PATH`]) is `razy`, anything under `bridgePath` is `signed`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use crate::allowlist::{Allowlist, AllowlistParseError, CONFIG_MAP_KEY};
+use crate::allowlist::{Allowlist, AllowlistParseError, CONFIG_MAP_KEY, Protocol};
 use crate::identifier::Identifier;
+use crate::razy::{self, RAZY_PATH};
 use crate::secret::{BridgeSecret, KEY_CURRENT, SecretDataError};
-use crate::signing::{self, Headers, ReplayCache, RequestParts, VerificationKey, Verified, VerifyError};
+use crate::signing::{self, Headers, ReplayCache, RequestParts, VerificationKey, VerifyError};
+
+/// An accepted call, whichever profile it came by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The profile.
+    pub protocol: Protocol,
+    /// The grant whose secret verified it.
+    pub grant: String,
+    /// The authenticated caller.
+    pub caller: Identifier,
+    /// The module, when the call names one.
+    pub module: Option<String>,
+    /// The command.
+    pub command: String,
+    /// Version of the secret that matched, when known.
+    pub key_version: Option<i64>,
+}
 
 /// Directory of the grants' Secrets inside the mount.
 pub const SECRETS_DIR: &str = "secrets";
@@ -94,8 +117,7 @@ impl MountedBridge {
     pub fn load<'a>(get: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Self, MountError> {
         let json = get(CONFIG_MAP_KEY).ok_or(MountError::MissingAllowlist)?;
         let allowlist = Allowlist::from_json(&String::from_utf8_lossy(json))?;
-        let grants: BTreeSet<&str> =
-            allowlist.callers.values().flat_map(|entry| entry.grants.iter().map(String::as_str)).collect();
+        let grants: BTreeSet<&str> = allowlist.grants.keys().map(String::as_str).collect();
         let mut secrets = BTreeMap::new();
         let mut problems = Vec::new();
         for grant in grants {
@@ -118,32 +140,52 @@ impl MountedBridge {
         self.secrets.get(grant)
     }
 
-    /// The secrets valid at `now` for `caller`: those of the grants whose entry matches it.
-    pub fn keys_for(&self, caller: &Identifier, now: Timestamp) -> Vec<VerificationKey<'_>> {
-        let grants: BTreeSet<&str> = self
-            .allowlist
-            .callers
-            .iter()
-            .filter(|(pattern, _)| pattern.matches(caller))
-            .flat_map(|(_, entry)| entry.grants.iter().map(String::as_str))
-            .collect();
-        grants.into_iter().filter_map(|g| self.secrets.get(g)).flat_map(|s| s.valid_keys(now)).collect()
+    /// The secrets of `grant` valid at `now`, current first.
+    pub fn keys_of(&self, grant: &str, now: Timestamp) -> Vec<VerificationKey<'_>> {
+        self.secrets.get(grant).map(|s| s.valid_keys(now)).unwrap_or_default()
+    }
+
+    /// The secrets valid at `now` of the grants of `protocol` that admit `caller`.
+    pub fn keys_for(&self, caller: &Identifier, protocol: Protocol, now: Timestamp) -> Vec<VerificationKey<'_>> {
+        self.allowlist
+            .grants_for(caller, protocol)
+            .into_iter()
+            .flat_map(|(grant, _)| self.keys_of(grant, now))
+            .collect()
     }
 
     /// Authenticates and authorises a request at `now` (unix seconds), recording it in
-    /// `replay` on success. Returns the verified request and the command it runs.
+    /// `replay` on success: `POST /__internal/bridge` as `razy`, else as `signed`.
     pub fn verify(
         &self,
         request: RequestParts<'_>,
         headers: &Headers,
         replay: &mut ReplayCache,
         now: i64,
-    ) -> Result<(Verified, String), VerifyError> {
+    ) -> Result<Accepted, VerifyError> {
         let at = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
-        let verified =
-            signing::verify_and_authorize(request, headers, &self.allowlist, |c| self.keys_for(c, at), replay, now)?;
-        let command = self.allowlist.command_for_path(request.path).unwrap_or_default().to_string();
-        Ok((verified, command))
+        let keys_of = |grant: &str| self.keys_of(grant, at);
+        let path = request.path.split_once('?').map_or(request.path, |(p, _)| p);
+        if path == RAZY_PATH && request.method.eq_ignore_ascii_case("POST") {
+            let ok = razy::verify_and_authorize(request.body, headers, &self.allowlist, keys_of, replay, now)?;
+            return Ok(Accepted {
+                protocol: Protocol::Razy,
+                grant: ok.grant,
+                caller: ok.call.caller,
+                module: Some(ok.call.module),
+                command: ok.call.command,
+                key_version: ok.key_version,
+            });
+        }
+        let ok = signing::verify_and_authorize(request, headers, &self.allowlist, keys_of, replay, now)?;
+        Ok(Accepted {
+            protocol: Protocol::Signed,
+            grant: ok.grant,
+            caller: ok.verified.caller,
+            module: ok.module,
+            command: ok.command,
+            key_version: ok.verified.key_version,
+        })
     }
 }
 

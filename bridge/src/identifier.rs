@@ -1,12 +1,14 @@
 //! Instance identifiers (`code` / `code@tag`) and caller patterns (`code@*`).
 //!
-//! The grammar is the one the BridgeGrant CRD enforces with CEL, so anything the API
-//! server accepted parses here, and the two can never disagree:
+//! The grammar is the cross-distributor design's (distributor codes are written the
+//! way the distributors name themselves, in mixed case), and the one the BridgeGrant
+//! CRD enforces with CEL, so anything the API server accepted parses here:
 //!
-//! - code: `[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?` (1–63 characters);
+//! - code: `[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?` (1–63 characters);
 //! - tag: `[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?` (1–63 characters);
 //! - no tag means the tag `default`;
-//! - a caller pattern may use `*` as the whole tag (`shop@*`: any tag); a target may not.
+//! - a caller pattern may use `*` as the whole tag (`shop@*`: any tag); a target may not;
+//! - comparison is exact: `Shop` and `shop` are two distributors.
 //!
 //! `Display` always prints the canonical `code@tag` form (`shop` prints as
 //! `shop@default`), so equal identifiers have equal strings and parsing what was
@@ -95,7 +97,7 @@ pub enum IdentifierError {
 
 fn allowed(part: Part) -> &'static str {
     match part {
-        Part::Code => "a code may contain lowercase letters, digits, '_' and '-'",
+        Part::Code => "a code may contain letters, digits, '_' and '-'",
         Part::Tag => "a tag may contain letters, digits, '.', '_' and '-'",
     }
 }
@@ -108,7 +110,7 @@ fn check_part(input: &str, part: Part, value: &str) -> Result<(), IdentifierErro
         return Err(IdentifierError::PartialWildcard { input: input.into() });
     }
     let inner_ok = |c: char| match part {
-        Part::Code => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
+        Part::Code => c.is_ascii_alphanumeric() || c == '_' || c == '-',
         Part::Tag => c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-',
     };
     if let Some(found) = value.chars().find(|&c| !inner_ok(c)) {
@@ -292,7 +294,9 @@ mod tests {
 
     #[test]
     fn accepts_every_form_the_crd_accepts() {
-        for ok in ["a", "0", "shop", "my_shop-2", "shop@prod", "shop@Prod.2024_a-b", "a@B", &"x".repeat(63)] {
+        for ok in
+            ["a", "0", "shop", "my_shop-2", "shop@prod", "shop@Prod.2024_a-b", "a@B", "MyShop@EU", &"x".repeat(63)]
+        {
             assert!(Identifier::parse(ok).is_ok(), "{ok:?}");
             assert!(CallerPattern::parse(ok).is_ok(), "{ok:?}");
         }
@@ -322,8 +326,7 @@ mod tests {
             ("@prod", |e| matches!(e, E::EmptyPart { part: Part::Code, .. }), "code is empty"),
             ("shop@", |e| matches!(e, E::EmptyPart { part: Part::Tag, .. }), "tag is empty"),
             ("shop@a@b", |e| matches!(e, E::MultipleAt { .. }), "more than one '@'"),
-            ("Shop", |e| matches!(e, E::InvalidChar { part: Part::Code, found: 'S', .. }), "code contains 'S'"),
-            ("sh.op", |e| matches!(e, E::InvalidChar { part: Part::Code, found: '.', .. }), "lowercase letters"),
+            ("sh.op", |e| matches!(e, E::InvalidChar { part: Part::Code, found: '.', .. }), "letters, digits"),
             ("shop@pr od", |e| matches!(e, E::InvalidChar { part: Part::Tag, found: ' ', .. }), "tag contains ' '"),
             ("shop@prød", |e| matches!(e, E::InvalidChar { part: Part::Tag, found: 'ø', .. }), "tag contains"),
             ("-shop", |e| matches!(e, E::BadEdge { part: Part::Code, .. }), "start and end"),
@@ -364,6 +367,7 @@ mod tests {
         assert!(matches(&pattern("shop"), &id("shop@default")));
         assert!(!matches(&pattern("shop"), &id("shop@prod")));
         assert!(!matches(&pattern("shop@prod"), &id("shop@Prod")), "tags are case-sensitive");
+        assert!(!matches(&pattern("shop@*"), &id("Shop@prod")), "codes are case-sensitive");
         assert!(!matches(&pattern("shop@*"), &id("shop2@prod")));
         assert!(!matches(&pattern("crm@prod"), &id("shop@prod")));
     }

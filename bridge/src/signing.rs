@@ -1,41 +1,46 @@
-//! HMAC-SHA256 signing and verification of bridge requests.
+//! HMAC-SHA256 signing and verification of bridge requests in the `signed` profile,
+//! switchyard's hardened form (the default of a BridgeGrant; `crate::razy` is the
+//! design's `razy` profile).
 //!
-//! # Signed request (`v1`)
+//! # Signed request (`v2`)
 //!
 //! The signature is `hex(HMAC-SHA256(secret, canonical))` where `canonical` is
 //!
 //! ```text
-//! METHOD\nPATH\nTIMESTAMP\nREQUEST-ID\nhex(SHA-256(body))
+//! v2\nMETHOD\nPATH\nTIMESTAMP\nREQUEST-ID\nCALLER\nhex(SHA-256(body))
 //! ```
 //!
-//! - `METHOD` upper-cased (`POST`); `PATH` exactly as sent, query string included;
+//! - `METHOD` upper-cased (`POST`); `PATH` exactly as sent, query string included:
+//!   `<bridgePath>/<command>` or `<bridgePath>/<vendor>/<module>/<command>`;
 //! - `TIMESTAMP` unix seconds (decimal), `REQUEST-ID` a unique id per request;
+//! - `CALLER` the `X-Bridge-Caller` value in canonical `code@tag` form (`shop` → `shop@default`);
 //! - hex is lowercase.
 //!
 //! Headers:
 //!
 //! | header | value |
 //! |---|---|
-//! | `X-Bridge-Caller` | the caller, canonical `code@tag` |
+//! | `X-Bridge-Caller` | the caller, `code@tag` |
 //! | `X-Bridge-Timestamp` | `TIMESTAMP` |
 //! | `X-Bridge-Request-Id` | `REQUEST-ID`: 1–128 of `A-Z a-z 0-9 . _ ~ : -` |
-//! | `X-Bridge-Signature` | `v1=<64 hex digits>` |
+//! | `X-Bridge-Signature` | `v2=<64 hex digits>` (`v1=`, which did not cover the caller, is refused) |
 //! | `X-Bridge-Key-Version` | optional: version of the secret used (a hint only) |
-//! | `X-Razy-Signature` | optional: `hex(HMAC-SHA256(secret, body))`, the older body-only scheme |
-//!
-//! The caller is not inside the HMAC: each grant has its own secret, so the secret
-//! already binds the caller to the grant, and the allowlist check binds it to
-//! commands. The caller is still part of the replay key.
 //!
 //! # Verification
 //!
-//! [`verify_request`] checks, in order: headers present and well-formed, timestamp
-//! within [`TIMESTAMP_TOLERANCE`] of now (either direction, inclusive), the signature
-//! against every still-valid secret in constant time (and `X-Razy-Signature` when
-//! sent), then records (caller, request id) in the [`ReplayCache`] so the same
-//! request is refused a second time. Authorisation by the allowlist is
-//! [`authorize`]; [`verify_and_authorize`] does both. The replay cache is only written
-//! after the signature checks out, so unauthenticated traffic cannot fill it.
+//! [`verify_and_authorize`] checks, in order: headers present and well-formed; some
+//! `signed` grant of the allowlist admits the claimed caller (else `UnknownCaller`, or
+//! `Revoked`); timestamp within [`TIMESTAMP_TOLERANCE`] of now (either direction,
+//! inclusive); the signature against the still-valid secrets of those grants, in
+//! constant time — the grant whose secret matches is the grant the request comes
+//! through; the verified (caller, request id) against the [`ReplayCache`]; then that
+//! grant, and no other, must allow the path's module and command. The caller is
+//! inside the signature, so a `shop@*` grant's secret claiming `shop@prod` signs
+//! `shop@prod` and gets `shop@*`'s commands, never those granted to `shop@prod`
+//! alone; changing the caller of a captured request breaks its signature. The
+//! replay cache is only written after the signature checks out, so unauthenticated
+//! traffic cannot fill it. [`verify_request`] is the authentication alone, for
+//! tools that hold the keys themselves (`switchyard bridge verify`).
 
 // By concern, each file under signing/: the canonical request, its MACs and `sign`
 // (canonical); header names and header sets (headers); verification and
@@ -48,6 +53,7 @@ mod replay;
 mod verify;
 mod verify_error;
 
+pub(crate) use self::canonical::mac as mac_of;
 pub use self::canonical::{
     MAX_REQUEST_ID_LEN, RequestParts, SignError, body_digest, canonical_string, hmac_hex, is_valid_request_id,
     razy_signature, sign,
@@ -57,7 +63,7 @@ pub use self::headers::{
     Headers, SignedHeaders,
 };
 pub use self::replay::{DEFAULT_REPLAY_CAPACITY, ReplayCache, TIMESTAMP_TOLERANCE};
-pub use self::verify::{Verified, authorize, verify_and_authorize, verify_request};
+pub use self::verify::{Authorized, Verified, verify_and_authorize, verify_request};
 pub use self::verify_error::VerifyError;
 // Defined with the key material it points to; re-exported so this path stays.
 pub use crate::secret::VerificationKey;
@@ -122,11 +128,12 @@ mod tests {
         // printf '{"order":42}' | openssl dgst -sha256
         assert_eq!(body_digest(BODY), "54985dc3c12fada7a1b1db53cf23d3cbd4bcbe64e1cef95071e2073e2ceff4ed");
         // printf 'POST\n/api/v1/bridge/orders.sync\n1700000000\nreq-1\n<digest>' | openssl dgst -sha256 -hmac "$KEY"
-        let canonical = canonical_string("post", PATH, T0, "req-1", BODY);
-        assert_eq!(canonical, format!("POST\n{PATH}\n1700000000\nreq-1\n{}", body_digest(BODY)));
+        let canonical = canonical_string("post", PATH, T0, "req-1", &caller(), BODY);
+        assert_eq!(canonical, format!("v2\nPOST\n{PATH}\n1700000000\nreq-1\nshop@prod\n{}", body_digest(BODY)));
+        // printf 'v2\nPOST\n/api/v1/bridge/orders.sync\n1700000000\nreq-1\nshop@prod\n<digest>' | openssl dgst -sha256 -hmac "$KEY"
         assert_eq!(
             hmac_hex(&key(), canonical.as_bytes()),
-            "25098c8d371c27a607d67938b9e7a1dd84816fd416719fe563fc0e0ee87cdd24"
+            "40c727b21387687e520c5d0af6a5fa8b70db09f8bc205de7df4a77a747ffbf49"
         );
         // printf '{"order":42}' | openssl dgst -sha256 -hmac "$KEY"
         assert_eq!(razy_signature(&key(), BODY), "eb8ca6860032da56f136b2ab863d6fc0ecb2e21f0da1b4b77895e6060ba4e910");
@@ -144,12 +151,11 @@ mod tests {
                 "X-Bridge-Request-Id",
                 "X-Bridge-Signature",
                 "X-Bridge-Key-Version",
-                "X-Razy-Signature"
             ]
         );
         assert_eq!(pairs[0].1, "shop@prod");
         assert_eq!(pairs[1].1, "1700000000");
-        assert_eq!(pairs[3].1, "v1=25098c8d371c27a607d67938b9e7a1dd84816fd416719fe563fc0e0ee87cdd24");
+        assert_eq!(pairs[3].1, "v2=40c727b21387687e520c5d0af6a5fa8b70db09f8bc205de7df4a77a747ffbf49");
     }
 
     #[test]
@@ -165,8 +171,7 @@ mod tests {
     fn header_names_are_case_insensitive_and_optional_ones_may_be_absent() {
         let lower: Vec<(String, String)> = signed().into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
         assert!(verify_at(&Headers::from_pairs(lower), BODY, T0).is_ok());
-        let minimal = with(signed(), HEADER_RAZY_SIGNATURE, None);
-        let minimal = with(minimal.0, HEADER_KEY_VERSION, None);
+        let minimal = with(signed(), HEADER_KEY_VERSION, None);
         assert!(verify_at(&minimal, BODY, T0).is_ok());
     }
 
@@ -182,19 +187,19 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused_before_any_crypto() {
-        let sig = "25098c8d371c27a607d67938b9e7a1dd84816fd416719fe563fc0e0ee87cdd24";
+        let sig = "40c727b21387687e520c5d0af6a5fa8b70db09f8bc205de7df4a77a747ffbf49";
         let cases: [(&'static str, String); 11] = [
             (HEADER_CALLER, "shop@*".into()),
-            (HEADER_CALLER, "Shop".into()),
+            (HEADER_CALLER, "sh.op".into()),
             (HEADER_TIMESTAMP, "-1700000000".into()),
             (HEADER_TIMESTAMP, "17e8".into()),
             (HEADER_TIMESTAMP, "99999999999999999999".into()),
             (HEADER_REQUEST_ID, "has space".into()),
             (HEADER_SIGNATURE, sig.into()),
-            (HEADER_SIGNATURE, format!("v2={sig}")),
-            (HEADER_SIGNATURE, format!("v1={}", &sig[..62])),
+            (HEADER_SIGNATURE, format!("v1={sig}")),
+            (HEADER_SIGNATURE, format!("v2={}", &sig[..62])),
             (HEADER_KEY_VERSION, "one".into()),
-            (HEADER_RAZY_SIGNATURE, "zz".into()),
+            (HEADER_SIGNATURE, format!("v3={sig}")),
         ];
         for (name, value) in cases {
             let err = verify_at(&with(signed(), name, Some(&value)), BODY, T0).unwrap_err();
@@ -239,12 +244,9 @@ mod tests {
             VerifyError::BadSignature
         );
         assert_eq!(check(request(BODY), &with(signed(), HEADER_REQUEST_ID, Some("req-2"))), VerifyError::BadSignature);
-        // A v1 signature that checks out does not excuse a wrong body-only signature.
-        let wrong_razy = razy_signature(&key, b"other");
-        assert_eq!(
-            check(request(BODY), &with(signed(), HEADER_RAZY_SIGNATURE, Some(&wrong_razy))),
-            VerifyError::BadSignature
-        );
+        // The caller is signed: another tag, or the same code spelled canonically differently, breaks it.
+        assert_eq!(check(request(BODY), &with(signed(), HEADER_CALLER, Some("shop@eu"))), VerifyError::BadSignature);
+        assert_eq!(check(request(BODY), &with(signed(), HEADER_CALLER, Some("shop"))), VerifyError::BadSignature);
         // Signed with a secret the verifier does not hold.
         let foreign = Headers::from_pairs(signed_with(&other_key(), "req-1"));
         assert_eq!(check(request(BODY), &foreign), VerifyError::BadSignature);
@@ -372,7 +374,7 @@ mod tests {
         let mut errors: Vec<VerifyError> =
             vec![VerifyError::MissingHeader(HEADER_SIGNATURE), VerifyError::ReplayCacheFull { capacity: 1 }];
         for (name, value) in [
-            (HEADER_SIGNATURE, Some("v1=zz")),
+            (HEADER_SIGNATURE, Some("v2=zz")),
             (HEADER_TIMESTAMP, Some("1700000999")),
             (HEADER_REQUEST_ID, Some("other")),
             (HEADER_CALLER, None),

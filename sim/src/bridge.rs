@@ -1,5 +1,7 @@
-//! The bridge endpoint of a platform instance: `ANY <bridgePath>/{command}`, enforcing
-//! the allowlist and secrets mounted into the instance's pod.
+//! The bridge endpoint of a platform instance, enforcing the allowlist and secrets
+//! mounted into the instance's pod, in both profiles: `POST /__internal/bridge` (the
+//! cross-distributor design's `razy` wire: body `{caller_dist, module, command, args}`,
+//! `X-Razy-Signature`) and `ANY <bridgePath>/[<vendor>/<module>/]{command}` (`signed`).
 //!
 //! Like a pod, the simulator sees what the operator produced as files in one
 //! directory ([`BridgeConfig::mount_dir`]) — the allowlist ConfigMap's keys and the
@@ -14,7 +16,7 @@
 //! what `switchyard-sim instance --bridge-mount-dir` and switchyard's BridgeGrant
 //! tests serve; a test of the HTTP side alone can plug in a stand-in.
 //!
-//! Answers: `200 {"ok":true,"command","caller","keyVersion","echo"}` for an accepted
+//! Answers: `200 {"ok":true,"protocol","grant","module","command","caller","keyVersion","echo"}` for an accepted
 //! call, else the verifier's status with `{"error": <kind>, "message"}`.
 //! `GET /_sim/bridge/calls` lists every call with its outcome.
 
@@ -112,6 +114,12 @@ pub struct BridgeRequest<'a> {
 /// An accepted call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
+    /// `signed` or `razy`.
+    pub protocol: String,
+    /// The grant whose secret verified it.
+    pub grant: String,
+    /// The module, when named.
+    pub module: Option<String>,
     /// The authenticated caller, `code@tag`.
     pub caller: String,
     /// The command run.
@@ -153,9 +161,14 @@ pub fn mounted_verifier() -> Verifier {
         let parts = RequestParts { method: request.method, path: request.path_and_query, body: request.body };
         let mut replay = replay.lock().unwrap_or_else(|p| p.into_inner());
         match mount.verify(parts, &headers, &mut replay, request.now) {
-            Ok((verified, command)) => {
-                Ok(Accepted { caller: verified.caller.to_string(), command, key_version: verified.key_version })
-            }
+            Ok(ok) => Ok(Accepted {
+                protocol: ok.protocol.as_str().into(),
+                grant: ok.grant,
+                module: ok.module,
+                caller: ok.caller.to_string(),
+                command: ok.command,
+                key_version: ok.key_version,
+            }),
             Err(e) => Err(Rejected { status: e.http_status(), kind: e.kind().into(), message: e.to_string() }),
         }
     })
@@ -192,7 +205,7 @@ pub struct BridgeCall {
     pub method: String,
     /// Path and query.
     pub path: String,
-    /// The `X-Bridge-Caller` header, as sent.
+    /// The claimed caller, as sent: `X-Bridge-Caller`, or a `razy` body's `caller_dist`.
     pub caller: Option<String>,
     /// HTTP status answered.
     pub status: u16,
@@ -222,12 +235,15 @@ impl BridgeState {
     }
 }
 
-/// The endpoint's routes: `ANY <bridge_path>/{command}` and `GET /_sim/bridge/calls`.
+/// The endpoint's routes: `POST /__internal/bridge`, `ANY <bridge_path>/{command}`,
+/// `ANY <bridge_path>/{vendor}/{module}/{command}` and `GET /_sim/bridge/calls`.
 /// Self-contained (no fallback), so it can be merged into another simulator's router.
 pub fn router(state: Arc<BridgeState>) -> Router {
-    let bridge_path = format!("{}/{{command}}", state.config.bridge_path.trim_end_matches('/'));
+    let prefix = state.config.bridge_path.trim_end_matches('/').to_string();
     Router::new()
-        .route(&bridge_path, any(call))
+        .route(switchyard_bridge::razy::RAZY_PATH, axum::routing::post(call))
+        .route(&format!("{prefix}/{{command}}"), any(call))
+        .route(&format!("{prefix}/{{vendor}}/{{module}}/{{command}}"), any(call))
         .route("/_sim/bridge/calls", get(list_calls).delete(clear_calls))
         .with_state(state)
 }
@@ -246,8 +262,8 @@ async fn call(
     let dir = state.config.mount_dir.clone();
     let mount = match tokio::task::spawn_blocking(move || MountedFiles::read(&dir)).await {
         Ok(Ok(mount)) => mount,
-        Ok(Err(e)) => return refuse(&state, &method, &uri, &headers, unreadable(e.to_string())),
-        Err(e) => return refuse(&state, &method, &uri, &headers, unreadable(e.to_string())),
+        Ok(Err(e)) => return refuse(&state, &method, &uri, &headers, &body, unreadable(e.to_string())),
+        Err(e) => return refuse(&state, &method, &uri, &headers, &body, unreadable(e.to_string())),
     };
     let pairs: Vec<(String, String)> = headers
         .iter()
@@ -264,10 +280,13 @@ async fn call(
     };
     match (state.config.verifier)(&request) {
         Ok(accepted) => {
-            record(&state, &method, &uri, &headers, 200, "ok");
+            record(&state, &method, &uri, &headers, Some(&body), 200, "ok");
             let echo = String::from_utf8_lossy(&body);
             let answer = json!({
                 "ok": true,
+                "protocol": accepted.protocol,
+                "grant": accepted.grant,
+                "module": accepted.module,
                 "command": accepted.command,
                 "caller": accepted.caller,
                 "keyVersion": accepted.key_version,
@@ -275,7 +294,7 @@ async fn call(
             });
             (StatusCode::OK, Json(answer)).into_response()
         }
-        Err(rejected) => refuse(&state, &method, &uri, &headers, rejected),
+        Err(rejected) => refuse(&state, &method, &uri, &headers, &body, rejected),
     }
 }
 
@@ -283,8 +302,15 @@ fn unreadable(message: String) -> Rejected {
     Rejected { status: 503, kind: "MountUnreadable".into(), message }
 }
 
-fn refuse(state: &BridgeState, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, r: Rejected) -> Response {
-    record(state, method, uri, headers, r.status, &r.kind);
+fn refuse(
+    state: &BridgeState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    r: Rejected,
+) -> Response {
+    record(state, method, uri, headers, Some(body), r.status, &r.kind);
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
     (status, Json(json!({ "error": r.kind, "message": r.message }))).into_response()
 }
@@ -294,10 +320,19 @@ fn record(
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
+    body: Option<&[u8]>,
     status: u16,
     outcome: &str,
 ) {
-    let caller = headers.get("x-bridge-caller").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let from_body = || {
+        let value: serde_json::Value = serde_json::from_slice(body?).ok()?;
+        Some(value.get("caller_dist")?.as_str()?.to_string())
+    };
+    let caller = match headers.get("x-bridge-caller").and_then(|v| v.to_str().ok()) {
+        Some(caller) => Some(caller.to_string()),
+        None if uri.path() == switchyard_bridge::razy::RAZY_PATH => from_body(),
+        None => None,
+    };
     state.calls_guard().push(BridgeCall {
         method: method.to_string(),
         path: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()).to_string(),

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchyard_bridge::allowlist::{Allowlist, CONFIG_MAP_KEY, CallerEntry, FORMAT_VERSION};
+use switchyard_bridge::allowlist::{Allowlist, CONFIG_MAP_KEY, CallerEntry, FORMAT_VERSION, GrantEntry, Protocol};
 use switchyard_bridge::endpoint::secret_file;
 use switchyard_bridge::identifier::{CallerPattern, Identifier};
 use switchyard_bridge::secret::{BridgeSecret, SecretKey};
@@ -24,6 +24,9 @@ fn verifier() -> Verifier {
         let allowed = request.mount.get("allow").map(|c| String::from_utf8_lossy(c).trim().to_string());
         match (caller, allowed) {
             (Some(caller), Some(allowed)) if caller == allowed => Ok(Accepted {
+                protocol: "signed".into(),
+                grant: "g".into(),
+                module: None,
                 caller,
                 command: request.path_and_query.rsplit('/').next().unwrap_or_default().to_string(),
                 key_version: Some(1),
@@ -62,7 +65,7 @@ async fn mount_is_read_again_on_every_request_and_outcomes_are_logged() {
     let body: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(
         body,
-        serde_json::json!({"ok": true, "command": "orders.sync?x=1", "caller": "shop@prod", "keyVersion": 1, "echo": "{\"n\":1}"})
+        serde_json::json!({"ok": true, "protocol": "signed", "grant": "g", "module": null, "command": "orders.sync?x=1", "caller": "shop@prod", "keyVersion": 1, "echo": "{\"n\":1}"})
     );
 
     std::fs::write(dir.path().join("allow"), "crm@prod\n").unwrap();
@@ -109,6 +112,16 @@ fn write_mount(dir: &Path) {
         target: Identifier::parse("billing@prod").unwrap(),
         bridge_path: "/api/v1/bridge".into(),
         callers: BTreeMap::from([(CallerPattern::parse("shop@*").unwrap(), entry)]),
+        grants: BTreeMap::from([(
+            "g".to_string(),
+            GrantEntry {
+                protocol: Protocol::Signed,
+                from: [CallerPattern::parse("shop@*").unwrap()].into(),
+                commands: ["invoices.create".into()].into(),
+                modules: None,
+                replay_window_seconds: None,
+            },
+        )]),
         revoked: BTreeMap::new(),
     };
     std::fs::write(dir.join(CONFIG_MAP_KEY), allowlist.to_json()).unwrap();
@@ -159,7 +172,7 @@ async fn cli_instance_serves_the_bridge_enforcing_the_mounted_allowlist_and_secr
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"ok": true, "command": "invoices.create", "caller": "shop@eu", "keyVersion": 1, "echo": BODY})
+        json!({"ok": true, "protocol": "signed", "grant": "g", "module": null, "command": "invoices.create", "caller": "shop@eu", "keyVersion": 1, "echo": BODY})
     );
     let (status, body) = send(&client, &url, &allowed).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("Replayed")), "one replay cache for the process: {body}");

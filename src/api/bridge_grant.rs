@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 /// Permission for callers (`code@tag`, tag may be `*`) to call named bridge commands
 /// of a target instance.
+///
+/// Each grant has its own secret, and a request is authorised by the one grant whose
+/// secret verified it: a caller with several grants signs with the secret of the
+/// grant that allows the command.
 #[skip_serializing_none]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
@@ -28,27 +32,52 @@ use std::collections::BTreeMap;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BridgeGrantSpec {
-    /// The instance being called, `code` or `code@tag` (no wildcard). Immutable.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(@[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?)?$')").message("target must be code or code@tag: lowercase code, tag of letters, digits, '.', '_' or '-', no wildcard"))]
+    /// The instance being called, `code` or `code@tag` (no wildcard; `code` means
+    /// `code@default`; letters may be upper or lower case and are compared exactly). Immutable.
+    #[x_kube(validation = Rule::new("self.matches('^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(@[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?)?$')").message("target must be code or code@tag: code of letters, digits, '_' or '-', tag of letters, digits, '.', '_' or '-', no wildcard"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("target is immutable"))]
     #[schemars(length(min = 1, max = 127))]
     pub target: String,
 
-    /// Callers allowed, `code`, `code@tag` or `code@*` (any tag).
+    /// Callers allowed, `code`, `code@tag` or `code@*` (any tag). In the `razy`
+    /// profile the caller is the body's `caller_dist`; in `signed`, `X-Bridge-Caller`.
     #[schemars(length(min = 1, max = 64), inner(length(max = 127)))]
-    #[x_kube(validation = Rule::new("self.all(x, x.matches('^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(@([a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?|[*]))?$'))").message("each caller must be code, code@tag or code@*; '*' is allowed only as a whole tag"))]
+    #[x_kube(validation = Rule::new("self.all(x, x.matches('^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?(@([a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?|[*]))?$'))").message("each caller must be code, code@tag or code@*; '*' is allowed only as a whole tag"))]
     pub from: Vec<String>,
 
-    /// Bridge commands the callers may run, or `*` for all.
+    /// Bridge commands the callers may run (names such as `getData` or `orders.sync`), or `*` for all.
     #[schemars(length(min = 1, max = 64), inner(length(max = 128)))]
-    #[x_kube(validation = Rule::new("self.all(x, x == '*' || x.matches('^[a-z][a-z0-9_.:-]{0,127}$'))").message("each command must be a lowercase name or '*'"))]
+    #[x_kube(validation = Rule::new("self.all(x, x == '*' || x.matches('^[a-zA-Z][a-zA-Z0-9_.:-]{0,127}$'))").message("each command must be a name of letters, digits, '_', '.', ':' or '-' starting with a letter, or '*'"))]
     pub commands: Vec<String>,
+
+    /// Modules (`vendor/module`) whose commands the callers may run; absent: any
+    /// module, or none. A call naming a module not listed is refused (`ModuleNotAllowed`).
+    #[schemars(length(min = 1, max = 64), inner(length(max = 129)))]
+    #[x_kube(validation = Rule::new("self.all(x, x.matches('^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?/[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?$'))").message("each module must be vendor/module"))]
+    pub modules: Option<Vec<String>>,
+
+    /// The wire the grant's secret signs: `signed` (default, switchyard's hardened
+    /// form: `X-Bridge-*` headers, an HMAC over method, path, timestamp, request id,
+    /// caller and body, replays refused within 5 minutes) or `razy` (the
+    /// cross-distributor design: `POST /__internal/bridge` with body `{caller_dist,
+    /// module, command, args}` and `X-Razy-Signature` = hex HMAC-SHA256 of the raw body;
+    /// no timestamp or nonce, so only byte-identical bodies within `replayWindow` are
+    /// refused). A secret verifies requests of its grant's protocol only.
+    #[serde(default)]
+    pub protocol: BridgeProtocol,
+
+    /// `razy` only: how long a byte-identical body is refused as a replay through this
+    /// grant (also refusing a caller's genuine identical call within it); `0s` turns it off. Default `5m`.
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub replay_window: Option<String>,
 
     /// Shared-secret rotation.
     #[serde(default)]
     pub secret: SecretRotation,
 
-    /// Path of the target's bridge endpoint, published in the allowlist.
+    /// Path prefix of the target's `signed` bridge endpoint, published in the allowlist
+    /// (`<bridgePath>/<command>` or `<bridgePath>/<vendor>/<module>/<command>`). `razy`
+    /// grants use the design's fixed `/__internal/bridge`.
     #[serde(default = "default_bridge_path")]
     #[schemars(regex(pattern = r"^/[^\s]*$"))]
     pub bridge_path: String,
@@ -59,6 +88,17 @@ pub struct BridgeGrantSpec {
 
     /// Optionally, a NetworkPolicy letting the callers' pods reach the target's bridge port.
     pub network_policy: Option<BridgeNetworkPolicy>,
+}
+
+/// The wire a grant's secret signs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeProtocol {
+    /// switchyard's hardened form (`X-Bridge-*` headers, `v2` signature covering the caller).
+    #[default]
+    Signed,
+    /// The cross-distributor design's wire (`POST /__internal/bridge`, `X-Razy-Signature`).
+    Razy,
 }
 
 fn default_bridge_path() -> String {

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 pub use switchyard_bridge::allowlist::*;
 
-use crate::api::bridge_grant::BridgeGrantSpec;
+use crate::api::bridge_grant::{BridgeGrantSpec, BridgeProtocol};
 use crate::logic::identifier::{CallerPattern, DEFAULT_TAG, Identifier, IdentifierError};
 
 /// How long a revocation stays in the `revoked` section of a published allowlist.
@@ -35,8 +35,11 @@ pub enum GrantProblem {
     #[error("grant {grant}: caller {caller:?}: {source}")]
     InvalidCaller { grant: String, caller: String, source: IdentifierError },
     /// A command does not match the CRD's grammar; the whole grant is left out.
-    #[error("grant {grant}: command {command:?} is not a lowercase name or '*'")]
+    #[error("grant {grant}: command {command:?} is not a command name or '*'")]
     InvalidCommand { grant: String, command: String },
+    /// A module is not `vendor/module`, or the replay window does not parse; the whole grant is left out.
+    #[error("grant {grant}: {message}")]
+    InvalidModule { grant: String, message: String },
     /// The grant asks for another bridge path than the one published; its
     /// permissions are still included (the path is where, not who).
     #[error("grant {grant}: bridgePath {found:?} conflicts with {published:?} (from grant {published_by})")]
@@ -50,6 +53,7 @@ impl GrantProblem {
             GrantProblem::WrongTarget { grant, .. }
             | GrantProblem::InvalidCaller { grant, .. }
             | GrantProblem::InvalidCommand { grant, .. }
+            | GrantProblem::InvalidModule { grant, .. }
             | GrantProblem::BridgePathConflict { grant, .. } => grant,
         }
     }
@@ -60,6 +64,7 @@ impl GrantProblem {
             GrantProblem::WrongTarget { .. } => "WrongTarget",
             GrantProblem::InvalidCaller { .. } => "InvalidCaller",
             GrantProblem::InvalidCommand { .. } => "InvalidCommand",
+            GrantProblem::InvalidModule { .. } => "InvalidModule",
             GrantProblem::BridgePathConflict { .. } => "BridgePathConflict",
         }
     }
@@ -81,7 +86,8 @@ pub struct EffectiveAllowlist {
 /// object names, so those get `bridge-allowlist-<code>-<tag>-<hash>`, lower-cased with
 /// `_` turned into `-` and a hash of the exact identifier to keep distinct targets apart.
 pub fn default_config_map_name(target: &Identifier) -> String {
-    let plain = target.tag() == DEFAULT_TAG && !target.code().contains('_');
+    let plain =
+        target.tag() == DEFAULT_TAG && !target.code().contains('_') && !target.code().contains(char::is_uppercase);
     if plain {
         return format!("bridge-allowlist-{}", target.code());
     }
@@ -90,6 +96,17 @@ pub fn default_config_map_name(target: &Identifier) -> String {
     let hash = &hex::encode(digest)[..8];
     // At most 17 + 63 + 1 + 63 + 1 + 8 = 153 characters of [a-z0-9-]: always a valid name.
     format!("bridge-allowlist-{}-{}-{hash}", clean(target.code()), clean(target.tag()))
+}
+
+/// `spec.replayWindow` in whole seconds, as published for `razy` grants (`None` for `signed`).
+pub fn replay_window_seconds(spec: &BridgeGrantSpec) -> Result<Option<u64>, String> {
+    if spec.protocol != BridgeProtocol::Razy {
+        return Ok(None);
+    }
+    let Some(text) = &spec.replay_window else {
+        return Ok(Some(switchyard_bridge::razy::DEFAULT_REPLAY_WINDOW_SECS));
+    };
+    Ok(Some(crate::logic::duration::parse(text)?.as_secs()))
 }
 
 /// Computes the effective allowlist of `target` from every grant naming it.
@@ -106,6 +123,7 @@ pub fn effective_allowlist<'a>(
     grants.sort_by(|a, b| a.0.cmp(b.0));
 
     let mut callers: BTreeMap<CallerPattern, CallerEntry> = BTreeMap::new();
+    let mut entries: BTreeMap<String, GrantEntry> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut published: Option<(&str, &str)> = None;
 
@@ -140,6 +158,19 @@ pub fn effective_allowlist<'a>(
             problems.push(GrantProblem::InvalidCommand { grant: name.into(), command: bad.clone() });
             continue;
         }
+        if let Some(bad) = spec.modules.iter().flatten().find(|m| !is_valid_module(m)) {
+            let message = format!("module {bad:?} is not vendor/module");
+            problems.push(GrantProblem::InvalidModule { grant: name.into(), message });
+            continue;
+        }
+        let replay_window_seconds = match replay_window_seconds(spec) {
+            Ok(window) => window,
+            Err(e) => {
+                problems
+                    .push(GrantProblem::InvalidModule { grant: name.into(), message: format!("replayWindow: {e}") });
+                continue;
+            }
+        };
         match published {
             None => published = Some((name, &spec.bridge_path)),
             Some((by, path)) if path != spec.bridge_path => problems.push(GrantProblem::BridgePathConflict {
@@ -150,6 +181,23 @@ pub fn effective_allowlist<'a>(
             }),
             Some(_) => {}
         }
+        let mut commands: BTreeSet<String> = spec.commands.iter().cloned().collect();
+        if commands.contains(ANY_COMMAND) {
+            commands = BTreeSet::from([ANY_COMMAND.to_string()]);
+        }
+        entries.insert(
+            name.into(),
+            GrantEntry {
+                protocol: match spec.protocol {
+                    BridgeProtocol::Signed => Protocol::Signed,
+                    BridgeProtocol::Razy => Protocol::Razy,
+                },
+                from: patterns.iter().cloned().collect(),
+                commands,
+                modules: spec.modules.as_ref().map(|m| m.iter().cloned().collect()),
+                replay_window_seconds,
+            },
+        );
         for pattern in patterns {
             let entry = callers.entry(pattern).or_default();
             entry.commands.extend(spec.commands.iter().cloned());
@@ -169,6 +217,7 @@ pub fn effective_allowlist<'a>(
             target: target.clone(),
             bridge_path,
             callers,
+            grants: entries,
             revoked: BTreeMap::new(),
         },
         problems,
@@ -247,6 +296,9 @@ mod tests {
             from: from.iter().map(|s| s.to_string()).collect(),
             commands: commands.iter().map(|s| s.to_string()).collect(),
             secret: SecretRotation::default(),
+            modules: None,
+            protocol: Default::default(),
+            replay_window: None,
             bridge_path: "/api/v1/bridge".into(),
             allowlist_config_map: None,
             network_policy: None,
@@ -318,6 +370,10 @@ mod tests {
                 "callers": {
                     "crm@prod": {"commands": ["*"], "grants": ["crm-all"]},
                     "shop@*": {"commands": ["orders.sync"], "grants": ["shop-sync"]}
+                },
+                "grants": {
+                    "crm-all": {"protocol": "signed", "from": ["crm@prod"], "commands": ["*"]},
+                    "shop-sync": {"protocol": "signed", "from": ["shop@*"], "commands": ["orders.sync"]}
                 }
             })
         );
@@ -381,8 +437,8 @@ mod tests {
         let out = compute(&[
             ("good", spec("shop@prod", &["crm@prod"], &["orders.sync"])),
             ("other-target", spec("shop@staging", &["erp"], &["*"])),
-            ("bad-caller", spec("shop@prod", &["erp", "Bad"], &["*"])),
-            ("bad-command", spec("shop@prod", &["erp"], &["Orders"])),
+            ("bad-caller", spec("shop@prod", &["erp", "B.ad"], &["*"])),
+            ("bad-command", spec("shop@prod", &["erp"], &["1Orders"])),
         ]);
         let reasons: Vec<(&str, &str)> = out.problems.iter().map(|p| (p.grant(), p.reason())).collect();
         assert_eq!(

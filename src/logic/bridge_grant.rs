@@ -48,8 +48,13 @@ pub fn validate(spec: &BridgeGrantSpec) -> Result<ValidGrant, InvalidGrant> {
         CallerPattern::parse(caller).map_err(|e| invalid("InvalidCaller", format!("spec.from: {e}")))?;
     }
     if let Some(bad) = spec.commands.iter().find(|c| *c != ANY_COMMAND && !allowlist::is_valid_command(c)) {
-        return Err(invalid("InvalidCommand", format!("spec.commands: {bad:?} is not a lowercase name or '*'")));
+        return Err(invalid("InvalidCommand", format!("spec.commands: {bad:?} is not a command name or '*'")));
     }
+    if let Some(bad) = spec.modules.iter().flatten().find(|m| !allowlist::is_valid_module(m)) {
+        return Err(invalid("InvalidModule", format!("spec.modules: {bad:?} is not vendor/module")));
+    }
+    allowlist::replay_window_seconds(spec)
+        .map_err(|e| invalid("InvalidReplayWindow", format!("spec.replayWindow: {e}")))?;
     let policy =
         RotationPolicy::from_spec(&spec.secret).map_err(|e| invalid("InvalidRotation", format!("spec.secret: {e}")))?;
     if policy.interval.is_zero() || policy.overlap >= policy.interval {
@@ -105,13 +110,16 @@ pub fn requeue_after(next_change: Timestamp, now: Timestamp, max: Duration) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::bridge_grant::SecretRotation;
+    use crate::api::bridge_grant::{BridgeProtocol, SecretRotation};
 
     fn spec() -> BridgeGrantSpec {
         BridgeGrantSpec {
             target: "billing@prod".into(),
             from: vec!["shop@*".into(), "crm@prod".into()],
             commands: vec!["invoices.create".into()],
+            modules: None,
+            protocol: Default::default(),
+            replay_window: None,
             secret: SecretRotation { rotation_interval: "1m".into(), overlap: "20s".into() },
             bridge_path: "/api/v1/bridge".into(),
             allowlist_config_map: None,
@@ -134,10 +142,12 @@ mod tests {
     #[test]
     fn each_invalid_part_has_its_own_reason() {
         type Break = fn(&mut BridgeGrantSpec);
-        let cases: [(Break, &str); 5] = [
+        let cases: [(Break, &str); 7] = [
             (|s| s.target = "billing@*".into(), "InvalidTarget"),
-            (|s| s.from.push("Shop".into()), "InvalidCaller"),
-            (|s| s.commands.push("Invoices".into()), "InvalidCommand"),
+            (|s| s.from.push("Sh.op".into()), "InvalidCaller"),
+            (|s| s.commands.push("1nvoices".into()), "InvalidCommand"),
+            (|s| s.modules = Some(vec!["acme".into()]), "InvalidModule"),
+            (|s| (s.protocol, s.replay_window) = (BridgeProtocol::Razy, Some("soon".into())), "InvalidReplayWindow"),
             (|s| s.secret.overlap = "2m".into(), "InvalidRotation"),
             (|s| s.secret.rotation_interval = "soon".into(), "InvalidRotation"),
         ];

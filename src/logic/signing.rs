@@ -41,6 +41,9 @@ mod tests {
             from: from.iter().map(|s| s.to_string()).collect(),
             commands: commands.iter().map(|s| s.to_string()).collect(),
             secret: SecretRotation::default(),
+            modules: None,
+            protocol: Default::default(),
+            replay_window: None,
             bridge_path: "/api/v1/bridge".into(),
             allowlist_config_map: None,
             network_policy: None,
@@ -53,7 +56,7 @@ mod tests {
         let spec = grant(&["shop@*"], &["orders.sync"]);
         let allowlist = effective_allowlist(&target, [("g", &spec)]).allowlist;
         let key = key();
-        let keys_for = |_: &Identifier| vec![VerificationKey { version: None, key: &key }];
+        let keys_for = |_: &str| vec![VerificationKey { version: None, key: &key }];
         let mut replay = ReplayCache::default();
         let check = |path: &'static str, headers: &Headers, replay: &mut ReplayCache| {
             let request = RequestParts { method: "POST", path, body: BODY };
@@ -89,7 +92,7 @@ mod tests {
             request(BODY),
             &Headers::from_pairs(signed()),
             &after,
-            |_| vec![VerificationKey { version: None, key: &key }],
+            |_: &str| vec![VerificationKey { version: None, key: &key }],
             &mut ReplayCache::default(),
             T0,
         )

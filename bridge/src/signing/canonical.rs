@@ -1,4 +1,4 @@
-//! The `v1` canonical request and the MACs over it, and [`sign`], which turns them
+//! The `v2` canonical request and the MACs over it, and [`sign`], which turns them
 //! into the headers a signer adds.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -43,14 +43,21 @@ pub fn body_digest(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-/// The string the `v1` signature covers.
-pub fn canonical_string(method: &str, path: &str, timestamp: i64, request_id: &str, body: &[u8]) -> String {
-    format!("{}\n{path}\n{timestamp}\n{request_id}\n{}", method.to_ascii_uppercase(), body_digest(body))
+/// The string the `v2` signature covers; `caller` in its canonical `code@tag` form.
+pub fn canonical_string(
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    request_id: &str,
+    caller: &Identifier,
+    body: &[u8],
+) -> String {
+    format!("v2\n{}\n{path}\n{timestamp}\n{request_id}\n{caller}\n{}", method.to_ascii_uppercase(), body_digest(body))
 }
 
 /// The HMAC-SHA256 of `data` under `key`, for [`hmac_hex`] and for verifying a
 /// received signature in constant time (`Mac::verify_slice`).
-pub(super) fn mac(key: &SecretKey, data: &[u8]) -> HmacSha256 {
+pub(crate) fn mac(key: &SecretKey, data: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length, so this cannot fail; the fallback keeps it panic-free.
     let mut mac = HmacSha256::new_from_slice(key.as_bytes()).unwrap_or_else(|_| HmacSha256::new(&Default::default()));
     mac.update(data);
@@ -62,7 +69,7 @@ pub fn hmac_hex(key: &SecretKey, data: &[u8]) -> String {
     hex::encode(mac(key, data).finalize().into_bytes())
 }
 
-/// The body-only `X-Razy-Signature` value: `hex(HMAC-SHA256(key, body))`.
+/// The `razy` profile's `X-Razy-Signature` value: `hex(HMAC-SHA256(key, body))`.
 pub fn razy_signature(key: &SecretKey, body: &[u8]) -> String {
     hmac_hex(key, body)
 }
@@ -99,13 +106,12 @@ pub fn sign(
     if !is_valid_request_id(request_id) {
         return Err(SignError::RequestId(request_id.into()));
     }
-    let canonical = canonical_string(request.method, request.path, timestamp, request_id, request.body);
+    let canonical = canonical_string(request.method, request.path, timestamp, request_id, caller, request.body);
     Ok(SignedHeaders {
         caller: caller.clone(),
         timestamp,
         request_id: request_id.into(),
         signature: format!("{SIGNATURE_PREFIX}{}", hmac_hex(key, canonical.as_bytes())),
         key_version,
-        razy_signature: razy_signature(key, request.body),
     })
 }

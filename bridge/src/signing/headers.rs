@@ -10,15 +10,15 @@ pub const HEADER_CALLER: &str = "X-Bridge-Caller";
 pub const HEADER_TIMESTAMP: &str = "X-Bridge-Timestamp";
 /// Header with the request's unique id.
 pub const HEADER_REQUEST_ID: &str = "X-Bridge-Request-Id";
-/// Header with the `v1=<hex>` signature.
+/// Header with the `v2=<hex>` signature.
 pub const HEADER_SIGNATURE: &str = "X-Bridge-Signature";
 /// Optional header with the version of the secret used.
 pub const HEADER_KEY_VERSION: &str = "X-Bridge-Key-Version";
-/// Optional header with the body-only signature.
+/// The `razy` profile's body-only signature header (`crate::razy`); not part of the `signed` profile.
 pub const HEADER_RAZY_SIGNATURE: &str = "X-Razy-Signature";
 
 /// What an `X-Bridge-Signature` value starts with.
-pub(super) const SIGNATURE_PREFIX: &str = "v1=";
+pub(super) const SIGNATURE_PREFIX: &str = "v2=";
 
 /// The headers a signer adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,12 +29,10 @@ pub struct SignedHeaders {
     pub timestamp: i64,
     /// `X-Bridge-Request-Id`.
     pub request_id: String,
-    /// `X-Bridge-Signature`, including `v1=`.
+    /// `X-Bridge-Signature`, including `v2=`.
     pub signature: String,
     /// `X-Bridge-Key-Version`.
     pub key_version: Option<i64>,
-    /// `X-Razy-Signature`.
-    pub razy_signature: String,
 }
 
 impl SignedHeaders {
@@ -49,7 +47,6 @@ impl SignedHeaders {
         if let Some(version) = self.key_version {
             pairs.push((HEADER_KEY_VERSION, version.to_string()));
         }
-        pairs.push((HEADER_RAZY_SIGNATURE, self.razy_signature.clone()));
         pairs
     }
 }

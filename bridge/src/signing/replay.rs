@@ -14,11 +14,11 @@ pub const TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(300);
 /// Default bound of a [`ReplayCache`].
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-/// Remembers (caller, request id) pairs for as long as a request carrying them could
+/// Remembers (verified caller, request id) pairs for as long as a request carrying them could
 /// still pass the timestamp check, so each signed request is accepted once.
 ///
-/// Entries are keyed by the request's own timestamp and forgotten once
-/// `now - timestamp > tolerance`: after that a replay is refused as stale anyway.
+/// Entries are kept until the request's own timestamp plus the tolerance and then
+/// forgotten: after that a replay is refused as stale anyway.
 /// At most `capacity` entries are kept; when full, new requests are refused
 /// ([`VerifyError::ReplayCacheFull`]) rather than forgetting entries early. Pure:
 /// the time is always passed in.
@@ -54,9 +54,8 @@ impl ReplayCache {
 
     /// Forgets requests whose timestamp is outside the window at `now`.
     pub fn prune(&mut self, now: i64) {
-        let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
         while let Some(first) = self.by_time.first() {
-            if now.saturating_sub(first.0) <= tolerance {
+            if now <= first.0 {
                 break;
             }
             if let Some((_, caller, id)) = self.by_time.pop_first() {
@@ -65,7 +64,8 @@ impl ReplayCache {
         }
     }
 
-    /// Refuses a pair already seen, otherwise remembers it.
+    /// Refuses a (verified caller, request id) pair already seen, otherwise remembers
+    /// it until the request's timestamp leaves the tolerance window.
     pub fn check_and_insert(
         &mut self,
         caller: &Identifier,
@@ -73,15 +73,22 @@ impl ReplayCache {
         timestamp: i64,
         now: i64,
     ) -> Result<(), VerifyError> {
+        let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
+        self.remember(caller.to_string(), request_id.to_string(), timestamp.saturating_add(tolerance), now)
+    }
+
+    /// Refuses a (scope, id) pair already seen, otherwise remembers it until `forget_after`
+    /// (unix seconds, inclusive). The `razy` profile's digests go through here.
+    pub fn remember(&mut self, scope: String, id: String, forget_after: i64, now: i64) -> Result<(), VerifyError> {
         self.prune(now);
-        let key = (caller.to_string(), request_id.to_string());
+        let key = (scope, id);
         if self.seen.contains(&key) {
             return Err(VerifyError::Replayed { caller: key.0, request_id: key.1 });
         }
         if self.seen.len() >= self.capacity {
             return Err(VerifyError::ReplayCacheFull { capacity: self.capacity });
         }
-        self.by_time.insert((timestamp, key.0.clone(), key.1.clone()));
+        self.by_time.insert((forget_after, key.0.clone(), key.1.clone()));
         self.seen.insert(key);
         Ok(())
     }

@@ -30,6 +30,12 @@ pub enum VerifyError {
     /// The caller may not run this command (or the path names no valid command).
     #[error("{0}")]
     CommandNotAllowed(DenyReason),
+    /// The grant that verified the request does not allow this module.
+    #[error("{0}")]
+    ModuleNotAllowed(DenyReason),
+    /// A `razy` body that is not the design's `{caller_dist, module, command, args}`.
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
     /// The caller was allowed this command until its grant was deleted or narrowed.
     #[error("{0}")]
     Revoked(DenyReason),
@@ -47,6 +53,8 @@ impl VerifyError {
             VerifyError::ReplayCacheFull { .. } => "ReplayCacheFull",
             VerifyError::UnknownCaller(_) => "UnknownCaller",
             VerifyError::CommandNotAllowed(_) => "CommandNotAllowed",
+            VerifyError::ModuleNotAllowed(_) => "ModuleNotAllowed",
+            VerifyError::MalformedBody(_) => "MalformedBody",
             VerifyError::Revoked(_) => "Revoked",
         }
     }
@@ -54,9 +62,12 @@ impl VerifyError {
     /// The HTTP status a bridge endpoint should answer with.
     pub fn http_status(&self) -> u16 {
         match self {
-            VerifyError::MissingHeader(_) | VerifyError::MalformedHeader { .. } => 400,
+            VerifyError::MissingHeader(_) | VerifyError::MalformedHeader { .. } | VerifyError::MalformedBody(_) => 400,
             VerifyError::StaleTimestamp { .. } | VerifyError::BadSignature | VerifyError::Replayed { .. } => 401,
-            VerifyError::UnknownCaller(_) | VerifyError::CommandNotAllowed(_) | VerifyError::Revoked(_) => 403,
+            VerifyError::UnknownCaller(_)
+            | VerifyError::CommandNotAllowed(_)
+            | VerifyError::ModuleNotAllowed(_)
+            | VerifyError::Revoked(_) => 403,
             VerifyError::ReplayCacheFull { .. } => 503,
         }
     }
@@ -67,6 +78,7 @@ impl From<allowlist::Denied> for VerifyError {
         match denied.reason {
             reason @ DenyReason::UnknownCaller { .. } => VerifyError::UnknownCaller(reason),
             reason @ DenyReason::Revoked { .. } => VerifyError::Revoked(reason),
+            reason @ DenyReason::ModuleNotAllowed { .. } => VerifyError::ModuleNotAllowed(reason),
             reason => VerifyError::CommandNotAllowed(reason),
         }
     }
