@@ -10,6 +10,7 @@ mod http;
 pub mod lifecycle;
 pub mod model;
 pub mod mysql;
+pub mod pagination;
 pub mod ratelimit;
 pub mod render;
 pub mod validation;

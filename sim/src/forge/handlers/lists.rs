@@ -3,7 +3,8 @@
 
 use crate::forge::api::{Api, ApiResult, ok};
 use crate::forge::model::ApiError;
-use crate::forge::render::{self, Rendered, list_document, paginate};
+use crate::forge::pagination::{self, list_document, paginate};
+use crate::forge::render::Rendered;
 use chrono::SecondsFormat;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -79,7 +80,7 @@ pub(super) fn page_of<T>(
     render: impl Fn(&T) -> Rendered,
 ) -> ApiResult {
     let page = paginate(items, |i| id_of(i), &api.query)?;
-    let rendered = render::PageSlice {
+    let rendered = pagination::PageSlice {
         items: page.items.into_iter().map(render).collect(),
         per_page: page.per_page,
         next_cursor: page.next_cursor,
