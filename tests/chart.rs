@@ -2,10 +2,8 @@
 //! real apiserver.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use switchyard_testenv::ControlPlane;
-use tokio::io::AsyncWriteExt;
 
 fn chart_dir() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/switchyard").display().to_string()
@@ -41,18 +39,7 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
         assert!(manifests.contains(&format!("kind: {kind}\n")), "chart renders no {kind}");
     }
 
-    let mut apply = cp
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = apply.stdin.take().expect("stdin");
-    stdin.write_all(manifests.as_bytes()).await.expect("write manifests");
-    drop(stdin);
-    let out = apply.wait_with_output().await.expect("kubectl finishes");
+    let out = cp.apply_manifests(manifests.as_bytes(), &["--dry-run=server"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "apply failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("deployment.apps/switchyard serverside-applied (server dry run)"), "{stdout}");

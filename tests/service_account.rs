@@ -6,8 +6,6 @@
 mod preview_support;
 mod support;
 
-use std::process::Stdio;
-
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -16,7 +14,6 @@ use preview_support::{TIMEOUT, World};
 use serde_json::json;
 use switchyard::api::BridgeGrant;
 use switchyard_testenv::wait_for;
-use tokio::io::AsyncWriteExt;
 
 async fn apply_chart_rbac(world: &World) {
     let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/switchyard");
@@ -30,19 +27,7 @@ async fn apply_chart_rbac(world: &World) {
         .await
         .expect("helm runs");
     assert!(rendered.status.success(), "helm: {}", String::from_utf8_lossy(&rendered.stderr));
-    let mut apply = world
-        .cp
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    let mut stdin = apply.stdin.take().unwrap();
-    stdin.write_all(&rendered.stdout).await.unwrap();
-    drop(stdin);
-    let out = apply.wait_with_output().await.unwrap();
+    let out = world.cp.apply_manifests(&rendered.stdout, &[]).await;
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -5,7 +5,6 @@
 //! that admission would refuse (to see the operator stall them).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -13,7 +12,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use switchyard::api::{PreviewClass, PreviewEnvironment};
 use switchyard_testenv::{ControlPlane, wait_for};
-use tokio::io::AsyncWriteExt;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -29,18 +27,7 @@ async fn install_chart_parts(cp: &ControlPlane) {
         .await
         .expect("helm runs");
     assert!(rendered.status.success(), "helm template: {}", String::from_utf8_lossy(&rendered.stderr));
-    let mut apply = cp
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = apply.stdin.take().expect("stdin");
-    stdin.write_all(&rendered.stdout).await.expect("write");
-    drop(stdin);
-    let out = apply.wait_with_output().await.expect("kubectl finishes");
+    let out = cp.apply_manifests(&rendered.stdout, &[]).await;
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
 }
 

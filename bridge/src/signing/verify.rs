@@ -53,6 +53,13 @@ struct Parsed<'h> {
     version_hint: Option<i64>,
 }
 
+impl Parsed<'_> {
+    /// The string the sender signed, for this request with these headers.
+    fn canonical(&self, request: &RequestParts<'_>) -> String {
+        canonical_string(request.method, request.path, self.timestamp, self.request_id, &self.caller, request.body)
+    }
+}
+
 fn parse(headers: &Headers) -> Result<Parsed<'_>, VerifyError> {
     let caller_text = headers.require(HEADER_CALLER)?;
     let timestamp_text = headers.require(HEADER_TIMESTAMP)?;
@@ -122,14 +129,7 @@ pub fn verify_request(
 ) -> Result<Verified, VerifyError> {
     let parsed = parse(headers)?;
     check_fresh(parsed.timestamp, now)?;
-    let canonical = canonical_string(
-        request.method,
-        request.path,
-        parsed.timestamp,
-        parsed.request_id,
-        &parsed.caller,
-        request.body,
-    );
+    let canonical = parsed.canonical(&request);
     let matched =
         matching(keys, parsed.version_hint, &canonical, &parsed.signature).ok_or(VerifyError::BadSignature)?;
     replay.check_and_insert(&parsed.caller, parsed.request_id, parsed.timestamp, now)?;
@@ -163,14 +163,7 @@ pub fn verify_and_authorize<'k>(
         return Err(allowlist.unknown_caller(&parsed.caller, command).into());
     }
     check_fresh(parsed.timestamp, now)?;
-    let canonical = canonical_string(
-        request.method,
-        request.path,
-        parsed.timestamp,
-        parsed.request_id,
-        &parsed.caller,
-        request.body,
-    );
+    let canonical = parsed.canonical(&request);
     let (grant, key_version) = candidates
         .into_iter()
         .find_map(|grant| {

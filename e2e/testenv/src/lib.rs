@@ -275,6 +275,26 @@ impl ControlPlane {
         cmd
     }
 
+    /// `kubectl apply --server-side --force-conflicts [extra…] -f -` of `manifests`: the
+    /// command's output, whether it succeeded or not (callers assert on it).
+    pub async fn apply_manifests(&self, manifests: &[u8], extra: &[&str]) -> std::process::Output {
+        use tokio::io::AsyncWriteExt;
+        let mut apply = self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts"])
+            .args(extra)
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let mut stdin = apply.stdin.take().expect("kubectl stdin");
+        stdin.write_all(manifests).await.expect("write manifests");
+        drop(stdin);
+        apply.wait_with_output().await.expect("kubectl finishes")
+    }
+
     /// `helm` with `KUBECONFIG` pointing at this control plane and its cache/config/data dirs
     /// inside the temp dir (killed when dropped).
     pub fn helm(&self) -> tokio::process::Command {
