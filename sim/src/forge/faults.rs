@@ -169,7 +169,13 @@ impl FaultSet {
     /// Decide the transport-level faults for one request. `roll` yields uniform [0,1).
     pub fn plan(&mut self, method: &str, route: &str, path: &str, roll: &mut dyn FnMut() -> f64) -> Plan {
         let mut plan = Plan::default();
-        for i in 0..self.faults.len() {
+        // Faults before processing are decided first: one that fires means the request is
+        // never processed, so no after-processing fault may be used up on it.
+        let order: Vec<usize> = (0..self.faults.len())
+            .filter(|&i| !self.faults[i].0.after_processing)
+            .chain((0..self.faults.len()).filter(|&i| self.faults[i].0.after_processing))
+            .collect();
+        for i in order {
             let spec = &self.faults[i].0;
             if spec.is_outcome_fault() || !spec.matches(method, route, path) {
                 continue;
@@ -245,6 +251,17 @@ mod tests {
         assert!(set.plan("post", "/x", "/x", &mut roll).before.is_some());
         assert!(set.plan("POST", "/x", "/x", &mut roll).before.is_none());
         assert!(set.list().is_empty());
+    }
+
+    #[test]
+    fn a_fault_before_processing_never_uses_up_one_after_it() {
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::new(FaultAction::Hang { ms: None }).after_processing().times(1));
+        set.add(FaultSpec::new(FaultAction::Status { status: 503, body: None, retry_after: None }).times(1));
+        let first = set.plan("POST", "/x", "/x", &mut || 0.0);
+        assert!(first.before.is_some() && first.after.is_none());
+        let second = set.plan("POST", "/x", "/x", &mut || 0.0);
+        assert_eq!(second.after, Some(FaultAction::Hang { ms: None }), "the after fault is still there");
     }
 
     #[test]
