@@ -104,6 +104,8 @@ fn pagination_links(doc: &mut Value) -> Vec<&mut Value> {
 /// The loaded document with the exceptions applied.
 pub struct Spec {
     doc: Value,
+    /// Compiled validators by schema text: most exchanges share a handful of schemas.
+    validators: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
 }
 
 /// An operation of the document: its method and path template.
@@ -141,7 +143,7 @@ impl Spec {
                 Exception::Status { .. } => {}
             }
         }
-        Spec { doc }
+        Spec { doc, validators: Default::default() }
     }
 
     /// The operation a request path (below the API base) is, literal segments preferred.
@@ -252,12 +254,18 @@ impl Spec {
     pub fn schema_errors(&self, schema: &Value, instance: &Value) -> Vec<String> {
         // The document is the root resource, so `#/components/...` references resolve; its own
         // keys (`openapi`, `paths`, ...) are not JSON Schema keywords and are ignored.
-        let mut root = self.doc.clone();
-        root.as_object_mut().expect("document is an object").insert("allOf".into(), json!([schema]));
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .build(&root)
-            .unwrap_or_else(|e| panic!("schema compiles: {e}"));
+        let validator = self.validator(schema);
         validator.iter_errors(instance).map(|e| format!("at `{}`: {e}", e.instance_path())).collect()
+    }
+
+    fn validator(&self, schema: &Value) -> std::sync::Arc<jsonschema::Validator> {
+        let mut cache = self.validators.lock().expect("validator cache");
+        let entry = cache.entry(schema.to_string()).or_insert_with(|| {
+            let mut root = self.doc.clone();
+            root.as_object_mut().expect("document is an object").insert("allOf".into(), json!([schema]));
+            let built = jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&root);
+            std::sync::Arc::new(built.unwrap_or_else(|e| panic!("schema compiles: {e}")))
+        });
+        entry.clone()
     }
 }

@@ -102,7 +102,6 @@ impl FromRequestParts<Sim> for Api {
             ctx: super::render::Ctx {
                 base: format!("{origin}/api"),
                 now: Utc::now(),
-                delay: sim.config.async_delay,
                 timing: sim.config.step_timing(),
             },
             method: parts.method.to_string(),

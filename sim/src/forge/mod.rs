@@ -150,7 +150,7 @@ impl Shared {
     /// The world, with finished deletions already applied for `now`.
     pub fn world(&self, now: DateTime<Utc>) -> MutexGuard<'_, World> {
         let mut w = lock(&self.world);
-        w.settle(now, self.config.async_delay);
+        w.settle(now, self.config.step_timing().step);
         w
     }
 

@@ -6,14 +6,12 @@ use super::model::*;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::Duration;
 
-/// Rendering context: where links point, the clock and the async delay.
+/// Rendering context: where links point, the clock and the step durations.
 pub struct Ctx {
     pub base: String,
     pub now: DateTime<Utc>,
-    pub delay: Duration,
-    /// Per-kind step durations (sites, repositories, certificates, deployments).
+    /// Step durations: `step` for everything without its own.
     pub timing: lc::Timing,
 }
 
@@ -307,7 +305,7 @@ impl Ctx {
             d.id,
             json!({
                 "name": d.name, "type": if d.primary { "primary" } else { "alias" },
-                "status": lc::domain_status(d.created_at, d.deleted_at, self.now, self.delay),
+                "status": lc::domain_status(d.created_at, d.deleted_at, self.now, self.timing.step),
                 "www_redirect_type": d.www_redirect_type, "allow_wildcard_subdomains": d.allow_wildcard_subdomains,
                 "created_at": ts(d.created_at), "updated_at": ts(d.updated_at)
             }),
@@ -337,7 +335,7 @@ impl Ctx {
         resource(
             "databases",
             d.id,
-            json!({"name": d.name, "status": lc::install_status(d.created_at, d.deleted_at, self.now, self.delay),
+            json!({"name": d.name, "status": lc::install_status(d.created_at, d.deleted_at, self.now, self.timing.step),
                    "created_at": ts(d.created_at), "updated_at": ts(d.created_at)}),
             Some(format!("{}/database/schemas/{}", self.server_url(w, d.server_id), d.id)),
         )
@@ -347,15 +345,17 @@ impl Ctx {
         resource(
             "databaseUsers",
             u.id,
-            json!({"name": u.name, "status": lc::database_user_status(u.created_at, u.updated_at, u.deleted_at, self.now, self.delay),
+            json!({"name": u.name, "status": lc::database_user_status(u.created_at, u.updated_at, u.deleted_at, self.now, self.timing.step),
                    "created_at": ts(u.created_at), "updated_at": ts(u.updated_at.unwrap_or(u.created_at))}),
             Some(format!("{}/database/users/{}", self.server_url(w, u.server_id), u.id)),
         )
     }
 
     pub fn background_process(&self, p: &BackgroundProcess) -> Value {
-        let mut status = lc::install_status(p.created_at, p.deleted_at, self.now, self.delay);
-        if status == "installed" && p.updated_at.is_some_and(|u| lc::steps_elapsed(u, self.now, self.delay, 1) == 0) {
+        let mut status = lc::install_status(p.created_at, p.deleted_at, self.now, self.timing.step);
+        if status == "installed"
+            && p.updated_at.is_some_and(|u| lc::steps_elapsed(u, self.now, self.timing.step, 1) == 0)
+        {
             status = "restarting";
         }
         // R2 #26: no name, site_id or updated_at in the resource.
@@ -376,7 +376,7 @@ impl Ctx {
         resource(
             "scheduledJobs",
             j.id,
-            json!({"name": j.name, "command": j.command, "status": lc::install_status(j.created_at, j.deleted_at, self.now, self.delay),
+            json!({"name": j.name, "command": j.command, "status": lc::install_status(j.created_at, j.deleted_at, self.now, self.timing.step),
                    "user": j.user, "frequency": j.frequency, "cron": j.cron,
                    // The document requires a time; the start of the next minute stands in for the cron's next run.
                    "next_run_time": ts(self.now + chrono::Duration::seconds(60 - self.now.timestamp() % 60)),
@@ -386,7 +386,7 @@ impl Ctx {
     }
 
     pub fn command(&self, w: &World, c: &SiteCommand) -> Value {
-        let status = lc::command_status(c.created_at, c.fails, self.now, self.delay);
+        let status = lc::command_status(c.created_at, c.fails, self.now, self.timing.step);
         let done = matches!(status, "finished" | "failed");
         let mut v = resource(
             "commands",
@@ -404,7 +404,7 @@ impl Ctx {
     }
 
     pub fn command_output(&self, w: &World, c: &SiteCommand) -> Value {
-        let status = lc::command_status(c.created_at, c.fails, self.now, self.delay);
+        let status = lc::command_status(c.created_at, c.fails, self.now, self.timing.step);
         let output = match status {
             "finished" => format!("$ {}\nDone.\n", c.command),
             "failed" => format!("$ {}\nexit status 1\n", c.command),

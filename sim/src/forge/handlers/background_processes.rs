@@ -50,7 +50,7 @@ pub(super) async fn process_action(api: Api, body: Bytes) -> ApiResult {
         api.id("process")?,
         &body_map(&body),
         api.ctx.now,
-        api.ctx.delay,
+        api.ctx.timing.step,
     )?;
     accepted_empty()
 }

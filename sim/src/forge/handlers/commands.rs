@@ -15,7 +15,7 @@ pub(super) async fn run_command(api: Api, body: Bytes) -> ApiResult {
 pub(super) async fn list_commands(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let site = w.site(api.org(), Some(api.id("server")?), api.id("site")?)?.id;
-    let (now, delay) = (api.ctx.now, api.ctx.delay);
+    let (now, delay) = (api.ctx.now, api.ctx.timing.step);
     let items: Vec<_> = w.commands.values().filter(|c| c.site_id == site).collect();
     let mut items = filter(items, &api.query, &["user_id", "status", "command"], |c, f| {
         Some(match f {

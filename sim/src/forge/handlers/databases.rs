@@ -14,7 +14,7 @@ fn mysql_failed(e: crate::forge::mysql::MysqlError) -> ApiError {
 pub(super) async fn list_databases(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let server = w.server(api.org(), api.id("server")?)?.id;
-    let (now, delay) = (api.ctx.now, api.ctx.delay);
+    let (now, delay) = (api.ctx.now, api.ctx.timing.step);
     let items: Vec<_> = w.databases.values().filter(|d| d.server_id == server).collect();
     let mut items = filter(items, &api.query, &["name", "status"], |d, f| {
         Some(if f == "name" {
@@ -84,7 +84,7 @@ pub(super) async fn sync_databases(api: Api) -> ApiResult {
 pub(super) async fn list_database_users(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let server = w.server(api.org(), api.id("server")?)?.id;
-    let (now, delay) = (api.ctx.now, api.ctx.delay);
+    let (now, delay) = (api.ctx.now, api.ctx.timing.step);
     let items: Vec<_> = w.database_users.values().filter(|u| u.server_id == server).collect();
     let mut items = filter(items, &api.query, &["name", "status"], |u, f| {
         Some(if f == "name" {

@@ -8,7 +8,7 @@ pub(super) async fn list_domains(api: Api) -> ApiResult {
     let w = api.sim.world(api.ctx.now);
     let site = w.site(api.org(), Some(api.id("server")?), api.id("site")?)?.id;
     let now = api.ctx.now;
-    let delay = api.ctx.delay;
+    let delay = api.ctx.timing.step;
     let items: Vec<_> = w.domains.values().filter(|d| d.site_id == site).collect();
     let mut items = filter(items, &api.query, &["status", "type", "name"], |d, f| match f {
         "status" => Some(crate::forge::lifecycle::domain_status(d.created_at, d.deleted_at, now, delay).to_string()),

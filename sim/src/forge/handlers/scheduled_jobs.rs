@@ -17,7 +17,7 @@ pub(super) async fn list_jobs(api: Api) -> ApiResult {
     if let Some(s) = site {
         w.site(api.org(), Some(server), s)?;
     }
-    let (now, delay) = (api.ctx.now, api.ctx.delay);
+    let (now, delay) = (api.ctx.now, api.ctx.timing.step);
     let items: Vec<_> = w.scheduled_jobs.values().filter(|j| j.server_id == server && j.site_id == site).collect();
     let mut items = filter(items, &api.query, &["status", "user"], |j, f| {
         Some(if f == "user" {
